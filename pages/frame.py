@@ -1,0 +1,43 @@
+"""The frame every page shares, and the browser identity it rests on."""
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from nicegui import app, run, ui
+
+from services.container import Services
+from services.errors import AppError
+from services.models import User
+
+
+async def signed_in_user(services: Services) -> User | None:
+    """The user this browser is signed in as, or None (unknown id, or the user no longer exists)."""
+    user_id = app.storage.user.get('user_id')
+    if not user_id:
+        return None
+    try:
+        return await run.io_bound(services.users.get, uuid.UUID(user_id))
+    except (AppError, ValueError):
+        app.storage.user.pop('user_id', None)
+        return None
+
+
+@contextmanager
+def frame(title: str, user: User | None = None) -> Iterator[None]:
+    ui.add_head_html('<link rel="stylesheet" href="/assets/app.css">')
+    ui.page_title(f'{title} · Voice Recorder')
+    with ui.header().classes('vr-header items-center justify-between'):
+        ui.link('Voice Recorder', '/records' if user else '/onboard').classes('vr-brand')
+        if user:
+            with ui.row().classes('items-center gap-4'):
+                ui.link('Record', '/recorder').classes('vr-nav').mark('nav-recorder')
+                ui.link('Recordings', '/records').classes('vr-nav').mark('nav-records')
+                ui.label(user.name).classes('vr-user-name').mark('user-name')
+    with ui.column().classes('vr-page w-full'):
+        ui.label(title).classes('text-h5 vr-title')
+        yield
+
+
+def notify_error(error: AppError) -> None:
+    ui.notify(error.message[:1].upper() + error.message[1:], type='negative')

@@ -1,0 +1,1 @@
+"""Domain services of Voice Recorder: no NiceGUI page code lives here."""

@@ -1,0 +1,42 @@
+"""All settings in one typed object, read from `VR_*` environment variables and an optional `.env` file."""
+
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix='VR_', env_file='.env', extra='ignore')
+
+    host: str = '127.0.0.1'
+    port: int = 8080
+    data_dir: Path = Path('data')
+    database_url: str | None = Field(default=None, description='SQLAlchemy URL; default: SQLite in the data dir')
+    storage: Literal['local', 's3'] = 'local'
+    secret: str | None = Field(default=None, description='signs browser storage, tokens and audio URLs')
+    max_chunk_bytes: int = Field(default=512 * 1024, gt=0, le=900 * 1024)
+    audio_url_expiry_s: int = Field(default=3600, gt=0)
+    recorder_reconnect_timeout_s: float = Field(default=90.0, gt=0)
+    chunk_timeslice_ms: int = Field(default=1000, ge=100, le=10_000)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f'sqlite:///{(self.data_dir / "voice-recorder.db").resolve()}'
+
+    @property
+    def local_storage_dir(self) -> Path:
+        return self.data_dir / 'audio'
+
+    def resolved_secret(self) -> str:
+        """The configured secret, or one generated once and kept in the data dir so restarts keep sessions valid."""
+        if self.secret:
+            return self.secret
+        path = self.data_dir / 'secret.key'
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()

@@ -1,0 +1,51 @@
+"""Builds every service from settings, lazily and in one place, so tests can point them anywhere."""
+
+from dataclasses import dataclass
+
+from .chunks import ChunkService
+from .config import Settings
+from .database import Database
+from .finalize import Finalizer
+from .recordings import RecordingLocks, RecordingService
+from .signing import AudioLinks, AudioUrlSigner
+from .storage import LocalStorage, Storage
+from .users import UserService
+
+
+@dataclass
+class Services:
+    settings: Settings
+    database: Database
+    storage: Storage
+    users: UserService
+    recordings: RecordingService
+    chunks: ChunkService
+    finalizer: Finalizer
+    links: AudioLinks
+    secret: str
+
+    def close(self) -> None:
+        self.database.dispose()
+
+
+def build_storage(settings: Settings) -> Storage:
+    return LocalStorage(settings.local_storage_dir)
+
+
+def build_services(settings: Settings, *, storage: Storage | None = None) -> Services:
+    database = Database(settings.resolved_database_url)
+    database.create_schema()
+    storage = storage or build_storage(settings)
+    locks = RecordingLocks()
+    secret = settings.resolved_secret()
+    return Services(
+        settings=settings,
+        database=database,
+        storage=storage,
+        users=UserService(database),
+        recordings=RecordingService(database=database, storage=storage, locks=locks),
+        chunks=ChunkService(database=database, storage=storage, locks=locks, max_chunk_bytes=settings.max_chunk_bytes),
+        finalizer=Finalizer(database=database, storage=storage, locks=locks, temp_dir=settings.data_dir / 'tmp'),
+        links=AudioLinks(AudioUrlSigner(secret, settings.audio_url_expiry_s)),
+        secret=secret,
+    )

@@ -1,0 +1,53 @@
+"""Typed domain errors that carry their HTTP status, rendered in one place by the API and the pages."""
+
+
+class AppError(Exception):
+    status_code = 400
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidInput(AppError):
+    status_code = 422
+
+
+class Unauthorized(AppError):
+    status_code = 401
+
+
+class Forbidden(AppError):
+    status_code = 403
+
+
+class NotFound(AppError):
+    status_code = 404
+
+
+class Conflict(AppError):
+    status_code = 409
+
+
+class MissingChunks(Conflict):
+    """Finalize found a gap: the client should resend these seqs."""
+
+    def __init__(self, missing: list[int]) -> None:
+        shown = ', '.join(map(str, missing[:20])) + (' …' if len(missing) > 20 else '')
+        super().__init__(f'chunks missing: {shown}', missing=missing)
+        self.missing = missing
+
+
+class ChunkTooLarge(AppError):
+    status_code = 413
+
+
+class AudioProcessingFailed(AppError):
+    status_code = 422
+
+
+class ServiceUnavailable(AppError):
+    """A backing service (database, storage) cannot be reached; the request may be retried."""
+
+    status_code = 503

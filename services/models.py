@@ -1,0 +1,71 @@
+"""Database tables and the public shapes derived from them."""
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, DateTime, Index, TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware timestamps on every engine: SQLite drops the zone, so it is re-attached on read."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError('naive datetime')
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def _timestamp_column() -> Column[datetime]:
+    return Column(UTCDateTime(), nullable=False)
+
+
+class RecordingStatus(StrEnum):
+    RECORDING = 'recording'
+    FINALIZING = 'finalizing'
+    READY = 'ready'
+    FAILED = 'failed'
+
+
+class User(SQLModel, table=True):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(max_length=50)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp_column())
+
+
+class Recording(SQLModel, table=True):
+    __table_args__ = (Index('ix_recording_user_created', 'user_id', 'created_at'),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key='user.id')
+    title: str = Field(max_length=200)
+    mime_type: str = Field(max_length=40)
+    status: RecordingStatus = Field(default=RecordingStatus.RECORDING, max_length=16)
+    created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp_column())
+    updated_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp_column())
+    duration_ms: int | None = None
+    size_bytes: int | None = None
+    error: str | None = Field(default=None, max_length=500)
+
+
+class Chunk(SQLModel, table=True):
+    """One acknowledged piece of a recording; the primary key keeps a recording's chunks ordered by seq."""
+
+    recording_id: uuid.UUID = Field(foreign_key='recording.id', primary_key=True)
+    seq: int = Field(primary_key=True)
+    size: int
+    sha256: str = Field(max_length=64)

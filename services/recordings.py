@@ -1,0 +1,128 @@
+"""A user's recordings: create, list, rename, delete. Every call is scoped to the owner."""
+
+import threading
+import uuid
+import weakref
+from datetime import UTC, datetime
+
+from sqlmodel import Session, col, delete, select
+
+from .audio import audio_format
+from .database import Database
+from .errors import InvalidInput, NotFound
+from .models import Chunk, Recording, utc_now
+from .storage import Storage
+
+MAX_TITLE_LENGTH = 200
+MAX_PAGE_SIZE = 200
+
+
+def recording_prefix(recording_id: uuid.UUID) -> str:
+    return f'recordings/{recording_id}/'
+
+
+def chunk_key(recording_id: uuid.UUID, seq: int) -> str:
+    return f'recordings/{recording_id}/chunks/{seq}'
+
+
+def audio_key(recording: Recording) -> str:
+    return f'recordings/{recording.id}/audio.{audio_format(recording.mime_type).extension}'
+
+
+def clean_title(title: str) -> str:
+    cleaned = ' '.join(''.join(ch for ch in title if ch.isprintable()).split())
+    if not cleaned:
+        raise InvalidInput('the title cannot be empty')
+    if len(cleaned) > MAX_TITLE_LENGTH:
+        raise InvalidInput(f'the title is too long (at most {MAX_TITLE_LENGTH} characters)')
+    return cleaned
+
+
+def load_owned(session: Session, *, user_id: uuid.UUID, recording_id: uuid.UUID) -> Recording:
+    """Another user's recording is reported exactly like a missing one, so ids leak nothing."""
+    recording = session.get(Recording, recording_id)
+    if recording is None or recording.user_id != user_id:
+        raise NotFound('recording not found')
+    return recording
+
+
+class _Lock:
+    __slots__ = ('__weakref__', 'lock')
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+
+class RecordingLocks:
+    """One lock per recording in this process, so a chunk never lands while that recording is finalized."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[uuid.UUID, _Lock] = weakref.WeakValueDictionary()
+        self._guard = threading.Lock()
+
+    def __call__(self, recording_id: uuid.UUID) -> _Lock:
+        with self._guard:
+            holder = self._locks.get(recording_id)
+            if holder is None:
+                holder = self._locks[recording_id] = _Lock()
+            return holder
+
+
+class RecordingService:
+    def __init__(self, *, database: Database, storage: Storage, locks: RecordingLocks) -> None:
+        self.database = database
+        self.storage = storage
+        self.locks = locks
+
+    def create(self, *, user_id: uuid.UUID, mime_type: str, title: str | None = None) -> Recording:
+        fmt = audio_format(mime_type)
+        default_title = f'Recording {datetime.now(UTC):%Y-%m-%d %H:%M} UTC'
+        recording = Recording(user_id=user_id, mime_type=fmt.mime_type, title=clean_title(title or default_title))
+        with self.database.session() as session:
+            session.add(recording)
+            session.commit()
+        return recording
+
+    def get(self, *, user_id: uuid.UUID, recording_id: uuid.UUID) -> Recording:
+        with self.database.session() as session:
+            return load_owned(session, user_id=user_id, recording_id=recording_id)
+
+    def owner_of(self, recording_id: uuid.UUID) -> uuid.UUID:
+        """The owner, for requests authorized by a signed link rather than by a user."""
+        with self.database.session() as session:
+            recording = session.get(Recording, recording_id)
+        if recording is None:
+            raise NotFound('recording not found')
+        return recording.user_id
+
+    def list(self, *, user_id: uuid.UUID, limit: int = 50, offset: int = 0) -> list[Recording]:
+        if not 1 <= limit <= MAX_PAGE_SIZE or offset < 0:
+            raise InvalidInput(f'limit must be 1..{MAX_PAGE_SIZE} and offset at least 0')
+        query = (
+            select(Recording)
+            .where(Recording.user_id == user_id)
+            .order_by(col(Recording.created_at).desc(), col(Recording.id).desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        with self.database.session() as session:
+            return list(session.exec(query).all())
+
+    def rename(self, *, user_id: uuid.UUID, recording_id: uuid.UUID, title: str) -> Recording:
+        cleaned = clean_title(title)
+        with self.database.session() as session:
+            recording = load_owned(session, user_id=user_id, recording_id=recording_id)
+            recording.title = cleaned
+            recording.updated_at = utc_now()
+            session.add(recording)
+            session.commit()
+            return recording
+
+    def delete(self, *, user_id: uuid.UUID, recording_id: uuid.UUID) -> None:
+        """Audio goes first: if storage fails, the row stays and the user can retry, so no audio is orphaned."""
+        with self.locks(recording_id).lock, self.database.session() as session:
+            recording = load_owned(session, user_id=user_id, recording_id=recording_id)
+            self.storage.delete_prefix(recording_prefix(recording_id))
+            session.exec(delete(Chunk).where(col(Chunk.recording_id) == recording_id))  # type: ignore[call-overload]
+            session.delete(recording)
+            session.commit()

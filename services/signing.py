@@ -1,0 +1,36 @@
+"""Expiring HMAC signatures so an `<audio>` tag can fetch a recording without an Authorization header."""
+
+import hashlib
+import hmac
+import time
+import uuid
+
+
+class AudioUrlSigner:
+    def __init__(self, secret: str, expiry_s: int) -> None:
+        self._key = hashlib.sha256(b'audio-url:' + secret.encode()).digest()
+        self.expiry_s = expiry_s
+
+    def sign(self, recording_id: uuid.UUID, now: float | None = None) -> tuple[int, str]:
+        expires = int((now if now is not None else time.time()) + self.expiry_s)
+        return expires, self._signature(recording_id, expires)
+
+    def verify(self, recording_id: uuid.UUID, expires: int, signature: str, now: float | None = None) -> bool:
+        if expires < (now if now is not None else time.time()):
+            return False
+        return hmac.compare_digest(self._signature(recording_id, expires), signature)
+
+    def _signature(self, recording_id: uuid.UUID, expires: int) -> str:
+        return hmac.new(self._key, f'{recording_id}:{expires}'.encode(), hashlib.sha256).hexdigest()
+
+
+class AudioLinks:
+    """Builds the playable and downloadable URLs of a ready recording."""
+
+    def __init__(self, signer: AudioUrlSigner) -> None:
+        self.signer = signer
+
+    def url(self, recording_id: uuid.UUID, *, download: bool = False) -> str:
+        expires, signature = self.signer.sign(recording_id)
+        suffix = '&download=1' if download else ''
+        return f'/api/recordings/{recording_id}/audio?expires={expires}&signature={signature}{suffix}'

@@ -1,0 +1,132 @@
+"""Object storage behind one interface: a local folder by default (S3 lives in `storage_s3.py`)."""
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from .errors import NotFound, ServiceUnavailable
+
+_KEY_PATTERN = re.compile(r'^[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*$')
+READ_BLOCK = 256 * 1024
+
+
+def validate_key(key: str) -> str:
+    """Keys are built by the services, but a bad one must never escape the storage root."""
+    if not _KEY_PATTERN.match(key) or '..' in key.split('/'):
+        raise ValueError(f'invalid storage key {key!r}')
+    return key
+
+
+class Storage(Protocol):
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Store durably: when this returns, the object survives a crash."""
+
+    def put_file(self, key: str, path: Path) -> None: ...
+
+    def copy_to(self, key: str, target: BinaryIO) -> int:
+        """Stream the object into `target`; returns the number of bytes written."""
+
+    def iter_range(self, key: str, start: int, end: int) -> Iterator[bytes]:
+        """Yield bytes `start`..`end` inclusive, in bounded blocks."""
+
+    def size(self, key: str) -> int: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under `prefix`; returns how many were deleted."""
+
+    def check(self) -> None:
+        """Raise ServiceUnavailable when the storage cannot be used."""
+
+
+class LocalStorage:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root / validate_key(key)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix='.tmp-')
+            with os.fdopen(fd, 'wb') as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp_name, path)
+            _fsync_dir(path.parent)
+        except OSError as error:
+            raise ServiceUnavailable('audio storage is unavailable, please try again shortly') from error
+
+    def put_file(self, key: str, path: Path) -> None:
+        target = self._path(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temp = target.with_name(f'.tmp-{target.name}')
+            with path.open('rb') as source, temp.open('wb') as handle:
+                shutil.copyfileobj(source, handle, READ_BLOCK)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, target)
+            _fsync_dir(target.parent)
+        except OSError as error:
+            raise ServiceUnavailable('audio storage is unavailable, please try again shortly') from error
+
+    def copy_to(self, key: str, target: BinaryIO) -> int:
+        with self._open(key) as handle:
+            written = 0
+            while block := handle.read(READ_BLOCK):
+                target.write(block)
+                written += len(block)
+            return written
+
+    def iter_range(self, key: str, start: int, end: int) -> Iterator[bytes]:
+        with self._open(key) as handle:
+            handle.seek(start)
+            remaining = end - start + 1
+            while remaining > 0 and (block := handle.read(min(READ_BLOCK, remaining))):
+                remaining -= len(block)
+                yield block
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError as error:
+            raise NotFound('audio not found') from error
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def delete_prefix(self, prefix: str) -> int:
+        folder = self._path(prefix.rstrip('/'))
+        if not folder.exists():
+            return 0
+        count = sum(1 for item in folder.rglob('*') if item.is_file())
+        shutil.rmtree(folder)
+        return count
+
+    def check(self) -> None:
+        if not os.access(self.root, os.W_OK):
+            raise ServiceUnavailable(f'storage folder {self.root} is not writable')
+
+    def _open(self, key: str) -> BinaryIO:
+        try:
+            return self._path(key).open('rb')
+        except FileNotFoundError as error:
+            raise NotFound('audio not found') from error
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
