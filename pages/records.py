@@ -43,6 +43,8 @@ class RecordList:
         except AppError as error:
             ui.label(f'Your recordings could not be loaded: {error.message}').classes('text-negative')
             return
+        if recordings is None:  # the app is shutting down
+            return
         self.poller.active = any(r.status in STATUS_TEXT for r in recordings)
         if not recordings:
             with ui.column().classes('vr-empty items-center w-full').mark('empty-state'):

@@ -1,0 +1,76 @@
+"""The real app as a subprocess on a free loopback port, as a user's machine would run it."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return int(probe.getsockname()[1])
+
+
+class AppServer:
+    def __init__(self, data_dir: Path, *, port: int | None = None, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(('PYTEST', 'NICEGUI', 'VR_'))}
+        self.env = {
+            **inherited,
+            'VR_HOST': '127.0.0.1',
+            'VR_PORT': str(self.port),
+            'VR_DATA_DIR': str(data_dir),
+            'VR_SECRET': 'browser-test-secret',
+            **(env or {}),
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / f'app-{self.port}.log'
+
+    @property
+    def url(self) -> str:
+        return f'http://127.0.0.1:{self.port}'
+
+    def start(self, timeout: float = 30) -> 'AppServer':
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open('ab')
+        self.process = subprocess.Popen(
+            [sys.executable, 'main.py'], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:  # NiceGUI treats a PYTEST_* environment as its own screen test
+                raise RuntimeError(f'the app exited with {self.process.returncode}:\n{self.log()}')
+            try:
+                if httpx.get(f'{self.url}/api/healthz', timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f'the app did not become healthy in {timeout} s:\n{self.log()}')
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no flushing, like a crash."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors='replace')[-5000:] if self.log_path.exists() else ''

@@ -1,0 +1,67 @@
+"""Known audio for the tests: speech from espeak-ng, encoded like a browser's MediaRecorder output."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from services.audio import ffmpeg_executable
+
+
+def require(binary: str) -> str:
+    """Fail loudly, never skip: the test command installs these."""
+    found = shutil.which(binary)
+    if not found:
+        raise RuntimeError(f'{binary} is not installed; run the README test command (make test) to install it')
+    return found
+
+
+def speech_wav(path: Path, seconds: float) -> Path:
+    """Speech of about `seconds`, padded or cut to exactly that length with sox."""
+    text = (
+        'Voice recorder keeps every second of what you say. The quick brown fox jumps over the lazy dog. '
+        'One, two, three, four, five, six, seven, eight, nine, ten. '
+    ) * 40
+    raw = path.with_suffix('.raw.wav')
+    subprocess.run([require('espeak-ng'), '-s', '150', '-w', str(raw), text], check=True, capture_output=True)
+    subprocess.run(
+        [
+            require('sox'),
+            str(raw),
+            '-r',
+            '48000',
+            '-c',
+            '1',
+            str(path),
+            'trim',
+            '0',
+            str(seconds),
+            'pad',
+            '0',
+            str(seconds),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [require('sox'), str(path), str(path.with_suffix('.trim.wav')), 'trim', '0', str(seconds)],
+        check=True,
+        capture_output=True,
+    )
+    path.with_suffix('.trim.wav').replace(path)
+    raw.unlink()
+    return path
+
+
+def live_webm(wav: Path, target: Path) -> bytes:
+    """Opus in WebM written to a pipe: like MediaRecorder's output, it has no duration and no cues."""
+    result = subprocess.run(
+        [ffmpeg_executable(), '-v', 'error', '-i', str(wav), '-c:a', 'libopus', '-b:a', '32k', '-f', 'webm', 'pipe:1'],
+        check=True,
+        capture_output=True,
+    )
+    target.write_bytes(result.stdout)
+    return result.stdout
+
+
+def split(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]

@@ -1,0 +1,71 @@
+"""Real headless Chromium (Debian's package) with a fake microphone that plays a known WAV."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from playwright.async_api import Browser, Page, async_playwright
+
+from .audio_samples import require
+
+CHROMIUM_FLAGS = [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--use-fake-ui-for-media-stream',
+    '--use-fake-device-for-media-stream',
+]
+
+
+@asynccontextmanager
+async def chromium(microphone_wav: Path) -> AsyncIterator[Browser]:
+    executable = require('chromium')
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=executable,
+            headless=True,
+            args=[*CHROMIUM_FLAGS, f'--use-file-for-fake-audio-capture={microphone_wav}'],
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def onboard(page: Page, base_url: str, name: str) -> None:
+    await page.goto(f'{base_url}/recorder')
+    await page.wait_for_url('**/onboard')
+    await page.get_by_test_id('name-input').fill(name)
+    await page.get_by_test_id('onboard-submit').click()
+    await page.wait_for_url('**/records')
+
+
+async def audio_metadata(page: Page, recording_id: str) -> float:
+    """The duration the browser itself reads from the `<audio>` element, once its metadata has loaded."""
+    player = page.locator(f'[data-recording-id="{recording_id}"] [data-testid="audio-player"]')
+    return float(
+        await player.evaluate(
+            """audio => new Promise((resolve, reject) => {
+             if (audio.readyState >= 1) return resolve(audio.duration);
+             audio.addEventListener('loadedmetadata', () => resolve(audio.duration), {once: true});
+             audio.addEventListener('error', () => reject(new Error('audio failed to load')), {once: true});
+           })"""
+        )
+    )
+
+
+async def seek(page: Page, recording_id: str, seconds: float) -> float:
+    player = page.locator(f'[data-recording-id="{recording_id}"] [data-testid="audio-player"]')
+    return float(
+        await player.evaluate(
+            """(audio, target) => new Promise(resolve => {
+             audio.addEventListener('seeked', () => resolve(audio.currentTime), {once: true});
+             audio.currentTime = target;
+           })""",
+            seconds,
+        )
+    )

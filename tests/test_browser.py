@@ -1,0 +1,74 @@
+"""A real browser records through the real server, then plays the recording back and seeks in it."""
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.config import Settings
+from services.container import build_services
+
+from .app_server import AppServer
+from .audio_samples import speech_wav
+from .browser import audio_metadata, chromium, onboard, seek
+
+
+@pytest.fixture(scope='module')
+def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return speech_wav(tmp_path_factory.mktemp('mic') / 'speech-60s.wav', 60.0)
+
+
+@pytest.fixture
+def app_server(tmp_path: Path) -> Iterator[AppServer]:
+    server = AppServer(tmp_path / 'data').start()
+    yield server
+    server.stop()
+
+
+async def test_record_stop_and_play_back_with_seeking(app_server: AppServer, microphone: Path) -> None:
+    async with chromium(microphone) as browser:
+        page = await browser.new_page()
+        await onboard(page, app_server.url, 'Browser Tester')
+        await page.goto(f'{app_server.url}/recorder')
+        status = page.get_by_test_id('upload-status')
+        await page.get_by_test_id('record-button').click()
+        await page.get_by_test_id('pause-button').wait_for(state='visible')
+        started = time.monotonic()
+        await page.wait_for_timeout(2500)
+        assert await status.inner_text() in ('All audio saved', 'Saving…')
+        await page.wait_for_timeout(2500)
+        timer = await page.get_by_test_id('recording-timer').inner_text()
+        await page.get_by_test_id('stop-button').click()
+        recorded_s = time.monotonic() - started
+        assert timer in ('00:04', '00:05')
+
+        await page.get_by_test_id('saved-link').wait_for(timeout=20_000)
+        assert await status.inner_text() == 'All audio saved'
+        await page.get_by_test_id('record-button').wait_for(state='visible')
+        await page.get_by_test_id('saved-link').click()
+        await page.wait_for_url('**/records')
+        await page.reload()
+
+        item = page.get_by_test_id('recording-item')
+        await item.first.wait_for()
+        assert await item.count() == 1
+        recording_id = await item.get_attribute('data-recording-id')
+        assert recording_id
+        duration = await audio_metadata(page, recording_id)
+        assert duration == pytest.approx(recorded_s, abs=1.0)
+        assert await seek(page, recording_id, duration * 0.6) == pytest.approx(duration * 0.6, abs=0.1)
+        assert 'Recording ' in await item.inner_text()
+
+    services = build_services(Settings(_env_file=None, data_dir=app_server.data_dir, secret='browser-test-secret'))
+    try:
+        with services.database.session() as session:
+            from services.models import Recording
+
+            stored = session.get(Recording, uuid.UUID(recording_id))
+        assert stored is not None
+        assert stored.mime_type == 'audio/webm'
+        assert stored.duration_ms == pytest.approx(duration * 1000, abs=100)
+    finally:
+        services.close()

@@ -1,0 +1,113 @@
+"""Page logic with NiceGUI's simulated user: onboarding, redirects, the records list and its actions."""
+
+import uuid
+
+from nicegui.testing.user import User
+from sqlmodel import select
+
+from services.container import Services
+from services.models import User as UserRow
+
+from .conftest import record
+
+
+async def onboard(user: User, name: str) -> None:
+    await user.open('/onboard')
+    user.find(marker='name-input').type(name)
+    user.find(marker='onboard-submit').click()
+    await user.should_see('Your recordings')
+
+
+def user_id_named(services: Services, name: str) -> uuid.UUID:
+    with services.database.session() as session:
+        return session.exec(select(UserRow).where(UserRow.name == name)).one().id
+
+
+async def test_pages_need_an_identity(user: User) -> None:
+    for path in ('/records', '/recorder', '/'):
+        await user.open(path)
+        await user.should_see(marker='name-input')
+
+
+async def test_onboarding_keeps_the_identity_and_skips_onboard_next_time(user: User) -> None:
+    await onboard(user, '  Ada   Lovelace ')
+    await user.should_see('Ada Lovelace')
+    await user.should_see(marker='empty-state')
+    await user.open('/onboard')
+    await user.should_see('Your recordings')
+    await user.open('/recorder')
+    await user.should_see(marker='record-button')
+
+
+async def test_onboarding_requires_a_name(user: User) -> None:
+    await user.open('/onboard')
+    user.find(marker='onboard-submit').click()
+    await user.should_see('Please enter a name')
+    user.find(marker='name-input').type('x' * 60)
+    user.find(marker='onboard-submit').click()
+    await user.should_see('At most 50 characters')
+    await user.should_not_see('Your recordings')
+
+
+async def test_records_show_newest_first_with_player_and_details(
+    user: User, page_services: Services, webm_5s: bytes
+) -> None:
+    await onboard(user, 'Lin')
+    owner = user_id_named(page_services, 'Lin')
+    record(page_services, owner, webm_5s, title='First take')
+    record(page_services, owner, webm_5s, title='<script>alert(1)</script>')
+    await user.open('/records')
+    await user.should_see(marker='recording-item')
+    in_page_order = user.current_layout.descendants()
+    titles = [element.text for element in in_page_order if 'recording-title' in element._markers]
+    assert titles == ['<script>alert(1)</script>', 'First take']
+    await user.should_see('0:05')
+    players = user.find(marker='audio-player').elements
+    assert len(players) == 2
+    assert all('/audio?expires=' in player.props['src'] for player in players)
+    assert len(user.find(marker='download-link').elements) == 2
+
+
+async def test_rename_and_delete_with_confirmation(user: User, page_services: Services, webm_5s: bytes) -> None:
+    await onboard(user, 'Sam')
+    owner = user_id_named(page_services, 'Sam')
+    ready = record(page_services, owner, webm_5s, title='Old name')
+    await user.open('/records')
+    await user.should_see(marker='rename-button')
+    user.find(marker='rename-button').click()
+    await user.should_see(marker='rename-input')
+    user.find(marker='rename-input').clear().type('New name')
+    user.find(marker='rename-save').click()
+    await user.should_see(marker='recording-title', content='New name')
+    assert page_services.recordings.get(user_id=owner, recording_id=ready.id).title == 'New name'
+
+    user.find(marker='delete-button').click()
+    await user.should_see('This cannot be undone')
+    user.find(marker='confirm-delete').click()
+    await user.should_see(marker='empty-state')
+    assert page_services.recordings.list(user_id=owner) == []
+
+
+async def test_unfinished_recordings_show_their_state(user: User, page_services: Services) -> None:
+    await onboard(user, 'Kim')
+    owner = user_id_named(page_services, 'Kim')
+    page_services.recordings.create(user_id=owner, mime_type='audio/webm', title='Still going')
+    await user.open('/records')
+    await user.should_see('Still going')
+    await user.should_see('waiting for its last audio')
+    await user.should_not_see(marker='audio-player')
+
+
+async def test_recorder_page_offers_the_controls(user: User) -> None:
+    await onboard(user, 'Noa')
+    await user.open('/recorder')
+    for marker in (
+        'record-button',
+        'pause-button',
+        'resume-button',
+        'stop-button',
+        'recording-timer',
+        'upload-status',
+        'recorder',
+    ):
+        await user.should_see(marker=marker)

@@ -1,0 +1,204 @@
+"""The service layer: chunk ingest, finalize, ownership and deletion, on the embedded defaults."""
+
+import uuid
+
+import pytest
+from sqlmodel import select
+
+from services.audio import probe_duration_ms
+from services.container import Services
+from services.errors import AudioProcessingFailed, ChunkTooLarge, Conflict, InvalidInput, MissingChunks, NotFound
+from services.models import Chunk, Recording, RecordingStatus
+from services.recordings import audio_key, chunk_key
+
+from .audio_samples import split
+from .conftest import record
+
+MATROSKA_CUES_ID = bytes.fromhex('1C53BB6B')
+
+
+def make_user(services: Services, name: str = 'Ada') -> uuid.UUID:
+    return services.users.onboard(name=name)[0].id
+
+
+def chunk_rows(services: Services, recording_id: uuid.UUID) -> list[Chunk]:
+    with services.database.session() as session:
+        return list(session.exec(select(Chunk).where(Chunk.recording_id == recording_id)).all())
+
+
+def test_same_chunk_twice_is_stored_once(services: Services) -> None:
+    user_id = make_user(services)
+    recording = services.recordings.create(user_id=user_id, mime_type='audio/webm')
+    first = services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=b'abc')
+    again = services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=b'abc')
+    assert (first.duplicate, again.duplicate) == (False, True)
+    assert len(chunk_rows(services, recording.id)) == 1
+
+
+def test_same_seq_with_other_bytes_is_refused_and_keeps_the_original(services: Services) -> None:
+    user_id = make_user(services)
+    recording = services.recordings.create(user_id=user_id, mime_type='audio/webm')
+    services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=b'original')
+    with pytest.raises(Conflict, match='different bytes'):
+        services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=b'tampered')
+    stored = bytearray()
+    services.storage.copy_to(chunk_key(recording.id, 0), _Sink(stored))
+    assert bytes(stored) == b'original'
+
+
+class _Sink:
+    def __init__(self, target: bytearray) -> None:
+        self.target = target
+
+    def write(self, data: bytes) -> int:
+        self.target += data
+        return len(data)
+
+
+@pytest.mark.parametrize(('data', 'error'), [(b'', InvalidInput), (b'x' * (64 * 1024 + 1), ChunkTooLarge)])
+def test_empty_and_oversize_chunks_are_refused(services: Services, data: bytes, error: type[Exception]) -> None:
+    user_id = make_user(services)
+    recording = services.recordings.create(user_id=user_id, mime_type='audio/webm')
+    with pytest.raises(error):
+        services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=data)
+    assert chunk_rows(services, recording.id) == []
+
+
+@pytest.mark.parametrize('seq', [-1, 1_000_000, True])
+def test_seq_out_of_range_is_refused(services: Services, seq: int) -> None:
+    user_id = make_user(services)
+    recording = services.recordings.create(user_id=user_id, mime_type='audio/webm')
+    with pytest.raises(InvalidInput, match='seq'):
+        services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=seq, data=b'a')
+
+
+def test_finalize_reports_every_gap_and_succeeds_once_filled(services: Services, webm_5s: bytes) -> None:
+    user_id = make_user(services)
+    recording = services.recordings.create(user_id=user_id, mime_type='audio/webm')
+    pieces = split(webm_5s, len(webm_5s) // 8 + 1)
+    assert len(pieces) == 8
+    for seq in (0, 1, 3):
+        services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=seq, data=pieces[seq])
+    with pytest.raises(MissingChunks) as gap:
+        services.finalizer.finalize(user_id=user_id, recording_id=recording.id, chunk_count=len(pieces))
+    assert gap.value.missing == [2, *range(4, len(pieces))]
+    assert services.recordings.get(user_id=user_id, recording_id=recording.id).status == RecordingStatus.RECORDING
+    for seq, piece in enumerate(pieces):
+        services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=seq, data=piece)
+    ready = services.finalizer.finalize(user_id=user_id, recording_id=recording.id, chunk_count=len(pieces))
+    assert ready.status == RecordingStatus.READY
+
+
+def test_finalize_makes_one_seekable_file_of_the_right_length(services: Services, webm_5s: bytes, tmp_path) -> None:
+    user_id = make_user(services)
+    ready = record(services, user_id, webm_5s)
+    assert ready.duration_ms == pytest.approx(5000, abs=200)
+    final = tmp_path / 'final.webm'
+    with final.open('wb') as handle:
+        services.storage.copy_to(audio_key(ready), handle)
+    assert ready.size_bytes == final.stat().st_size
+    assert probe_duration_ms(final) == pytest.approx(5000, abs=200)
+    assert MATROSKA_CUES_ID in final.read_bytes(), 'no cues: browsers could not seek'
+    assert chunk_rows(services, ready.id) == []
+    assert not services.storage.exists(chunk_key(ready.id, 0))
+
+
+def test_finalize_twice_returns_the_same_recording(services: Services, webm_5s: bytes) -> None:
+    user_id = make_user(services)
+    ready = record(services, user_id, webm_5s)
+    again = services.finalizer.finalize(user_id=user_id, recording_id=ready.id)
+    assert (again.status, again.duration_ms, again.size_bytes) == (ready.status, ready.duration_ms, ready.size_bytes)
+
+
+def test_no_chunk_is_taken_after_finalize(services: Services, webm_5s: bytes) -> None:
+    user_id = make_user(services)
+    ready = record(services, user_id, webm_5s)
+    with pytest.raises(Conflict, match='already finished'):
+        services.chunks.add_chunk(user_id=user_id, recording_id=ready.id, seq=999, data=b'late')
+
+
+def test_finalize_without_audio_is_a_clear_conflict(services: Services) -> None:
+    user_id = make_user(services)
+    recording = services.recordings.create(user_id=user_id, mime_type='audio/webm')
+    with pytest.raises(Conflict, match='no audio'):
+        services.finalizer.finalize(user_id=user_id, recording_id=recording.id)
+
+
+def test_garbage_audio_fails_cleanly_and_keeps_the_chunks(services: Services) -> None:
+    user_id = make_user(services)
+    recording = services.recordings.create(user_id=user_id, mime_type='audio/webm')
+    services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=b'not audio at all' * 100)
+    with pytest.raises(AudioProcessingFailed):
+        services.finalizer.finalize(user_id=user_id, recording_id=recording.id)
+    failed = services.recordings.get(user_id=user_id, recording_id=recording.id)
+    assert failed.status == RecordingStatus.FAILED
+    assert failed.error
+    assert services.storage.exists(chunk_key(recording.id, 0))
+
+
+def test_delete_leaves_nothing_behind(services: Services, webm_5s: bytes) -> None:
+    user_id = make_user(services)
+    ready = record(services, user_id, webm_5s)
+    unfinished = services.recordings.create(user_id=user_id, mime_type='audio/webm')
+    services.chunks.add_chunk(user_id=user_id, recording_id=unfinished.id, seq=0, data=b'abc')
+    for recording_id in (ready.id, unfinished.id):
+        services.recordings.delete(user_id=user_id, recording_id=recording_id)
+        with services.database.session() as session:
+            assert session.get(Recording, recording_id) is None
+        assert chunk_rows(services, recording_id) == []
+        assert not (services.settings.local_storage_dir / 'recordings' / str(recording_id)).exists()
+
+
+def test_another_users_recording_looks_missing(services: Services, webm_5s: bytes) -> None:
+    owner, intruder = make_user(services, 'Owner'), make_user(services, 'Intruder')
+    ready = record(services, owner, webm_5s)
+    calls = [
+        lambda: services.recordings.get(user_id=intruder, recording_id=ready.id),
+        lambda: services.recordings.rename(user_id=intruder, recording_id=ready.id, title='mine now'),
+        lambda: services.recordings.delete(user_id=intruder, recording_id=ready.id),
+        lambda: services.chunks.add_chunk(user_id=intruder, recording_id=ready.id, seq=0, data=b'x'),
+        lambda: services.finalizer.finalize(user_id=intruder, recording_id=ready.id),
+    ]
+    for call in calls:
+        with pytest.raises(NotFound, match='recording not found'):
+            call()
+    assert services.recordings.get(user_id=owner, recording_id=ready.id).title == ready.title
+    assert services.recordings.list(user_id=intruder) == []
+
+
+def test_list_is_newest_first_and_pages(services: Services) -> None:
+    user_id = make_user(services)
+    made = [services.recordings.create(user_id=user_id, mime_type='audio/webm', title=f'take {i}') for i in range(5)]
+    listed = services.recordings.list(user_id=user_id, limit=3)
+    assert [r.title for r in listed] == ['take 4', 'take 3', 'take 2']
+    assert [r.id for r in services.recordings.list(user_id=user_id, limit=3, offset=3)] == [made[1].id, made[0].id]
+    assert all(r.created_at.tzinfo is not None for r in listed)
+
+
+@pytest.mark.parametrize(
+    ('title', 'stored'),
+    [('  Walk   in the park ', 'Walk in the park'), ('<b>x</b>', '<b>x</b>'), ('Café 🎙️', 'Café 🎙️'), ('a\x00b', 'ab')],
+)
+def test_titles_are_tidied_not_mangled(services: Services, title: str, stored: str) -> None:
+    user_id = make_user(services)
+    recording = services.recordings.create(user_id=user_id, mime_type='audio/webm', title=title)
+    assert recording.title == stored
+
+
+@pytest.mark.parametrize('title', ['', '   ', 'x' * 201])
+def test_bad_titles_are_refused(services: Services, title: str) -> None:
+    user_id = make_user(services)
+    recording = services.recordings.create(user_id=user_id, mime_type='audio/webm')
+    with pytest.raises(InvalidInput):
+        services.recordings.rename(user_id=user_id, recording_id=recording.id, title=title)
+
+
+def test_unsupported_audio_type_is_refused(services: Services) -> None:
+    with pytest.raises(InvalidInput, match='unsupported audio type'):
+        services.recordings.create(user_id=make_user(services), mime_type='video/x-msvideo')
+
+
+@pytest.mark.parametrize('name', ['', '   ', 'x' * 51])
+def test_bad_names_are_refused(services: Services, name: str) -> None:
+    with pytest.raises(InvalidInput):
+        services.users.onboard(name=name)
