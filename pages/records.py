@@ -69,7 +69,7 @@ class RecordList:
             ]
             ui.label(' · '.join(details)).classes('text-caption vr-details')
             if recording.status == RecordingStatus.READY:
-                url = self.services.links.url(recording.id)
+                url = self.services.links.url(recording)
                 ui.audio(url).props('preload=metadata data-testid=audio-player').classes('w-full').mark('audio-player')
             elif recording.status == RecordingStatus.FAILED:
                 ui.label(f'This recording could not be processed: {recording.error}').classes('text-negative')
@@ -77,7 +77,7 @@ class RecordList:
                 ui.label(STATUS_TEXT[recording.status]).classes('vr-pending').mark('recording-status')
             with ui.row().classes('gap-2'):
                 if recording.status == RecordingStatus.READY:
-                    download = self.services.links.url(recording.id, download=True)
+                    download = self.services.links.url(recording, download=True)
                     ui.link('Download', download).props('download data-testid=download-link').mark('download-link')
                 ui.button('Rename', icon='edit', on_click=lambda r=recording: self.rename(r)).props(
                     'flat dense data-testid=rename-button'

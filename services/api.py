@@ -14,7 +14,7 @@ from .container import Services
 from .errors import AppError, ChunkTooLarge, Forbidden, NotFound, Unauthorized
 from .http_range import parse_range
 from .models import Recording, RecordingStatus, User
-from .recordings import audio_key
+from .recordings import audio_key, download_name
 
 
 class StrictBody(BaseModel):
@@ -105,7 +105,7 @@ def create_router(services: Services) -> APIRouter:
 
     def public(recording: Recording) -> RecordingOut:
         ready = recording.status == RecordingStatus.READY
-        url = services.links.url(recording.id) if ready else None
+        url = services.links.url(recording) if ready else None
         return RecordingOut(**recording.model_dump(exclude={'user_id'}), audio_url=url)
 
     @router.post('/onboard', status_code=201)
@@ -194,7 +194,7 @@ def create_router(services: Services) -> APIRouter:
         if byte_range:
             headers['Content-Range'] = f'bytes {start}-{end}/{size}'
         if download:
-            headers['Content-Disposition'] = f'attachment; filename="recording-{recording.id}.{fmt.extension}"'
+            headers['Content-Disposition'] = f'attachment; filename="{download_name(recording)}"'
         return StreamingResponse(
             services.storage.iter_range(key, start, end),
             status_code=206 if byte_range else 200,

@@ -4,7 +4,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,12 +15,26 @@ class Settings(BaseSettings):
     port: int = 8080
     data_dir: Path = Path('data')
     database_url: str | None = Field(default=None, description='SQLAlchemy URL; default: SQLite in the data dir')
+    auto_migrate: bool = Field(default=True, description='upgrade the database schema at start-up')
     storage: Literal['local', 's3'] = 'local'
+    s3_bucket: str | None = None
+    s3_region: str | None = Field(default=None, description='default: the AWS chain (AWS_REGION, ~/.aws/config)')
+    s3_endpoint_url: str | None = Field(default=None, description='for MinIO and other S3-compatible servers')
+    s3_public_endpoint_url: str | None = Field(default=None, description='the endpoint browsers reach, if different')
+    s3_path_style: bool = False
+    s3_create_bucket: bool = False
+    s3_max_concurrency: int = Field(default=16, ge=1, le=128, description='parallel S3 requests per finalize')
     secret: str | None = Field(default=None, description='signs browser storage, tokens and audio URLs')
     max_chunk_bytes: int = Field(default=512 * 1024, gt=0, le=900 * 1024)
-    audio_url_expiry_s: int = Field(default=3600, gt=0)
+    audio_url_expiry_s: int = Field(default=3600, gt=0, le=7 * 24 * 3600, description='S3 presigns at most 7 days')
     recorder_reconnect_timeout_s: float = Field(default=90.0, gt=0)
     chunk_timeslice_ms: int = Field(default=1000, ge=100, le=10_000)
+
+    @model_validator(mode='after')
+    def _s3_needs_a_bucket(self) -> 'Settings':
+        if self.storage == 's3' and not self.s3_bucket:
+            raise ValueError('VR_STORAGE=s3 needs VR_S3_BUCKET')
+        return self
 
     @property
     def resolved_database_url(self) -> str:

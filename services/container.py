@@ -7,8 +7,10 @@ from .config import Settings
 from .database import Database
 from .finalize import Finalizer
 from .recordings import RecordingLocks, RecordingService
+from .schema import upgrade
 from .signing import AudioLinks, AudioUrlSigner
 from .storage import LocalStorage, Storage
+from .storage_s3 import S3Storage
 from .users import UserService
 
 
@@ -26,16 +28,33 @@ class Services:
 
     def close(self) -> None:
         self.database.dispose()
+        self.storage.close()
 
 
 def build_storage(settings: Settings) -> Storage:
-    return LocalStorage(settings.local_storage_dir)
+    if settings.storage == 'local':
+        return LocalStorage(settings.local_storage_dir)
+    assert settings.s3_bucket  # Settings refuses s3 without a bucket
+    storage = S3Storage(
+        bucket=settings.s3_bucket,
+        region=settings.s3_region,
+        endpoint_url=settings.s3_endpoint_url,
+        public_endpoint_url=settings.s3_public_endpoint_url,
+        path_style=settings.s3_path_style,
+        max_connections=settings.s3_max_concurrency,
+        url_expiry_s=settings.audio_url_expiry_s,
+    )
+    storage.ensure_bucket(create=settings.s3_create_bucket)
+    return storage
 
 
 def build_services(settings: Settings, *, storage: Storage | None = None) -> Services:
     database = Database(settings.resolved_database_url)
-    database.create_schema()
+    if settings.auto_migrate:
+        upgrade(database.engine)
     storage = storage or build_storage(settings)
+    # Local reads are fast and sequential is fine; S3 pays a round trip per chunk, so fetch several at once.
+    fetch_workers = settings.s3_max_concurrency if isinstance(storage, S3Storage) else 1
     locks = RecordingLocks()
     secret = settings.resolved_secret()
     return Services(
@@ -45,7 +64,13 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         users=UserService(database),
         recordings=RecordingService(database=database, storage=storage, locks=locks),
         chunks=ChunkService(database=database, storage=storage, locks=locks, max_chunk_bytes=settings.max_chunk_bytes),
-        finalizer=Finalizer(database=database, storage=storage, locks=locks, temp_dir=settings.data_dir / 'tmp'),
-        links=AudioLinks(AudioUrlSigner(secret, settings.audio_url_expiry_s)),
+        finalizer=Finalizer(
+            database=database,
+            storage=storage,
+            locks=locks,
+            temp_dir=settings.data_dir / 'tmp',
+            fetch_workers=fetch_workers,
+        ),
+        links=AudioLinks(AudioUrlSigner(secret, settings.audio_url_expiry_s), storage),
         secret=secret,
     )

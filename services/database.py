@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 from . import models  # noqa: F401  (registers the tables on the metadata)
 from .errors import ServiceUnavailable
@@ -34,9 +34,6 @@ class Database:
             event.listen(self.engine, 'connect', _enable_sqlite_durability)
         else:
             self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
-
-    def create_schema(self) -> None:
-        SQLModel.metadata.create_all(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -11,6 +11,7 @@ from .audio import audio_format, remux
 from .database import Database
 from .errors import AudioProcessingFailed, Conflict, MissingChunks
 from .models import Chunk, Recording, RecordingStatus, utc_now
+from .ordered_fetch import copy_in_order
 from .recordings import RecordingLocks, audio_key, chunk_key, load_owned, recording_prefix
 from .storage import Storage
 
@@ -24,11 +25,14 @@ def find_missing(seqs: list[int], chunk_count: int | None) -> list[int]:
 
 
 class Finalizer:
-    def __init__(self, *, database: Database, storage: Storage, locks: RecordingLocks, temp_dir: Path) -> None:
+    def __init__(
+        self, *, database: Database, storage: Storage, locks: RecordingLocks, temp_dir: Path, fetch_workers: int = 1
+    ) -> None:
         self.database = database
         self.storage = storage
         self.locks = locks
         self.temp_dir = temp_dir
+        self.fetch_workers = fetch_workers
 
     def finalize(self, *, user_id: uuid.UUID, recording_id: uuid.UUID, chunk_count: int | None = None) -> Recording:
         """Idempotent: finalizing a ready recording returns it unchanged, so a client may retry a lost answer."""
@@ -74,8 +78,8 @@ class Finalizer:
         with tempfile.TemporaryDirectory(dir=self.temp_dir, prefix='finalize-') as folder:
             joined, output = Path(folder) / f'joined.{fmt.extension}', Path(folder) / f'final.{fmt.extension}'
             with joined.open('wb') as handle:
-                for seq in seqs:
-                    self.storage.copy_to(chunk_key(recording.id, seq), handle)
+                keys = [chunk_key(recording.id, seq) for seq in seqs]
+                copy_in_order(self.storage, keys, handle, workers=self.fetch_workers)
             duration_ms = remux(joined, output, fmt)
             self.storage.put_file(audio_key(recording), output)
             return duration_ms, output.stat().st_size

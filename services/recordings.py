@@ -29,6 +29,10 @@ def audio_key(recording: Recording) -> str:
     return f'recordings/{recording.id}/audio.{audio_format(recording.mime_type).extension}'
 
 
+def download_name(recording: Recording) -> str:
+    return f'recording-{recording.id}.{audio_format(recording.mime_type).extension}'
+
+
 def clean_title(title: str) -> str:
     cleaned = ' '.join(''.join(ch for ch in title if ch.isprintable()).split())
     if not cleaned:

@@ -5,6 +5,11 @@ import hmac
 import time
 import uuid
 
+from .audio import audio_format
+from .models import Recording
+from .recordings import audio_key, download_name
+from .storage import Storage
+
 
 class AudioUrlSigner:
     def __init__(self, secret: str, expiry_s: int) -> None:
@@ -25,12 +30,17 @@ class AudioUrlSigner:
 
 
 class AudioLinks:
-    """Builds the playable and downloadable URLs of a ready recording."""
+    """The playable and downloadable URLs of a ready recording: the storage's own (presigned S3) when it has one."""
 
-    def __init__(self, signer: AudioUrlSigner) -> None:
+    def __init__(self, signer: AudioUrlSigner, storage: Storage) -> None:
         self.signer = signer
+        self.storage = storage
 
-    def url(self, recording_id: uuid.UUID, *, download: bool = False) -> str:
-        expires, signature = self.signer.sign(recording_id)
+    def url(self, recording: Recording, *, download: bool = False) -> str:
+        content_type = audio_format(recording.mime_type).mime_type
+        name = download_name(recording) if download else None
+        if direct := self.storage.direct_url(audio_key(recording), content_type=content_type, download_name=name):
+            return direct
+        expires, signature = self.signer.sign(recording.id)
         suffix = '&download=1' if download else ''
-        return f'/api/recordings/{recording_id}/audio?expires={expires}&signature={signature}{suffix}'
+        return f'/api/recordings/{recording.id}/audio?expires={expires}&signature={signature}{suffix}'

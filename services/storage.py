@@ -43,6 +43,11 @@ class Storage(Protocol):
     def check(self) -> None:
         """Raise ServiceUnavailable when the storage cannot be used."""
 
+    def direct_url(self, key: str, *, content_type: str, download_name: str | None = None) -> str | None:
+        """A URL a browser can fetch the object from without us (e.g. presigned S3), or None to serve it ourselves."""
+
+    def close(self) -> None: ...
+
 
 class LocalStorage:
     def __init__(self, root: Path) -> None:
@@ -116,6 +121,12 @@ class LocalStorage:
     def check(self) -> None:
         if not os.access(self.root, os.W_OK):
             raise ServiceUnavailable(f'storage folder {self.root} is not writable')
+
+    def direct_url(self, key: str, *, content_type: str, download_name: str | None = None) -> str | None:
+        return None  # the app streams local files through its signed /api URL
+
+    def close(self) -> None:
+        pass
 
     def _open(self, key: str) -> BinaryIO:
         try:
