@@ -1,8 +1,14 @@
-"""Shared fixtures: services on a temp folder, an API client, known audio."""
+"""Shared fixtures: services on every backend combination, an API client, known audio.
+
+`settings` (and so `services` and `api`) is parametrized over {SQLite, PostgreSQL} × {local, S3}: each test
+gets a fresh database and a fresh bucket on real servers the session starts itself. A test that is about one
+backend narrows it with `@pytest.mark.parametrize('storage_kind', ['s3'], indirect=True)`.
+"""
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,8 +21,12 @@ from services.api import create_router, install_error_handler
 from services.config import Settings
 from services.container import Services, build_services
 from services.models import Recording
+from services.storage import LocalStorage, Storage
+from services.storage_s3 import S3Storage
 
 from .audio_samples import live_webm, speech_wav, split
+from .postgres_server import PostgresServer
+from .s3_server import CREDENTIALS, REGION, S3Server
 
 
 @pytest.fixture(scope='session')
@@ -29,9 +39,96 @@ def webm_5s(speech_5s: Path) -> bytes:
     return live_webm(speech_5s, speech_5s.with_suffix('.webm'))
 
 
+@pytest.fixture(scope='session')
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope='session')
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    with pytest.MonkeyPatch.context() as environment:
+        for name, value in CREDENTIALS.items():
+            environment.setenv(name, value)
+        for name in ('AWS_PROFILE', 'AWS_SESSION_TOKEN', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3'):
+            environment.delenv(name, raising=False)
+        server = S3Server(tmp_path_factory.mktemp('moto') / 'moto.log').start()
+        yield server
+        server.stop()
+
+
+@pytest.fixture(params=['sqlite', 'postgresql'])
+def database_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=['local', 's3'])
+def storage_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(_env_file=None, data_dir=tmp_path / 'data', secret='test-secret', max_chunk_bytes=64 * 1024)
+def database_url(database_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, empty database per test; the app's own migrations build its schema."""
+    if database_kind == 'sqlite':
+        yield f'sqlite:///{tmp_path / "data" / "voice-recorder.db"}'
+        return
+    server: PostgresServer = request.getfixturevalue('postgres')
+    name = server.create_database()
+    yield server.url(name)
+    server.drop_database(name)
+
+
+@pytest.fixture
+def storage_settings(storage_kind: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """A fresh bucket per test, created by the app at start-up as VR_S3_CREATE_BUCKET allows."""
+    if storage_kind == 'local':
+        return {}
+    server: S3Server = request.getfixturevalue('s3_server')
+    return {
+        'storage': 's3',
+        's3_bucket': f'vr-test-{uuid.uuid4().hex[:16]}',
+        's3_endpoint_url': server.url,
+        's3_region': REGION,
+        's3_path_style': True,
+        's3_create_bucket': True,
+    }
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, storage_settings: dict[str, Any]) -> Settings:
+    return Settings(
+        _env_file=None,
+        data_dir=tmp_path / 'data',
+        secret='test-secret',
+        max_chunk_bytes=64 * 1024,
+        database_url=database_url,
+        **storage_settings,
+    )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The same settings as VR_* variables, for an app started as a process of its own."""
+    values = settings.model_dump(exclude_none=True, exclude={'host', 'port'})
+    return {f'VR_{name.upper()}': str(value) for name, value in values.items()}
+
+
+def stored_keys(storage: Storage, prefix: str) -> list[str]:
+    """What the storage really holds under `prefix`, read past the app's own bookkeeping."""
+    if isinstance(storage, LocalStorage):
+        folder = storage.root / prefix
+        return sorted(str(path.relative_to(storage.root)) for path in folder.rglob('*') if path.is_file())
+    assert isinstance(storage, S3Storage)
+    pages = storage.client.get_paginator('list_objects_v2').paginate(Bucket=storage.bucket, Prefix=prefix)
+    return sorted(item['Key'] for page in pages for item in page.get('Contents', []))
+
+
+def fetch(api: httpx.Client, url: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    """GET an audio URL: our own signed /api path through the app, or a presigned S3 URL over real HTTP."""
+    if url.startswith(('http://', 'https://')):
+        return httpx.get(url, headers=headers, timeout=30)
+    return api.get(url, headers=headers)
 
 
 @pytest.fixture

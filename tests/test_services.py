@@ -1,4 +1,4 @@
-"""The service layer: chunk ingest, finalize, ownership and deletion, on the embedded defaults."""
+"""The service layer: chunk ingest, finalize, ownership and deletion, on every database and storage backend."""
 
 import uuid
 
@@ -9,10 +9,10 @@ from services.audio import probe_duration_ms
 from services.container import Services
 from services.errors import AudioProcessingFailed, ChunkTooLarge, Conflict, InvalidInput, MissingChunks, NotFound
 from services.models import Chunk, Recording, RecordingStatus
-from services.recordings import audio_key, chunk_key
+from services.recordings import audio_key, chunk_key, recording_prefix
 
 from .audio_samples import split
-from .conftest import record
+from .conftest import record, stored_keys
 
 MATROSKA_CUES_ID = bytes.fromhex('1C53BB6B')
 
@@ -100,7 +100,7 @@ def test_finalize_makes_one_seekable_file_of_the_right_length(services: Services
     assert probe_duration_ms(final) == pytest.approx(5000, abs=200)
     assert MATROSKA_CUES_ID in final.read_bytes(), 'no cues: browsers could not seek'
     assert chunk_rows(services, ready.id) == []
-    assert not services.storage.exists(chunk_key(ready.id, 0))
+    assert stored_keys(services.storage, recording_prefix(ready.id)) == [audio_key(ready)]
 
 
 def test_finalize_twice_returns_the_same_recording(services: Services, webm_5s: bytes) -> None:
@@ -142,11 +142,12 @@ def test_delete_leaves_nothing_behind(services: Services, webm_5s: bytes) -> Non
     unfinished = services.recordings.create(user_id=user_id, mime_type='audio/webm')
     services.chunks.add_chunk(user_id=user_id, recording_id=unfinished.id, seq=0, data=b'abc')
     for recording_id in (ready.id, unfinished.id):
+        assert stored_keys(services.storage, recording_prefix(recording_id))
         services.recordings.delete(user_id=user_id, recording_id=recording_id)
         with services.database.session() as session:
             assert session.get(Recording, recording_id) is None
         assert chunk_rows(services, recording_id) == []
-        assert not (services.settings.local_storage_dir / 'recordings' / str(recording_id)).exists()
+        assert stored_keys(services.storage, recording_prefix(recording_id)) == []
 
 
 def test_another_users_recording_looks_missing(services: Services, webm_5s: bytes) -> None:
