@@ -160,7 +160,11 @@ class S3Storage:
                 raise
             region = self.client.meta.region_name
             options = {'CreateBucketConfiguration': {'LocationConstraint': region}} if region != 'us-east-1' else {}
-            self.client.create_bucket(Bucket=self.bucket, **options)
+            try:
+                self.client.create_bucket(Bucket=self.bucket, **options)
+            except ClientError as create_error:  # another instance starting beside us may have just made it
+                if _code(create_error) != 'BucketAlreadyOwnedByYou':
+                    raise
             log.info('created S3 bucket %s', self.bucket)
 
     @contextmanager

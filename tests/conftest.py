@@ -19,7 +19,7 @@ from nicegui.testing.user_simulation import user_simulation
 
 from services.api import create_router, install_error_handler
 from services.config import Settings
-from services.container import Services, build_services
+from services.container import Services, build_services, build_storage
 from services.models import Recording
 from services.storage import LocalStorage, Storage
 from services.storage_s3 import S3Storage
@@ -51,6 +51,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     with pytest.MonkeyPatch.context() as environment:
         for name, value in CREDENTIALS.items():
             environment.setenv(name, value)
+        environment.setenv('AWS_EC2_METADATA_DISABLED', 'true')  # never look for credentials off this machine
         for name in ('AWS_PROFILE', 'AWS_SESSION_TOKEN', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3'):
             environment.delenv(name, raising=False)
         server = S3Server(tmp_path_factory.mktemp('moto') / 'moto.log').start()
@@ -106,6 +107,14 @@ def settings(tmp_path: Path, database_url: str, storage_settings: dict[str, Any]
         database_url=database_url,
         **storage_settings,
     )
+
+
+@pytest.fixture
+def storage(tmp_path: Path, storage_settings: dict[str, Any]) -> Iterator[Storage]:
+    """The storage alone, on each backend, for the storage contract."""
+    built = build_storage(Settings(_env_file=None, data_dir=tmp_path / 'data', **storage_settings))
+    yield built
+    built.close()
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -1,4 +1,7 @@
-"""A real browser records through the real server, then plays the recording back and seeks in it."""
+"""A real browser records through the real server, then plays the recording back and seeks in it.
+
+Once on the embedded defaults, once as deployed: PostgreSQL, and S3 serving the audio to the browser directly.
+"""
 
 import time
 import uuid
@@ -13,6 +16,7 @@ from services.container import build_services
 from .app_server import AppServer
 from .audio_samples import speech_wav
 from .browser import audio_metadata, chromium, onboard, seek
+from .conftest import settings_env
 
 
 @pytest.fixture(scope='module')
@@ -21,13 +25,16 @@ def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def app_server(tmp_path: Path) -> Iterator[AppServer]:
-    server = AppServer(tmp_path / 'data').start()
+def app_server(settings: Settings) -> Iterator[AppServer]:
+    server = AppServer(settings.data_dir, env=settings_env(settings)).start()
     yield server
     server.stop()
 
 
-async def test_record_stop_and_play_back_with_seeking(app_server: AppServer, microphone: Path) -> None:
+@pytest.mark.parametrize(('database_kind', 'storage_kind'), [('sqlite', 'local'), ('postgresql', 's3')], indirect=True)
+async def test_record_stop_and_play_back_with_seeking(
+    app_server: AppServer, settings: Settings, microphone: Path
+) -> None:
     async with chromium(microphone) as browser:
         page = await browser.new_page()
         await onboard(page, app_server.url, 'Browser Tester')
@@ -56,12 +63,15 @@ async def test_record_stop_and_play_back_with_seeking(app_server: AppServer, mic
         assert await item.count() == 1
         recording_id = await item.get_attribute('data-recording-id')
         assert recording_id
+        player = item.get_by_test_id('audio-player')
+        expected_origin = settings.s3_endpoint_url if settings.storage == 's3' else app_server.url
+        assert (await player.evaluate('audio => new URL(audio.currentSrc).origin')) == expected_origin
         duration = await audio_metadata(page, recording_id)
         assert duration == pytest.approx(recorded_s, abs=1.0)
         assert await seek(page, recording_id, duration * 0.6) == pytest.approx(duration * 0.6, abs=0.1)
         assert 'Recording ' in await item.inner_text()
 
-    services = build_services(Settings(_env_file=None, data_dir=app_server.data_dir, secret='browser-test-secret'))
+    services = build_services(settings)
     try:
         with services.database.session() as session:
             from services.models import Recording
