@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     s3_public_endpoint_url: str | None = Field(default=None, description='the endpoint browsers reach, if different')
     s3_path_style: bool = False
     s3_create_bucket: bool = False
+    s3_spool: bool = Field(default=True, description='also keep received chunks on local disk for a fast finalize')
     s3_max_concurrency: int = Field(default=16, ge=1, le=128, description='parallel S3 requests per finalize')
     secret: str | None = Field(default=None, description='signs browser storage, tokens and audio URLs')
     max_chunk_bytes: int = Field(default=512 * 1024, gt=0, le=900 * 1024)

@@ -11,6 +11,7 @@ from .schema import upgrade
 from .signing import AudioLinks, AudioUrlSigner
 from .storage import LocalStorage, Storage
 from .storage_s3 import S3Storage
+from .storage_spool import SpooledStorage
 from .users import UserService
 
 
@@ -45,7 +46,7 @@ def build_storage(settings: Settings) -> Storage:
         url_expiry_s=settings.audio_url_expiry_s,
     )
     storage.ensure_bucket(create=settings.s3_create_bucket)
-    return storage
+    return SpooledStorage(storage, settings.data_dir / 'spool') if settings.s3_spool else storage
 
 
 def build_services(settings: Settings, *, storage: Storage | None = None) -> Services:
@@ -54,7 +55,7 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         upgrade(database.engine)
     storage = storage or build_storage(settings)
     # Local reads are fast and sequential is fine; S3 pays a round trip per chunk, so fetch several at once.
-    fetch_workers = settings.s3_max_concurrency if isinstance(storage, S3Storage) else 1
+    fetch_workers = settings.s3_max_concurrency if settings.storage == 's3' else 1
     locks = RecordingLocks()
     secret = settings.resolved_secret()
     return Services(

@@ -23,6 +23,7 @@ from services.container import Services, build_services, build_storage
 from services.models import Recording
 from services.storage import LocalStorage, Storage
 from services.storage_s3 import S3Storage
+from services.storage_spool import SpooledStorage
 
 from .audio_samples import live_webm, speech_wav, split
 from .postgres_server import PostgresServer
@@ -109,12 +110,30 @@ def settings(tmp_path: Path, database_url: str, storage_settings: dict[str, Any]
     )
 
 
-@pytest.fixture
-def storage(tmp_path: Path, storage_settings: dict[str, Any]) -> Iterator[Storage]:
-    """The storage alone, on each backend, for the storage contract."""
-    built = build_storage(Settings(_env_file=None, data_dir=tmp_path / 'data', **storage_settings))
+@pytest.fixture(params=['local', 's3', 's3-spooled'])
+def storage(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Storage]:
+    """The storage alone, for its contract: the local folder, bare S3, and S3 behind the local chunk spool."""
+    options: dict[str, Any] = {}
+    if request.param != 'local':
+        server: S3Server = request.getfixturevalue('s3_server')
+        options = {
+            'storage': 's3',
+            's3_bucket': f'vr-test-{uuid.uuid4().hex[:16]}',
+            's3_endpoint_url': server.url,
+            's3_region': REGION,
+            's3_path_style': True,
+            's3_create_bucket': True,
+            's3_spool': request.param == 's3-spooled',
+        }
+    built = build_storage(Settings(_env_file=None, data_dir=tmp_path / 'data', **options))
     yield built
     built.close()
+
+
+def s3_of(storage: Storage) -> S3Storage:
+    remote = storage.remote if isinstance(storage, SpooledStorage) else storage
+    assert isinstance(remote, S3Storage), f'{type(remote).__name__} is not S3'
+    return remote
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -128,8 +147,8 @@ def stored_keys(storage: Storage, prefix: str) -> list[str]:
     if isinstance(storage, LocalStorage):
         folder = storage.root / prefix
         return sorted(str(path.relative_to(storage.root)) for path in folder.rglob('*') if path.is_file())
-    assert isinstance(storage, S3Storage)
-    pages = storage.client.get_paginator('list_objects_v2').paginate(Bucket=storage.bucket, Prefix=prefix)
+    s3 = s3_of(storage)
+    pages = s3.client.get_paginator('list_objects_v2').paginate(Bucket=s3.bucket, Prefix=prefix)
     return sorted(item['Key'] for page in pages for item in page.get('Contents', []))
 
 

@@ -2,6 +2,7 @@
 
 import io
 import logging
+import os
 import threading
 import time
 import uuid
@@ -23,12 +24,14 @@ from services.errors import NotFound, ServiceUnavailable
 from services.ordered_fetch import copy_in_order
 from services.storage import Storage
 from services.storage_s3 import S3Storage
+from services.storage_spool import SpooledStorage
 
 from .app_server import free_port
-from .conftest import record, stored_keys
+from .conftest import record, s3_of, stored_keys
 from .s3_server import REGION, S3Server
 
 S3_ONLY = pytest.mark.parametrize('storage_kind', ['s3'], indirect=True)
+BARE_S3 = pytest.mark.parametrize('storage', ['s3'], indirect=True)
 
 
 def read_all(storage: Storage, key: str) -> bytes:
@@ -90,6 +93,36 @@ def test_chunks_are_joined_in_order_with_bounded_read_ahead(storage: Storage, wo
         assert max(Target.ahead) <= 2 * workers
 
 
+@pytest.mark.parametrize('storage', ['s3-spooled'], indirect=True)
+def test_the_spool_serves_chunks_this_instance_took_and_falls_back_to_s3(storage: Storage, tmp_path: Path) -> None:
+    assert isinstance(storage, SpooledStorage)
+    for seq in range(3):
+        storage.put_bytes(f'recordings/r/chunks/{seq}', f'chunk {seq}'.encode())
+    s3_of(storage).delete_prefix('recordings/r/chunks/1')  # only the spool still has chunk 1 ...
+    (storage.folder / 'recordings/r/chunks/2').unlink()  # ... and only S3 chunk 2
+    keys = [f'recordings/r/chunks/{seq}' for seq in range(3)]
+    assert read_all(storage, keys[1]) == b'chunk 1'
+    assert read_all(storage, keys[2]) == b'chunk 2'
+    assert storage.delete_prefix('recordings/r/') == 2
+    assert not (storage.folder / 'recordings/r').exists()
+    storage.put_bytes('recordings/s/chunks/0', b'left behind by a crash')
+    restarted = SpooledStorage(s3_of(storage), storage.folder)
+    assert not (restarted.folder / 'recordings').exists(), 'a restart starts with an empty spool'
+    assert read_all(restarted, 'recordings/s/chunks/0') == b'left behind by a crash'
+
+
+@pytest.mark.parametrize('storage', ['s3-spooled'], indirect=True)
+def test_the_spool_forgets_recordings_abandoned_for_a_day(storage: Storage) -> None:
+    assert isinstance(storage, SpooledStorage)
+    storage.put_bytes('recordings/old/chunks/0', b'x')
+    storage.put_bytes('recordings/new/chunks/0', b'y')
+    a_day_ago = time.time() - 24 * 3600 - 60
+    os.utime(storage.folder / 'recordings/old/chunks', (a_day_ago, a_day_ago))
+    storage.sweep()
+    assert sorted(p.name for p in (storage.folder / 'recordings').iterdir()) == ['new']
+    assert read_all(storage, 'recordings/old/chunks/0') == b'x'  # still in S3
+
+
 def test_a_missing_chunk_fails_the_join_instead_of_leaving_a_hole(storage: Storage) -> None:
     for seq in (0, 1, 3):
         storage.put_bytes(f'recordings/r/chunks/{seq}', b'x')
@@ -98,7 +131,7 @@ def test_a_missing_chunk_fails_the_join_instead_of_leaving_a_hole(storage: Stora
         copy_in_order(storage, keys, io.BytesIO(), workers=4)
 
 
-@S3_ONLY
+@BARE_S3
 def test_delete_prefix_pages_through_listings_and_batches_deletes(storage: Storage) -> None:
     assert isinstance(storage, S3Storage)
     keys = [f'recordings/long/chunks/{seq}' for seq in range(1_050)]
@@ -240,7 +273,7 @@ def test_missing_credentials_are_named_at_start_up(
     storage.close()
 
 
-@S3_ONLY
+@BARE_S3
 def test_denied_credentials_are_named_not_dumped(
     storage: Storage, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
