@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from nicegui import app, ui
+from pydantic import ValidationError
 
 from pages import onboard, recorder, records
 from pages.chunk_events import register_chunk_events
@@ -18,15 +19,22 @@ ASSETS = Path(__file__).parent / 'assets'
 log = logging.getLogger('voice_recorder')
 
 
+def _first_problem(error: ValidationError) -> str:
+    problem = error.errors()[0]
+    where = '_'.join(str(part) for part in problem['loc']).upper()
+    return f'VR_{where}: {problem["msg"]}' if where else problem['msg']
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
-    settings = Settings()
     try:
+        settings = Settings()
         if sys.argv[1:] == ['migrate']:  # for deployments that migrate as a step of their own (VR_AUTO_MIGRATE=false)
-            return log.info('the database is at revision %s, the newest', migrate(settings.resolved_database_url))
+            log.info('the database is at revision %s, the newest', migrate(settings.resolved_database_url))
+            return
         services = build_services(settings)
-    except AppError as error:  # e.g. the database is unreachable: one clear line, not a stack trace
-        log.error('cannot start: %s', error.message)
+    except (AppError, ValidationError) as error:  # a bad setting or an unreachable database: one clear line
+        log.error('cannot start: %s', error.message if isinstance(error, AppError) else _first_problem(error))
         raise SystemExit(1) from None
     app.on_shutdown(services.close)
     app.add_static_files('/assets', ASSETS)

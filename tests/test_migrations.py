@@ -108,12 +108,24 @@ def test_migrate_command_upgrades_and_exits(database_url: str, tmp_path) -> None
     database.dispose()
 
 
-def test_an_unreachable_database_stops_the_app_with_one_clear_line(tmp_path) -> None:
-    url = f'postgresql+psycopg://app:secret@127.0.0.1:{free_port()}/voice'
+CLOSED_PORT = free_port()
+
+
+@pytest.mark.parametrize(
+    ('env', 'message'),
+    [
+        (
+            {'VR_DATABASE_URL': f'postgresql+psycopg://app:secret@127.0.0.1:{CLOSED_PORT}/voice'},
+            f'the database at postgresql+psycopg://app:***@127.0.0.1:{CLOSED_PORT}/voice cannot be migrated',
+        ),
+        ({'VR_STORAGE': 's3'}, 'VR_STORAGE=s3 needs VR_S3_BUCKET'),
+    ],
+)
+def test_start_up_problems_stop_the_app_with_one_clear_line(env: dict[str, str], message: str, tmp_path) -> None:
     result = subprocess.run(
         [sys.executable, 'main.py'],
         cwd=ROOT,
-        env={'PATH': '/usr/bin:/bin', 'VR_DATABASE_URL': url, 'VR_DATA_DIR': str(tmp_path)},
+        env={'PATH': '/usr/bin:/bin', 'VR_DATA_DIR': str(tmp_path), **env},
         capture_output=True,
         text=True,
         timeout=60,
@@ -122,7 +134,7 @@ def test_an_unreachable_database_stops_the_app_with_one_clear_line(tmp_path) -> 
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if ' ERROR ' in line]
     assert len(errors) == 1, result.stderr
-    assert 'cannot start: the database at postgresql+psycopg://app:***@127.0.0.1' in errors[0]
+    assert 'cannot start: ' in errors[0] and message in errors[0]
     assert 'secret' not in result.stderr and 'Traceback' not in result.stderr
 
 
