@@ -1,5 +1,7 @@
 """/records: the user's recordings, newest first, each playable, renamable, downloadable and deletable."""
 
+from typing import Any
+
 from fastapi.responses import RedirectResponse
 from nicegui import app, run, ui
 
@@ -10,6 +12,7 @@ from services.recordings import MAX_TITLE_LENGTH
 
 from .formatting import format_duration, format_local_time, format_size
 from .frame import frame, notify_error, signed_in_user
+from .recorder_element import AudioRecorder
 
 PAGE_SIZE = 50
 STATUS_TEXT = {
@@ -25,7 +28,17 @@ def create(services: Services) -> None:
         if user is None:
             return RedirectResponse('/onboard')
         with frame('Your recordings', user):
-            await RecordList(services, user).show()
+            record_list = RecordList(services, user)
+            await record_list.show()
+            settings = services.settings
+            AudioRecorder(
+                user_id=user.id,
+                upload_token=services.upload_tokens.issue(user.id),
+                max_chunk_bytes=settings.max_chunk_bytes,
+                timeslice_ms=settings.chunk_timeslice_ms,
+                recover_only=True,
+                on_recovered=record_list.recovered,
+            ).classes('hidden').mark('recovery')
         return None
 
 
@@ -35,6 +48,10 @@ class RecordList:
         self.user = user
         self.time_zone = app.storage.user.get('time_zone')
         self.poller = ui.timer(3.0, self.show.refresh, active=False)
+
+    def recovered(self, recording: dict[str, Any]) -> None:
+        ui.notify(f'Recovered recording “{recording["title"]}”', type='positive')
+        self.show.refresh()
 
     @ui.refreshable_method
     async def show(self) -> None:

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     audio_url_expiry_s: int = Field(default=3600, gt=0)
     recorder_reconnect_timeout_s: float = Field(default=90.0, gt=0)
     chunk_timeslice_ms: int = Field(default=1000, ge=100, le=10_000)
+    stale_recording_s: float = Field(default=600, gt=0, description='finalize a recording idle this long')
+    sweep_interval_s: float = Field(default=60, gt=0)
 
     @property
     def resolved_database_url(self) -> str:

@@ -1,14 +1,16 @@
 """Builds every service from settings, lazily and in one place, so tests can point them anywhere."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from .chunks import ChunkService
 from .config import Settings
 from .database import Database
 from .finalize import Finalizer
 from .recordings import RecordingLocks, RecordingService
-from .signing import AudioLinks, AudioUrlSigner
+from .signing import AudioLinks, AudioUrlSigner, UploadTokens
 from .storage import LocalStorage, Storage
+from .sweeper import StaleRecordingSweeper
 from .users import UserService
 
 
@@ -22,6 +24,8 @@ class Services:
     chunks: ChunkService
     finalizer: Finalizer
     links: AudioLinks
+    upload_tokens: UploadTokens
+    sweeper: StaleRecordingSweeper
     secret: str
 
     def close(self) -> None:
@@ -38,6 +42,7 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
     storage = storage or build_storage(settings)
     locks = RecordingLocks()
     secret = settings.resolved_secret()
+    finalizer = Finalizer(database=database, storage=storage, locks=locks, temp_dir=settings.data_dir / 'tmp')
     return Services(
         settings=settings,
         database=database,
@@ -45,7 +50,11 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         users=UserService(database),
         recordings=RecordingService(database=database, storage=storage, locks=locks),
         chunks=ChunkService(database=database, storage=storage, locks=locks, max_chunk_bytes=settings.max_chunk_bytes),
-        finalizer=Finalizer(database=database, storage=storage, locks=locks, temp_dir=settings.data_dir / 'tmp'),
+        finalizer=finalizer,
         links=AudioLinks(AudioUrlSigner(secret, settings.audio_url_expiry_s)),
+        upload_tokens=UploadTokens(secret),
+        sweeper=StaleRecordingSweeper(
+            database=database, finalizer=finalizer, idle_after=timedelta(seconds=settings.stale_recording_s)
+        ),
         secret=secret,
     )

@@ -51,3 +51,7 @@ class ServiceUnavailable(AppError):
     """A backing service (database, storage) cannot be reached; the request may be retried."""
 
     status_code = 503
+
+
+class Busy(ServiceUnavailable):
+    """Someone else (another request, instance or the sweeper) is finishing this recording right now."""
