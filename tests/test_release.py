@@ -3,6 +3,7 @@ CI runs the README's test command exactly as .ci/run does, and a version tag pus
 to ghcr.io with nothing but the workflow's own token."""
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +140,11 @@ def test_the_image_keeps_pyproject_beside_the_code_for_the_version() -> None:
     copies = re.findall(r'^COPY\s+(\S+)\s+(\S+)', (ROOT / 'Dockerfile').read_text(), re.M)
     assert ('pyproject.toml', './') in copies
     assert ('services', './services') in copies
+
+
+def test_the_changelog_has_an_entry_for_the_current_version() -> None:
+    """A version bump without its CHANGELOG entry fails here, before the tag is pushed."""
+    version = tomllib.loads((ROOT / 'pyproject.toml').read_text())['project']['version']
+    headings = re.findall(r'^## \[([^\]]+)\]', (ROOT / 'CHANGELOG.md').read_text(), re.M)
+    assert headings[0] == 'Unreleased'
+    assert version in headings
