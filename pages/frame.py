@@ -9,6 +9,7 @@ from nicegui import app, run, ui
 from services.container import Services
 from services.errors import AppError
 from services.models import User
+from services.version import app_version
 
 
 async def signed_in_user(services: Services) -> User | None:
@@ -37,6 +38,8 @@ def frame(title: str, user: User | None = None) -> Iterator[None]:
     with ui.column().classes('vr-page w-full'):
         ui.label(title).classes('text-h5 vr-title')
         yield
+    with ui.element('footer').classes('w-full text-center text-caption text-grey-6'):
+        ui.label(f'Voice Recorder {app_version()}').mark('app-version')
 
 
 def notify_error(error: AppError) -> None:

@@ -15,6 +15,7 @@ from .errors import AppError, ChunkTooLarge, Forbidden, NotFound, Unauthorized
 from .http_range import parse_range
 from .models import Recording, RecordingStatus, User
 from .recordings import audio_key
+from .version import app_version
 
 
 class StrictBody(BaseModel):
@@ -66,6 +67,7 @@ class ChunkOut(BaseModel):
 
 class HealthOut(BaseModel):
     status: str
+    version: str
     database: str
     storage: str
 
@@ -214,6 +216,6 @@ def create_router(services: Services) -> APIRouter:
                 results[name] = f'error: {getattr(error, "message", None) or type(error).__name__}'
         healthy = all(value == 'ok' for value in results.values())
         response.status_code = 200 if healthy else 503
-        return HealthOut(status='ok' if healthy else 'unavailable', **results)
+        return HealthOut(status='ok' if healthy else 'unavailable', version=app_version(), **results)
 
     return router
