@@ -4,6 +4,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from fastapi.middleware.cors import CORSMiddleware
 from nicegui import app, background_tasks, ui
 
 from pages import onboard, recorder, records
@@ -20,6 +21,7 @@ def main(*, wrap_storage: Callable[[Storage], Storage] | None = None) -> None:
     """Serve the app; `wrap_storage` lets a test launcher put a fault injector around the real storage."""
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     settings = Settings()
+    settings.check_production_ready()
     storage = build_storage(settings)
     services = build_services(settings, storage=wrap_storage(storage) if wrap_storage else storage)
     app.on_shutdown(services.close)
@@ -30,6 +32,14 @@ def main(*, wrap_storage: Callable[[Storage], Storage] | None = None) -> None:
     )
     app.add_static_files('/assets', ASSETS)
     app.include_router(create_router(services))
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=['*'],
+            allow_headers=['Authorization', 'Content-Type', 'Range'],
+            max_age=600,
+        )
     install_error_handler(app)
     register_chunk_events(services)
     onboard.create(services)

@@ -24,6 +24,12 @@ async def signed_in_user(services: Services) -> User | None:
         return None
 
 
+def sign_out() -> None:
+    """Forget the identity in this browser; unsent audio stays in IndexedDB for this user's next sign-in."""
+    app.storage.user.clear()
+    ui.navigate.to('/onboard')
+
+
 @contextmanager
 def frame(title: str, user: User | None = None) -> Iterator[None]:
     ui.add_head_html('<link rel="stylesheet" href="/assets/app.css">')
@@ -35,6 +41,9 @@ def frame(title: str, user: User | None = None) -> Iterator[None]:
                 ui.link('Record', '/recorder').classes('vr-nav').mark('nav-recorder')
                 ui.link('Recordings', '/records').classes('vr-nav').mark('nav-records')
                 ui.label(user.name).classes('vr-user-name').mark('user-name')
+                ui.button('Sign out', on_click=sign_out).props('flat dense color=white data-testid=sign-out').mark(
+                    'sign-out'
+                )
     with ui.column().classes('vr-page w-full'):
         ui.label(title).classes('text-h5 vr-title')
         yield

@@ -7,6 +7,7 @@ from .chunks import ChunkService
 from .config import Settings
 from .database import Database
 from .finalize import Finalizer
+from .rate_limit import RateLimiter
 from .recordings import RecordingLocks, RecordingService
 from .signing import AudioLinks, AudioUrlSigner, UploadTokens
 from .storage import LocalStorage, Storage
@@ -26,6 +27,7 @@ class Services:
     links: AudioLinks
     upload_tokens: UploadTokens
     sweeper: StaleRecordingSweeper
+    rate_limiter: RateLimiter
     secret: str
 
     def close(self) -> None:
@@ -48,13 +50,22 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         database=database,
         storage=storage,
         users=UserService(database),
-        recordings=RecordingService(database=database, storage=storage, locks=locks),
-        chunks=ChunkService(database=database, storage=storage, locks=locks, max_chunk_bytes=settings.max_chunk_bytes),
+        recordings=RecordingService(
+            database=database, storage=storage, locks=locks, max_recordings_per_user=settings.max_recordings_per_user
+        ),
+        chunks=ChunkService(
+            database=database,
+            storage=storage,
+            locks=locks,
+            max_chunk_bytes=settings.max_chunk_bytes,
+            max_chunks=settings.max_chunks_per_recording,
+        ),
         finalizer=finalizer,
         links=AudioLinks(AudioUrlSigner(secret, settings.audio_url_expiry_s)),
         upload_tokens=UploadTokens(secret),
         sweeper=StaleRecordingSweeper(
             database=database, finalizer=finalizer, idle_after=timedelta(seconds=settings.stale_recording_s)
         ),
+        rate_limiter=RateLimiter(settings.api_requests_per_minute),
         secret=secret,
     )

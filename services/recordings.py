@@ -5,11 +5,11 @@ import uuid
 import weakref
 from datetime import UTC, datetime
 
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session, col, delete, func, select
 
 from .audio import audio_format
 from .database import Database
-from .errors import InvalidInput, NotFound
+from .errors import InvalidInput, LimitReached, NotFound
 from .models import Chunk, Recording, utc_now
 from .storage import Storage
 
@@ -69,16 +69,24 @@ class RecordingLocks:
 
 
 class RecordingService:
-    def __init__(self, *, database: Database, storage: Storage, locks: RecordingLocks) -> None:
+    def __init__(
+        self, *, database: Database, storage: Storage, locks: RecordingLocks, max_recordings_per_user: int = 1000
+    ) -> None:
         self.database = database
         self.storage = storage
         self.locks = locks
+        self.max_recordings_per_user = max_recordings_per_user
 
     def create(self, *, user_id: uuid.UUID, mime_type: str, title: str | None = None) -> Recording:
         fmt = audio_format(mime_type)
         default_title = f'Recording {datetime.now(UTC):%Y-%m-%d %H:%M} UTC'
         recording = Recording(user_id=user_id, mime_type=fmt.mime_type, title=clean_title(title or default_title))
         with self.database.session() as session:
+            count = session.exec(select(func.count()).select_from(Recording).where(Recording.user_id == user_id)).one()
+            if count >= self.max_recordings_per_user:
+                raise LimitReached(
+                    f'you have reached the limit of {self.max_recordings_per_user} recordings; delete some to make room'
+                )
             session.add(recording)
             session.commit()
         return recording

@@ -41,6 +41,7 @@ async def onboard(page: Page, base_url: str, name: str) -> None:
     await page.wait_for_url('**/onboard')
     await page.get_by_test_id('name-input').fill(name)
     await page.get_by_test_id('onboard-submit').click()
+    await page.get_by_test_id('recovery-continue').click()
     await page.wait_for_url('**/records')
 
 

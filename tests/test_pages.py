@@ -11,11 +11,15 @@ from services.models import User as UserRow
 from .conftest import record
 
 
-async def onboard(user: User, name: str) -> None:
+async def onboard(user: User, name: str) -> str:
     await user.open('/onboard')
     user.find(marker='name-input').type(name)
     user.find(marker='onboard-submit').click()
+    await user.should_see(marker='recovery-key')
+    key = user.find(marker='recovery-key').elements.pop().text
+    user.find(marker='recovery-continue').click()
     await user.should_see('Your recordings')
+    return key
 
 
 def user_id_named(services: Services, name: str) -> uuid.UUID:
@@ -111,3 +115,18 @@ async def test_recorder_page_offers_the_controls(user: User) -> None:
         'recorder',
     ):
         await user.should_see(marker=marker)
+
+
+async def test_sign_out_and_back_in_with_the_recovery_key(user: User) -> None:
+    key = await onboard(user, 'Rosa')
+    user.find(marker='sign-out').click()
+    await user.should_see(marker='name-input')
+    await user.open('/records')
+    await user.should_see(marker='name-input')  # signed out: the identity is gone
+    user.find(marker='recovery-key-input').type('not-the-key')
+    user.find(marker='recovery-submit').click()
+    await user.should_see('does not match any account')
+    user.find(marker='recovery-key-input').clear().type(key)
+    user.find(marker='recovery-submit').click()
+    await user.should_see('Your recordings')
+    await user.should_see('Rosa')
