@@ -248,6 +248,7 @@ export default {
     uploadToken: String,
     maxChunkBytes: Number,
     timesliceMs: Number,
+    maxRecordingMs: Number,
     recoverOnly: Boolean,
   },
   data() {
@@ -474,6 +475,10 @@ export default {
       const timer = this.$el.querySelector('[data-testid="recording-timer"]');
       const status = this.$el.querySelector('[data-testid="upload-status"]');
       if (timer) timer.textContent = formatClock(this.elapsedMs());
+      if (this.state === "recording" && this.maxRecordingMs && this.elapsedMs() >= this.maxRecordingMs) {
+        this.stop();
+        this.notice = "Stopped at the maximum recording length.";
+      }
       if (status) status.textContent = this.statusText();
     },
 

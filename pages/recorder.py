@@ -39,6 +39,7 @@ def create(services: Services) -> None:
                     upload_token=services.upload_tokens.issue(user.id),
                     max_chunk_bytes=settings.max_chunk_bytes,
                     timeslice_ms=settings.chunk_timeslice_ms,
+                    max_recording_s=settings.max_recording_s,
                     on_started=remember_time_zone,
                     on_saved=lambda recording: show_saved(result, recording),
                     on_recovered=show_recovered,

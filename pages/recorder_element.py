@@ -20,6 +20,7 @@ class AudioRecorder(ui.element, component='../assets/recorder.js'):
         upload_token: str,
         max_chunk_bytes: int,
         timeslice_ms: int,
+        max_recording_s: int = 4 * 3600,
         recover_only: bool = False,
         on_started: Callable[[dict[str, Any]], Any] | None = None,
         on_saved: Callable[[dict[str, Any]], Any] | None = None,
@@ -33,6 +34,7 @@ class AudioRecorder(ui.element, component='../assets/recorder.js'):
             uploadToken=upload_token,
             maxChunkBytes=max_chunk_bytes,
             timesliceMs=timeslice_ms,
+            maxRecordingMs=max_recording_s * 1000,
             recoverOnly=recover_only,
         )
         self.on('state', lambda event: setattr(self, 'state', event.args['state']))

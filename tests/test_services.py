@@ -210,3 +210,23 @@ def test_unsupported_audio_type_is_refused(services: Services) -> None:
 def test_bad_names_are_refused(services: Services, name: str) -> None:
     with pytest.raises(InvalidInput):
         services.users.onboard(name=name)
+
+
+@pytest.mark.parametrize(
+    ('environment', 'secret', 'refused'),
+    [
+        ('production', None, True),
+        ('production', 'short', True),
+        ('production', 'x' * 32, False),
+        ('development', None, False),
+    ],
+)
+def test_production_needs_a_chosen_secret(tmp_path, environment: str, secret: str | None, refused: bool) -> None:
+    from services.config import Settings
+
+    settings = Settings(_env_file=None, data_dir=tmp_path, environment=environment, secret=secret)
+    if refused:
+        with pytest.raises(ValueError, match='VR_SECRET'):
+            settings.check_production_ready()
+    else:
+        settings.check_production_ready()
