@@ -271,12 +271,16 @@ export default {
       }
     };
     window.addEventListener("beforeunload", this.onBeforeUnload);
+    this.onKeyDown = (event) => this.shortcut(event);
+    if (!this.recoverOnly) document.addEventListener("keydown", this.onKeyDown);
+    this.pageTitle = document.title;
     this.store = await ChunkStore.open();
     this.recoverLeftovers();
   },
   unmounted() {
     clearInterval(this.ticker);
     window.removeEventListener("beforeunload", this.onBeforeUnload);
+    document.removeEventListener("keydown", this.onKeyDown);
     this.releaseMicrophone();
     this.channel.close();
   },
@@ -301,6 +305,7 @@ export default {
       }
       const mimeType = MIME_TYPES.find((type) => MediaRecorder.isTypeSupported(type)) || "";
       this.stream = stream;
+      this.tracks = stream.getTracks();
       this.recorder = new MediaRecorder(stream, mimeType ? { mimeType } : {});
       const record = {
         localId: crypto.randomUUID(),
@@ -348,6 +353,22 @@ export default {
       this.setState("uploading");
       this.recorder.stop(); // fires the last dataavailable, then stop
       this.releaseMicrophone();
+    },
+    shortcut(event) {
+      // Space records, pauses and resumes; Enter or Escape stops. Typing in a field is left alone.
+      if (event.repeat || event.ctrlKey || event.metaKey || event.altKey) return;
+      if (event.target.closest?.("input, textarea, select, [contenteditable]")) return;
+      if (event.key === " ") {
+        event.preventDefault();
+        if (this.state === "recording") this.pause();
+        else if (this.state === "paused") this.resume();
+        else this.record();
+      } else if (event.key === "Enter" || event.key === "Escape") {
+        if (this.state === "recording" || this.state === "paused") {
+          event.preventDefault();
+          this.stop();
+        }
+      }
     },
     onData(session, blob) {
       if (!blob || blob.size === 0) return;
@@ -439,6 +460,10 @@ export default {
     },
     setState(state) {
       this.state = state;
+      if (!this.recoverOnly) {
+        const marks = { recording: "● Recording – ", paused: "❚❚ Paused – " };
+        document.title = (marks[state] || "") + this.pageTitle;
+      }
       this.refresh();
       this.$emit("state", { state });
     },

@@ -34,10 +34,12 @@ def sign_out() -> None:
 def frame(title: str, user: User | None = None) -> Iterator[None]:
     ui.add_head_html('<link rel="stylesheet" href="/assets/app.css">')
     ui.page_title(f'{title} · Voice Recorder')
+    ui.dark_mode(None)  # follow the system's light or dark setting
+    ui.add_head_html('<meta name="color-scheme" content="light dark">')
     with ui.header().classes('vr-header items-center justify-between'):
         ui.link('Voice Recorder', '/records' if user else '/onboard').classes('vr-brand')
         if user:
-            with ui.row().classes('items-center gap-4'):
+            with ui.element('nav').classes('row items-center gap-4').props('aria-label="Main"'):
                 ui.link('Record', '/recorder').classes('vr-nav').mark('nav-recorder')
                 ui.link('Recordings', '/records').classes('vr-nav').mark('nav-records')
                 ui.label(user.name).classes('vr-user-name').mark('user-name')

@@ -144,10 +144,12 @@ def create_router(services: Services) -> APIRouter:
         user: CurrentUser,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         offset: Annotated[int, Query(ge=0)] = 0,
+        q: Annotated[str, Query(max_length=200, description='search in titles')] = '',
     ) -> list[RecordingOut]:
         if user_id != user.id:
             raise NotFound('user not found')
-        return [public(r) for r in services.recordings.list(user_id=user.id, limit=limit, offset=offset)]
+        found = services.recordings.list(user_id=user.id, limit=limit, offset=offset, search=q)
+        return [public(r) for r in found]
 
     @router.post('/token/rotate')
     def rotate_token(user: CurrentUser) -> TokenOut:

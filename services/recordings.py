@@ -4,6 +4,7 @@ import threading
 import uuid
 import weakref
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlmodel import Session, col, delete, func, select
 
@@ -44,6 +45,14 @@ def load_owned(session: Session, *, user_id: uuid.UUID, recording_id: uuid.UUID)
     if recording is None or recording.user_id != user_id:
         raise NotFound('recording not found')
     return recording
+
+
+def _owned_matching(user_id: uuid.UUID, search: str) -> list[Any]:
+    conditions: list[Any] = [Recording.user_id == user_id]
+    if search.strip():
+        pattern = search.strip()[:MAX_TITLE_LENGTH].replace('\\', '\\\\').replace('%', '\\%').replace('_', '\\_')
+        conditions.append(col(Recording.title).ilike(f'%{pattern}%', escape='\\'))
+    return conditions
 
 
 class _Lock:
@@ -103,18 +112,28 @@ class RecordingService:
             raise NotFound('recording not found')
         return recording.user_id
 
-    def list(self, *, user_id: uuid.UUID, limit: int = 50, offset: int = 0) -> list[Recording]:
+    def list(self, *, user_id: uuid.UUID, limit: int = 50, offset: int = 0, search: str = '') -> list[Recording]:
+        """Newest first; `search` matches anywhere in the title, ignoring case."""
         if not 1 <= limit <= MAX_PAGE_SIZE or offset < 0:
             raise InvalidInput(f'limit must be 1..{MAX_PAGE_SIZE} and offset at least 0')
         query = (
             select(Recording)
-            .where(Recording.user_id == user_id)
+            .where(*_owned_matching(user_id, search))
             .order_by(col(Recording.created_at).desc(), col(Recording.id).desc())
             .offset(offset)
             .limit(limit)
         )
         with self.database.session() as session:
             return list(session.exec(query).all())
+
+    def summary(self, *, user_id: uuid.UUID, search: str = '') -> tuple[int, int]:
+        """How many recordings match, and their total length in ms."""
+        query = select(func.count(), func.coalesce(func.sum(Recording.duration_ms), 0)).where(
+            *_owned_matching(user_id, search)
+        )
+        with self.database.session() as session:
+            count, total_ms = session.exec(query).one()
+        return int(count), int(total_ms)
 
     def rename(self, *, user_id: uuid.UUID, recording_id: uuid.UUID, title: str) -> Recording:
         cleaned = clean_title(title)
