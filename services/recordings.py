@@ -133,7 +133,7 @@ class RecordingService:
         )
         with self.database.session() as session:
             count, total_ms = session.exec(query).one()
-        return int(count), int(total_ms)
+        return int(count), int(total_ms or 0)
 
     def rename(self, *, user_id: uuid.UUID, recording_id: uuid.UUID, title: str) -> Recording:
         cleaned = clean_title(title)
