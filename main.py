@@ -2,43 +2,66 @@
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from nicegui import app, ui
+from fastapi.middleware.cors import CORSMiddleware
+from nicegui import app, background_tasks, ui
 from pydantic import ValidationError
 
 from pages import onboard, recorder, records
 from pages.chunk_events import register_chunk_events
 from services.api import create_router, install_error_handler
 from services.config import Settings
-from services.container import build_services
+from services.container import build_services, build_storage
 from services.errors import AppError
 from services.schema import migrate
+from services.storage import Storage
 
 ASSETS = Path(__file__).parent / 'assets'
 log = logging.getLogger('voice_recorder')
 
 
-def _first_problem(error: ValidationError) -> str:
-    problem = error.errors()[0]
-    where = '_'.join(str(part) for part in problem['loc']).upper()
-    return f'VR_{where}: {problem["msg"]}' if where else problem['msg']
+def _problem(error: Exception) -> str:
+    if isinstance(error, AppError):
+        return error.message
+    if isinstance(error, ValidationError):
+        problem = error.errors()[0]
+        where = '_'.join(str(part) for part in problem['loc']).upper()
+        return f'VR_{where}: {problem["msg"]}' if where else problem['msg']
+    return str(error)
 
 
-def main() -> None:
+def main(*, wrap_storage: Callable[[Storage], Storage] | None = None) -> None:
+    """Serve the app; `wrap_storage` lets a test launcher put a fault injector around the real storage."""
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     try:
         settings = Settings()
+        settings.check_production_ready()
         if sys.argv[1:] == ['migrate']:  # for deployments that migrate as a step of their own (VR_AUTO_MIGRATE=false)
             log.info('the database is at revision %s, the newest', migrate(settings.resolved_database_url))
             return
-        services = build_services(settings)
-    except (AppError, ValidationError) as error:  # a bad setting or an unreachable database: one clear line
-        log.error('cannot start: %s', error.message if isinstance(error, AppError) else _first_problem(error))
+        storage = build_storage(settings)
+        services = build_services(settings, storage=wrap_storage(storage) if wrap_storage else storage)
+    except (AppError, ValueError) as error:  # a bad setting or an unreachable database: one clear line
+        log.error('cannot start: %s', _problem(error))
         raise SystemExit(1) from None
     app.on_shutdown(services.close)
+    app.on_startup(
+        lambda: background_tasks.create(
+            services.sweeper.run_forever(settings.sweep_interval_s), name='finalize idle recordings'
+        )
+    )
     app.add_static_files('/assets', ASSETS)
     app.include_router(create_router(services))
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=['*'],
+            allow_headers=['Authorization', 'Content-Type', 'Range'],
+            max_age=600,
+        )
     install_error_handler(app)
     register_chunk_events(services)
     onboard.create(services)

@@ -8,12 +8,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import update
 
 from .database import Database
-from .errors import ChunkTooLarge, Conflict, InvalidInput
+from .errors import ChunkTooLarge, Conflict, InvalidInput, LimitReached
 from .models import Chunk, Recording, RecordingStatus, utc_now
 from .recordings import RecordingLocks, chunk_key, load_owned
 from .storage import Storage
-
-MAX_SEQ = 1_000_000  # far beyond any recording length we accept: 1 s chunks for 11 days
 
 
 @dataclass(frozen=True)
@@ -24,11 +22,14 @@ class ChunkReceipt:
 
 
 class ChunkService:
-    def __init__(self, *, database: Database, storage: Storage, locks: RecordingLocks, max_chunk_bytes: int) -> None:
+    def __init__(
+        self, *, database: Database, storage: Storage, locks: RecordingLocks, max_chunk_bytes: int, max_chunks: int
+    ) -> None:
         self.database = database
         self.storage = storage
         self.locks = locks
         self.max_chunk_bytes = max_chunk_bytes
+        self.max_chunks = max_chunks
 
     def add_chunk(self, *, user_id: uuid.UUID, recording_id: uuid.UUID, seq: int, data: bytes) -> ChunkReceipt:
         """Idempotent by seq: the same bytes again are a no-op, different bytes for a stored seq are refused."""
@@ -61,8 +62,10 @@ class ChunkService:
         return ChunkReceipt(seq=seq, size=len(data))
 
     def _validate(self, seq: int, data: bytes) -> None:
-        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < MAX_SEQ:
-            raise InvalidInput(f'seq must be a whole number from 0 to {MAX_SEQ - 1}')
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            raise InvalidInput('seq must be a whole number from 0 up')
+        if seq >= self.max_chunks:
+            raise LimitReached('the recording has reached the maximum length')
         if not data:
             raise InvalidInput('the chunk is empty')
         if len(data) > self.max_chunk_bytes:

@@ -16,6 +16,7 @@ from .storage import READ_BLOCK, validate_key
 
 log = logging.getLogger(__name__)
 DELETE_BATCH = 1000  # the most keys one DeleteObjects call takes
+CHUNK_TAG = 'vr-kind=chunk'
 UNAVAILABLE = 'audio storage is unavailable, please try again shortly'
 _MISSING_OBJECT = {'404', 'NoSuchKey', 'NotFound'}
 _MISSING_BUCKET = {'404', 'NoSuchBucket', 'NotFound'}
@@ -65,9 +66,14 @@ class S3Storage:
         )
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        """S3 answers a PUT only once the object is stored durably."""
+        """S3 answers a PUT only once the object is stored durably.
+
+        Chunks are tagged so a bucket lifecycle rule can expire those of recordings nobody finished
+        (lifecycle filters match prefixes or tags, and `recordings/*/chunks/` is neither).
+        """
+        tagging = {'Tagging': CHUNK_TAG} if '/chunks/' in key else {}
         with self._errors('put'):
-            self.client.put_object(Bucket=self.bucket, Key=validate_key(key), Body=data)
+            self.client.put_object(Bucket=self.bucket, Key=validate_key(key), Body=data, **tagging)
 
     def put_file(self, key: str, path: Path) -> None:
         with self._errors('upload'):

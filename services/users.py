@@ -18,7 +18,7 @@ def hash_token(token: str) -> str:
 
 
 def clean_name(name: str) -> str:
-    cleaned = ' '.join(name.split())
+    cleaned = ' '.join(name.replace('\x00', '').split())  # PostgreSQL text cannot hold NUL
     if not cleaned:
         raise InvalidInput('please enter a name')
     if len(cleaned) > MAX_NAME_LENGTH:
@@ -52,6 +52,18 @@ class UserService:
         if user is None:
             raise Unauthorized('invalid or expired token')
         return user
+
+    def rotate_token(self, user_id: uuid.UUID) -> str:
+        """A new credential; the old one stops working at once (it is revoked by losing its hash)."""
+        token = secrets.token_urlsafe(32)
+        with self.database.session() as session:
+            user = session.get(User, user_id)
+            if user is None:
+                raise NotFound('user not found')
+            user.token_hash = hash_token(token)
+            session.add(user)
+            session.commit()
+        return token
 
     def recording_count(self, user_id: uuid.UUID) -> int:
         with self.database.session() as session:

@@ -126,6 +126,21 @@ def test_a_missing_chunk_fails_the_join_instead_of_leaving_a_hole(storage: Stora
 
 
 @BARE_S3
+def test_chunk_objects_carry_the_tag_a_lifecycle_rule_expires(storage: Storage, tmp_path: Path) -> None:
+    assert isinstance(storage, S3Storage)
+    storage.put_bytes('recordings/r/chunks/0', b'chunk')
+    final = tmp_path / 'audio.webm'
+    final.write_bytes(b'final')
+    storage.put_file('recordings/r/audio.webm', final)
+
+    def tags(key: str) -> list[dict[str, str]]:
+        return list(storage.client.get_object_tagging(Bucket=storage.bucket, Key=key)['TagSet'])
+
+    assert tags('recordings/r/chunks/0') == [{'Key': 'vr-kind', 'Value': 'chunk'}]
+    assert tags('recordings/r/audio.webm') == []
+
+
+@BARE_S3
 def test_delete_prefix_pages_through_listings_and_batches_deletes(storage: Storage) -> None:
     assert isinstance(storage, S3Storage)
     keys = [f'recordings/long/chunks/{seq}' for seq in range(1_050)]
