@@ -135,7 +135,7 @@ async def test_a_reloaded_tab_keeps_what_was_recorded(
             await page.wait_for_timeout(10_000)
             reloaded = time.monotonic()
             await page.reload()
-            await page.get_by_text('Recovered recording').wait_for(timeout=30_000)
+            await page.get_by_text('Recovered recording').first.wait_for(timeout=30_000)  # status line and toast
     finally:
         server.stop()
     assert_saved_audio(stored, reloaded - started, microphone, tmp_path)
