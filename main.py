@@ -9,7 +9,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from nicegui import app, background_tasks, ui
 from pydantic import ValidationError
 
-from pages import onboard, recorder, records
+from pages import onboard, recorder, records, share
 from pages.chunk_events import register_chunk_events
 from services.api import create_router, install_error_handler
 from services.config import Settings
@@ -67,6 +67,7 @@ def main(*, wrap_storage: Callable[[Storage], Storage] | None = None) -> None:
     onboard.create(services)
     records.create(services)
     recorder.create(services)
+    share.create(services)
 
     @ui.page('/')
     def index() -> None:

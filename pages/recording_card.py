@@ -1,6 +1,8 @@
 """One recording on /records: title (renamed in place), details, a seeking player, download and delete."""
 
+import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from nicegui import run, ui
 
@@ -8,9 +10,11 @@ from services.container import Services
 from services.errors import AppError
 from services.models import Recording, RecordingStatus, User
 from services.recordings import MAX_TITLE_LENGTH
+from services.waveforms import peaks_of
 
 from .formatting import format_duration, format_local_time, format_size
 from .frame import notify_error
+from .waveform_element import Waveform
 
 STATUS_TEXT = {
     RecordingStatus.RECORDING: 'Still recording, or waiting for its last audio',
@@ -51,12 +55,14 @@ class RecordingCard:
     def body(self) -> None:
         recording = self.recording
         if recording.status == RecordingStatus.READY:
-            (
+            player = (
                 ui.audio(self.services.links.url(recording))
                 .classes('w-full')
                 .props(f'preload=metadata data-testid=audio-player aria-label="Play {_attr(recording.title)}"')
                 .mark('audio-player')
             )
+            if peaks := peaks_of(recording):
+                Waveform(peaks, player).classes('w-full').props('data-testid=waveform').mark('waveform')
         elif recording.status == RecordingStatus.FAILED:
             ui.label(f'This recording could not be processed: {recording.error}').classes('text-negative')
         else:
@@ -66,9 +72,92 @@ class RecordingCard:
                 ui.link('Download', self.services.links.url(recording, download=True)).props(
                     'download data-testid=download-link'
                 ).mark('download-link')
+                ui.button('MP3', icon='download', on_click=self.download_mp3).props(
+                    'flat dense aria-label="Download as MP3" data-testid=mp3-button'
+                ).mark('mp3-button')
+                ui.button('Share', icon='share', on_click=self.share).props('flat dense data-testid=share-button').mark(
+                    'share-button'
+                )
             ui.button('Delete', icon='delete', on_click=lambda: self.on_delete(self.recording)).props(
                 'flat dense color=negative data-testid=delete-button'
             ).mark('delete-button')
+        self.progress_area = ui.row().classes('w-full')
+
+    async def download_mp3(self) -> None:
+        """The MP3 is made once, in a worker thread; a bar shows how far it got, then the browser downloads it."""
+        done = {'fraction': 0.0}
+        self.progress_area.clear()
+        with self.progress_area:
+            bar = ui.linear_progress(value=0, show_value=False).classes('w-full').mark('mp3-progress')
+            ticker = ui.timer(0.2, lambda: bar.set_value(done['fraction']))
+        try:
+            recording = await run.io_bound(
+                self.services.exports.mp3,
+                user_id=self.user.id,
+                recording_id=self.recording.id,
+                progress=lambda fraction: done.update(fraction=fraction),
+            )
+        except AppError as error:
+            notify_error(error)
+            return
+        finally:
+            ticker.cancel()
+            self.progress_area.clear()
+        if recording is not None:
+            ui.download(self.services.links.url(recording, download=True, mp3=True))
+
+    async def share(self) -> None:
+        with ui.dialog() as dialog, ui.card().classes('w-96'):
+            ui.label(f'Share “{self.recording.title}”').classes('text-h6')
+            ui.label('Anyone with the link can listen until it expires or you stop sharing.').classes('text-caption')
+            links = ui.column().classes('w-full')
+            lifetime = (
+                ui.select({1: '1 day', 7: '7 days', 30: '30 days'}, value=7, label='Link works for')
+                .classes('w-40')
+                .mark('share-lifetime')
+            )
+            with ui.row():
+                ui.button('Create link', on_click=lambda: self.create_share(links, lifetime.value)).props(
+                    'data-testid=create-share'
+                ).mark('create-share')
+                ui.button('Close', on_click=dialog.close).props('flat')
+        await self.show_shares(links)
+        dialog.open()
+
+    async def show_shares(self, links: ui.column) -> None:
+        shares = await run.io_bound(self.services.shares.active, user_id=self.user.id, recording_id=self.recording.id)
+        links.clear()
+        base = str(ui.context.client.request.base_url).rstrip('/')
+        with links:
+            for share in shares or []:
+                url = f'{base}/share/{share.id}'
+                with ui.row().classes('items-center w-full no-wrap'):
+                    ui.input(value=url).props('readonly dense data-testid=share-url').classes('grow').mark('share-url')
+                    ui.button(icon='content_copy', on_click=lambda url=url: ui.clipboard.write(url)).props(
+                        'flat dense round aria-label="Copy link"'
+                    )
+                    ui.button(icon='link_off', on_click=lambda share=share: self.revoke_share(links, share.id)).props(
+                        'flat dense round aria-label="Stop sharing" data-testid=revoke-share'
+                    ).mark('revoke-share')
+
+    async def create_share(self, links: ui.column, days: int) -> None:
+        try:
+            await run.io_bound(
+                self.services.shares.create,
+                user_id=self.user.id,
+                recording_id=self.recording.id,
+                lifetime=timedelta(days=days),
+            )
+        except AppError as error:
+            notify_error(error)
+            return
+        await self.show_shares(links)
+
+    async def revoke_share(self, links: ui.column, share_id: uuid.UUID) -> None:
+        await run.io_bound(
+            self.services.shares.revoke, user_id=self.user.id, recording_id=self.recording.id, share_id=share_id
+        )
+        await self.show_shares(links)
 
     def show_title(self) -> None:
         self.title_row.clear()

@@ -1,8 +1,8 @@
 """The REST API beside the pages: thin handlers over the same services the pages use."""
 
 import uuid
-from datetime import datetime
-from typing import Annotated
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -20,6 +20,7 @@ from .errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from .exports import MP3_TYPE, mp3_key
 from .http_range import parse_range
 from .models import Recording, RecordingStatus, User
 from .recordings import audio_key, download_name
@@ -42,6 +43,20 @@ class OnboardOut(BaseModel):
 
 class TokenOut(BaseModel):
     token: str
+
+
+class LinkOut(BaseModel):
+    url: str
+
+
+class ShareIn(StrictBody):
+    expires_in_s: int = Field(default=7 * 24 * 3600, ge=300, le=30 * 24 * 3600)
+
+
+class ShareOut(BaseModel):
+    id: uuid.UUID
+    url: str
+    expires_at: datetime
 
 
 class ProfileOut(BaseModel):
@@ -195,13 +210,40 @@ def create_router(services: Services) -> APIRouter:
         expires: int | None = None,
         signature: str | None = None,
         download: bool = False,
+        format: Literal['original', 'mp3'] = 'original',
         authorization: Annotated[str | None, Header()] = None,
     ) -> Response:
         user_id = _audio_owner(recording_id, expires, signature, authorization)
         recording = services.recordings.get(user_id=user_id, recording_id=recording_id)
         if recording.status != RecordingStatus.READY:
             raise NotFound('the audio is not ready yet')
-        return stream_audio(recording, request.headers.get('range'), download)
+        mp3 = format == 'mp3'
+        if mp3 and not services.storage.exists(mp3_key(recording)):
+            raise NotFound('there is no MP3 of this recording yet: POST /api/recordings/{id}/mp3 makes one')
+        return stream_audio(recording, request.headers.get('range'), download, mp3=mp3)
+
+    @router.post('/recordings/{recording_id}/mp3')
+    def make_mp3(recording_id: uuid.UUID, user: CurrentUser) -> LinkOut:
+        """Makes the MP3 copy (once; later calls return at once) and answers with its download URL."""
+        recording = services.exports.mp3(user_id=user.id, recording_id=recording_id)
+        return LinkOut(url=services.links.url(recording, download=True, mp3=True))
+
+    @router.post('/recordings/{recording_id}/shares', status_code=201)
+    def share(recording_id: uuid.UUID, body: ShareIn, user: CurrentUser) -> ShareOut:
+        created = services.shares.create(
+            user_id=user.id, recording_id=recording_id, lifetime=timedelta(seconds=body.expires_in_s)
+        )
+        return ShareOut(id=created.id, url=f'/share/{created.id}', expires_at=created.expires_at)
+
+    @router.get('/recordings/{recording_id}/shares')
+    def shares(recording_id: uuid.UUID, user: CurrentUser) -> list[ShareOut]:
+        found = services.shares.active(user_id=user.id, recording_id=recording_id)
+        return [ShareOut(id=s.id, url=f'/share/{s.id}', expires_at=s.expires_at) for s in found]
+
+    @router.delete('/recordings/{recording_id}/shares/{share_id}', status_code=204)
+    def revoke_share(recording_id: uuid.UUID, share_id: uuid.UUID, user: CurrentUser) -> Response:
+        services.shares.revoke(user_id=user.id, recording_id=recording_id, share_id=share_id)
+        return Response(status_code=204)
 
     def _audio_owner(
         recording_id: uuid.UUID, expires: int | None, signature: str | None, authorization: str | None
@@ -212,21 +254,21 @@ def create_router(services: Services) -> APIRouter:
             return services.recordings.owner_of(recording_id)
         return current_user(authorization).id
 
-    def stream_audio(recording: Recording, range_header: str | None, download: bool) -> Response:
-        key = audio_key(recording)
+    def stream_audio(recording: Recording, range_header: str | None, download: bool, *, mp3: bool) -> Response:
+        key = mp3_key(recording) if mp3 else audio_key(recording)
         size = services.storage.size(key)
         byte_range = parse_range(range_header, size)
         start, end = byte_range or (0, size - 1)
-        fmt = audio_format(recording.mime_type)
+        media_type = MP3_TYPE if mp3 else audio_format(recording.mime_type).mime_type
         headers = {'Accept-Ranges': 'bytes', 'Content-Length': str(end - start + 1), 'Cache-Control': 'private'}
         if byte_range:
             headers['Content-Range'] = f'bytes {start}-{end}/{size}'
         if download:
-            headers['Content-Disposition'] = f'attachment; filename="{download_name(recording)}"'
+            headers['Content-Disposition'] = f'attachment; filename="{download_name(recording, mp3=mp3)}"'
         return StreamingResponse(
             services.storage.iter_range(key, start, end),
             status_code=206 if byte_range else 200,
-            media_type=fmt.mime_type,
+            media_type=media_type,
             headers=headers,
         )
 

@@ -6,16 +6,19 @@ from datetime import timedelta
 from .chunks import ChunkService
 from .config import Settings
 from .database import Database
+from .exports import ExportService
 from .finalize import Finalizer
 from .rate_limit import RateLimiter
 from .recordings import RecordingLocks, RecordingService
 from .schema import upgrade
+from .sharing import ShareService
 from .signing import AudioLinks, AudioUrlSigner, UploadTokens
 from .storage import LocalStorage, Storage
 from .storage_s3 import S3Storage
 from .storage_spool import SpooledStorage
 from .sweeper import StaleRecordingSweeper
 from .users import UserService
+from .waveforms import WaveformService
 
 
 @dataclass
@@ -31,9 +34,13 @@ class Services:
     upload_tokens: UploadTokens
     sweeper: StaleRecordingSweeper
     rate_limiter: RateLimiter
+    waveforms: WaveformService
+    exports: ExportService
+    shares: ShareService
     secret: str
 
     def close(self) -> None:
+        self.waveforms.close()
         self.database.dispose()
         self.storage.close()
 
@@ -71,6 +78,8 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         temp_dir=settings.data_dir / 'tmp',
         fetch_workers=fetch_workers,
     )
+    waveforms = WaveformService(database=database, storage=storage, temp_dir=settings.data_dir / 'tmp')
+    finalizer.on_ready = waveforms.schedule
     return Services(
         settings=settings,
         database=database,
@@ -90,8 +99,14 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         links=AudioLinks(AudioUrlSigner(secret, settings.audio_url_expiry_s), storage),
         upload_tokens=UploadTokens(secret),
         sweeper=StaleRecordingSweeper(
-            database=database, finalizer=finalizer, idle_after=timedelta(seconds=settings.stale_recording_s)
+            database=database,
+            finalizer=finalizer,
+            idle_after=timedelta(seconds=settings.stale_recording_s),
+            waveforms=waveforms,
         ),
         rate_limiter=RateLimiter(settings.api_requests_per_minute),
+        waveforms=waveforms,
+        exports=ExportService(database=database, storage=storage, temp_dir=settings.data_dir / 'tmp'),
+        shares=ShareService(database),
         secret=secret,
     )

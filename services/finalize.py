@@ -3,6 +3,7 @@
 import logging
 import tempfile
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -36,6 +37,7 @@ class Finalizer:
         self.locks = locks
         self.temp_dir = temp_dir
         self.fetch_workers = fetch_workers
+        self.on_ready: Callable[[uuid.UUID], None] = lambda _recording_id: None  # e.g. start its waveform
 
     def finalize(
         self, *, user_id: uuid.UUID, recording_id: uuid.UUID, chunk_count: int | None = None, bridge_gaps: bool = False
@@ -108,6 +110,7 @@ class Finalizer:
             session.commit()
         self.storage.delete_prefix(f'{recording_prefix(recording.id)}chunks/')
         log.info('finalized recording %s: %d chunks, %d ms, %d bytes', recording.id, len(seqs), duration_ms, size)
+        self.on_ready(recording.id)
         return recording
 
     def _assemble(self, recording: Recording, seqs: list[int]) -> tuple[int, int]:

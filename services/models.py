@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, DateTime, Index, TypeDecorator
+from sqlalchemy import Column, DateTime, Index, Text, TypeDecorator
 from sqlmodel import Field, SQLModel
 
 
@@ -60,6 +60,16 @@ class Recording(SQLModel, table=True):
     duration_ms: int | None = None
     size_bytes: int | None = None
     error: str | None = Field(default=None, max_length=500)
+    peaks: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # JSON list, see waveform.py
+
+
+class Share(SQLModel, table=True):
+    """A public link to one recording; its random id is the capability, deleting the row revokes it."""
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    recording_id: uuid.UUID = Field(foreign_key='recording.id', index=True)
+    created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp_column())
+    expires_at: datetime = Field(sa_column=_timestamp_column())
 
 
 class Chunk(SQLModel, table=True):

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, delete, func, select
 from .audio import audio_format
 from .database import Database
 from .errors import InvalidInput, LimitReached, NotFound
-from .models import Chunk, Recording, utc_now
+from .models import Chunk, Recording, Share, utc_now
 from .storage import Storage
 
 MAX_TITLE_LENGTH = 200
@@ -30,8 +30,8 @@ def audio_key(recording: Recording) -> str:
     return f'recordings/{recording.id}/audio.{audio_format(recording.mime_type).extension}'
 
 
-def download_name(recording: Recording) -> str:
-    return f'recording-{recording.id}.{audio_format(recording.mime_type).extension}'
+def download_name(recording: Recording, *, mp3: bool = False) -> str:
+    return f'recording-{recording.id}.{"mp3" if mp3 else audio_format(recording.mime_type).extension}'
 
 
 def clean_title(title: str) -> str:
@@ -155,5 +155,6 @@ class RecordingService:
             recording = load_owned(session, user_id=user_id, recording_id=recording_id)
             self.storage.delete_prefix(recording_prefix(recording_id))
             session.exec(delete(Chunk).where(col(Chunk.recording_id) == recording_id))  # type: ignore[call-overload]
+            session.exec(delete(Share).where(col(Share.recording_id) == recording_id))  # type: ignore[call-overload]
             session.delete(recording)
             session.commit()

@@ -6,6 +6,7 @@ import time
 import uuid
 
 from .audio import audio_format
+from .exports import MP3_TYPE, mp3_key
 from .models import Recording
 from .recordings import audio_key, download_name
 from .storage import Storage
@@ -36,13 +37,18 @@ class AudioLinks:
         self.signer = signer
         self.storage = storage
 
-    def url(self, recording: Recording, *, download: bool = False) -> str:
-        content_type = audio_format(recording.mime_type).mime_type
-        name = download_name(recording) if download else None
-        if direct := self.storage.direct_url(audio_key(recording), content_type=content_type, download_name=name):
+    def url(self, recording: Recording, *, download: bool = False, mp3: bool = False) -> str:
+        """The original recording, or (with `mp3`) its MP3 copy, which ExportService must have made first."""
+        key, content_type = (
+            (mp3_key(recording), MP3_TYPE)
+            if mp3
+            else (audio_key(recording), audio_format(recording.mime_type).mime_type)
+        )
+        name = download_name(recording, mp3=mp3) if download else None
+        if direct := self.storage.direct_url(key, content_type=content_type, download_name=name):
             return direct
         expires, signature = self.signer.sign(recording.id)
-        suffix = '&download=1' if download else ''
+        suffix = ('&download=1' if download else '') + ('&format=mp3' if mp3 else '')
         return f'/api/recordings/{recording.id}/audio?expires={expires}&signature={signature}{suffix}'
 
 

@@ -15,15 +15,24 @@ from .database import Database
 from .errors import AppError, Conflict, MissingChunks
 from .finalize import Finalizer
 from .models import Recording, RecordingStatus, utc_now
+from .waveforms import WaveformService
 
 log = logging.getLogger(__name__)
 
 
 class StaleRecordingSweeper:
-    def __init__(self, *, database: Database, finalizer: Finalizer, idle_after: timedelta) -> None:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        finalizer: Finalizer,
+        idle_after: timedelta,
+        waveforms: WaveformService | None = None,
+    ) -> None:
         self.database = database
         self.finalizer = finalizer
         self.idle_after = idle_after
+        self.waveforms = waveforms
 
     def stale_recordings(self, limit: int = 20) -> list[tuple[uuid.UUID, uuid.UUID]]:
         cutoff = utc_now() - self.idle_after
@@ -68,5 +77,7 @@ class StaleRecordingSweeper:
             await asyncio.sleep(interval_s)
             try:
                 await asyncio.to_thread(self.sweep)
+                if self.waveforms:
+                    await asyncio.to_thread(self.waveforms.fill_missing)
             except Exception:
                 log.exception('sweeping idle recordings failed; trying again in %s s', interval_s)

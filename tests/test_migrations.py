@@ -13,7 +13,7 @@ from sqlmodel import SQLModel, col, select
 
 from services.database import Database
 from services.models import Chunk, Recording, User, utc_now
-from services.schema import alembic_config, current_revision, head_revision, upgrade
+from services.schema import BASELINE, alembic_config, current_revision, head_revision, upgrade
 
 from .app_server import ROOT, free_port
 from .postgres_server import PostgresServer
@@ -48,7 +48,9 @@ def test_migrations_build_the_models_schema_and_come_back_down(database_url: str
 def test_a_database_made_before_migrations_is_adopted_with_its_data(database_url: str) -> None:
     database = Database(database_url)
     try:
-        SQLModel.metadata.create_all(database.engine)  # what the first release did at start-up
+        with database.engine.begin() as connection:  # the first release's schema, made without Alembic's table
+            command.upgrade(alembic_config(connection), BASELINE)
+            connection.execute(text('DROP TABLE alembic_version'))
         with database.session() as session:
             session.add(User(name='Early', token_hash='0' * 64))
             session.commit()

@@ -76,7 +76,29 @@ async def test_keyboard_shortcuts_indicator_and_microphone_release(app_server: A
 
         await page.get_by_test_id('saved-link').click()
         await page.get_by_test_id('audio-player').wait_for()
+        for _ in range(20):  # the waveform is computed in the background after finalize
+            if await page.get_by_test_id('waveform').count():
+                break
+            await page.wait_for_timeout(500)
+            await page.reload()
+        waveform = page.get_by_test_id('waveform')
+        await waveform.wait_for()
         await screenshot(page, 'records')
+
+        box = await waveform.bounding_box()
+        assert box is not None
+        await page.mouse.click(box['x'] + box['width'] * 0.5, box['y'] + box['height'] / 2)
+        position = await page.get_by_test_id('audio-player').evaluate(
+            'a => new Promise(r => setTimeout(() => r([a.currentTime, a.duration]), 300))'
+        )
+        assert position[0] == pytest.approx(position[1] / 2, abs=0.3), 'a click on the waveform seeks'
+
+        async with page.expect_download() as download_info:
+            await page.get_by_test_id('mp3-button').click()
+        download = await download_info.value
+        assert download.suggested_filename.endswith('.mp3')
+        head = Path(await download.path()).read_bytes()[:3]
+        assert head == b'ID3' or head[:2] == b'\xff\xfb'
 
 
 async def test_a_denied_microphone_is_explained(app_server: AppServer, microphone: Path) -> None:

@@ -1,0 +1,34 @@
+"""/share/<id>: the minimal public page of a shared recording: its title, length, waveform and a player."""
+
+import uuid
+
+from nicegui import run, ui
+
+from services.container import Services
+from services.errors import AppError
+from services.waveforms import peaks_of
+
+from .formatting import format_duration
+from .frame import frame
+from .waveform_element import Waveform
+
+
+def create(services: Services) -> None:
+    @ui.page('/share/{share_id}')
+    async def shared_page(share_id: str) -> None:
+        try:
+            _share, recording = await run.io_bound(services.shares.resolve, uuid.UUID(share_id))
+        except (AppError, ValueError):
+            with frame('Link not available'):
+                ui.label('This link has expired or was revoked.').mark('share-gone')
+            return
+        with frame(recording.title):
+            ui.label(f'Shared recording · {format_duration(recording.duration_ms)}').classes('text-caption')
+            player = (
+                ui.audio(services.links.url(recording))
+                .classes('w-full')
+                .props('preload=metadata data-testid=audio-player')
+                .mark('audio-player')
+            )
+            if peaks := peaks_of(recording):
+                Waveform(peaks, player).classes('w-full').mark('waveform')

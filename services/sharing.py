@@ -1,0 +1,66 @@
+"""Share links: a recording made public to whoever has the link, until it expires or is revoked."""
+
+import uuid
+from datetime import timedelta
+
+from sqlmodel import col, delete, select
+
+from .database import Database
+from .errors import Conflict, InvalidInput, NotFound
+from .models import Recording, RecordingStatus, Share, utc_now
+from .recordings import load_owned
+
+MIN_LIFETIME = timedelta(minutes=5)
+MAX_LIFETIME = timedelta(days=30)
+
+
+class ShareService:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def create(self, *, user_id: uuid.UUID, recording_id: uuid.UUID, lifetime: timedelta) -> Share:
+        if not MIN_LIFETIME <= lifetime <= MAX_LIFETIME:
+            raise InvalidInput('a share link lives between 5 minutes and 30 days')
+        with self.database.session() as session:
+            recording = load_owned(session, user_id=user_id, recording_id=recording_id)
+            if recording.status != RecordingStatus.READY:
+                raise Conflict('only a saved recording can be shared')
+            share = Share(recording_id=recording_id, expires_at=utc_now() + lifetime)
+            session.add(share)
+            session.commit()
+        return share
+
+    def active(self, *, user_id: uuid.UUID, recording_id: uuid.UUID) -> list[Share]:
+        with self.database.session() as session:
+            load_owned(session, user_id=user_id, recording_id=recording_id)
+            query = (
+                select(Share)
+                .where(Share.recording_id == recording_id)
+                .where(col(Share.expires_at) > utc_now())
+                .order_by(col(Share.created_at))
+            )
+            return list(session.exec(query).all())
+
+    def revoke(self, *, user_id: uuid.UUID, recording_id: uuid.UUID, share_id: uuid.UUID | None = None) -> int:
+        """Revoke one link, or every link of the recording when no id is given."""
+        with self.database.session() as session:
+            load_owned(session, user_id=user_id, recording_id=recording_id)
+            statement = delete(Share).where(col(Share.recording_id) == recording_id)
+            if share_id is not None:
+                statement = statement.where(col(Share.id) == share_id)
+            count = session.exec(statement).rowcount  # type: ignore[call-overload]
+            session.commit()
+        if share_id is not None and count == 0:
+            raise NotFound('share link not found')
+        return int(count)
+
+    def resolve(self, share_id: uuid.UUID) -> tuple[Share, Recording]:
+        """What a public link shows; an expired, revoked or unknown link is simply not found."""
+        with self.database.session() as session:
+            share = session.get(Share, share_id)
+            if share is None or share.expires_at <= utc_now():
+                raise NotFound('this link has expired or was revoked')
+            recording = session.get(Recording, share.recording_id)
+        if recording is None or recording.status != RecordingStatus.READY:
+            raise NotFound('this link has expired or was revoked')
+        return share, recording

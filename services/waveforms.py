@@ -1,0 +1,94 @@
+"""Keeps every ready recording's waveform peaks in the database, computed in the background."""
+
+import json
+import logging
+import tempfile
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import BinaryIO, cast
+
+from sqlmodel import col, select
+
+from .audio import audio_format
+from .database import Database
+from .errors import AppError
+from .models import Recording, RecordingStatus
+from .recordings import audio_key
+from .storage import Storage
+from .waveform import compute_peaks
+
+log = logging.getLogger(__name__)
+
+
+class WaveformService:
+    def __init__(self, *, database: Database, storage: Storage, temp_dir: Path) -> None:
+        self.database = database
+        self.storage = storage
+        self.temp_dir = temp_dir
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix='waveform')
+
+    def schedule(self, recording_id: uuid.UUID) -> None:
+        """Off the finalize path: a user waits for the file, not for its picture."""
+        self._pool.submit(self._compute_logged, recording_id)
+
+    def compute(self, recording_id: uuid.UUID) -> list[float]:
+        with self.database.session() as session:
+            recording = session.get(Recording, recording_id)
+        if recording is None or recording.status != RecordingStatus.READY or recording.duration_ms is None:
+            return []
+        self.temp_dir.mkdir(parents=True, exist_ok=True)
+        extension = audio_format(recording.mime_type).extension
+        with tempfile.NamedTemporaryFile(dir=self.temp_dir, suffix=f'.{extension}') as handle:
+            self.storage.copy_to(audio_key(recording), cast(BinaryIO, handle))
+            handle.flush()
+            peaks = compute_peaks(Path(handle.name), recording.duration_ms)
+        with self.database.session() as session:
+            stored = session.get(Recording, recording_id)
+            if stored is not None:
+                stored.peaks = json.dumps(peaks)
+                session.add(stored)
+                session.commit()
+        return peaks
+
+    def fill_missing(self, limit: int = 5) -> int:
+        """Catch up on recordings whose waveform was lost to a restart."""
+        query = (
+            select(Recording.id)
+            .where(col(Recording.status) == RecordingStatus.READY)
+            .where(col(Recording.peaks).is_(None))
+            .limit(limit)
+        )
+        with self.database.session() as session:
+            missing = list(session.exec(query).all())
+        for recording_id in missing:
+            self._compute_logged(recording_id)
+        return len(missing)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _compute_logged(self, recording_id: uuid.UUID) -> None:
+        try:
+            self.compute(recording_id)
+        except AppError as error:
+            log.warning('no waveform for recording %s: %s', recording_id, error.message)
+            self._mark_unavailable(recording_id)
+        except Exception:
+            log.exception('computing the waveform of recording %s failed', recording_id)
+
+    def _mark_unavailable(self, recording_id: uuid.UUID) -> None:
+        with self.database.session() as session:
+            stored = session.get(Recording, recording_id)
+            if stored is not None:
+                stored.peaks = '[]'  # tried: do not try again
+                session.add(stored)
+                session.commit()
+
+
+def peaks_of(recording: Recording) -> list[float]:
+    try:
+        values = json.loads(recording.peaks or '[]')
+    except ValueError:
+        return []
+    return [float(v) for v in values] if isinstance(values, list) else []
