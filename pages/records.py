@@ -34,7 +34,7 @@ class RecordList:
         self.services = services
         self.user = user
         self.time_zone = app.storage.user.get('time_zone')
-        self.poller = ui.timer(3.0, self.show.refresh, active=False)
+        self.poller = ui.timer(3.0, self.show.refresh, active=False, immediate=False)
 
     @ui.refreshable_method
     async def show(self) -> None:
