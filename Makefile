@@ -36,7 +36,7 @@ lint: $(BIN)/.test
 	$(BIN)/mypy services
 
 ## Measure the real app on loopback against baselines; prints one table, writes bench/results.md (~10 min).
-## Never fails on speed. A shorter run: make bench BENCH_ARGS=--quick (writes bench/results-quick.md).
+## Never fails on speed. A shorter run: make bench BENCH_ARGS=--quick (writes bench/results-partial.md).
 bench: $(BIN)/.bench
 	$(BIN)/python -m bench $(BENCH_ARGS)
 

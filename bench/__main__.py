@@ -55,7 +55,8 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(workspace, ignore_errors=True)
     print(table(rows))
-    path = write(rows, quick=args.quick, elapsed_s=time.monotonic() - started, notes=NOTES, load_at_start=load_at_start)
+    mode = 'quick' if args.quick else 'partial' if args.only else 'full'
+    path = write(rows, mode=mode, elapsed_s=time.monotonic() - started, notes=NOTES, load_at_start=load_at_start)
     print(f'written to {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}')
     sys.exit(0)
 

@@ -32,6 +32,7 @@ class LoadResult:
     sent: int
     acked: int
     failed: int
+    disconnected: int  # of the failed: the server dropped the websocket (e.g. a missed ping while it lagged)
     throughput: float  # acknowledged chunks per second
     server_cpu_pct: float
     server_rss_mb: float
@@ -117,6 +118,7 @@ def _combine(
         sent=sum(result.sent for result in results),
         acked=acked,
         failed=failed,
+        disconnected=sum(result.disconnected for result in results),
         throughput=acked / duration_s,
         server_cpu_pct=100 * cpu_s / duration_s,
         server_rss_mb=rss,

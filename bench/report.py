@@ -51,13 +51,13 @@ def load_average() -> str:
     return ' / '.join(f'{value:.2f}' for value in os.getloadavg())
 
 
-def write(rows: list[Row], *, quick: bool, elapsed_s: float, notes: list[str], load_at_start: str) -> Path:
-    path = HERE / ('results-quick.md' if quick else 'results.md')
-    mode = 'quick mode (`make bench BENCH_ARGS=--quick`)' if quick else 'full run (`make bench`)'
+def write(rows: list[Row], *, mode: str, elapsed_s: float, notes: list[str], load_at_start: str) -> Path:
+    """A full run is the report (results.md, committed); a quick or partial run goes beside it, ignored by git."""
+    path = HERE / ('results.md' if mode == 'full' else 'results-partial.md')
     parts = [
         '# Benchmark results',
         '',
-        f'{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {mode}, {elapsed_s / 60:.1f} minutes.',
+        f'{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {mode} run, {elapsed_s / 60:.1f} minutes.',
         f'Machine: {machine()}; load average at the start {load_at_start}.',
         'Everything on loopback; the load generator shares these cores with the server. CPU % is of one core.',
         '',
