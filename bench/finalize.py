@@ -87,5 +87,8 @@ def _one(workspace: Path, services: Services, backend: str, minutes: int, user_i
             f'(+{naive["peak_mb"] - naive["rss_before_mb"]:.0f} MB), ffmpeg peak {naive["ffmpeg_peak_mb"]:.0f} MB; '
             f'ours is {naive["seconds"] / real["seconds"]:.0f}× faster'
         )
-    note = f'{count} chunks; plays {played:.0f} s'
+    note = (
+        f'{count} chunks; plays {played:.0f} s; of the time, {real["cleanup_seconds"]:.2f} s is deleting the chunks '
+        'after the recording is already playable'
+    )
     return [Row('2 finalize', f'{minutes} min, {backend}', result, baseline, note)]

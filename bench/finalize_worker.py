@@ -28,6 +28,7 @@ def main() -> None:
     job = json.loads(sys.argv[1])
     services = build_services(Settings(_env_file=None, **job['settings']))
     user_id, recording_id = uuid.UUID(job['user_id']), uuid.UUID(job['recording_id'])
+    cleanup = _time_chunk_cleanup(services)
     with PeakRss(os.getpid()) as memory:
         started = time.perf_counter()
         if job['naive']:
@@ -45,8 +46,25 @@ def main() -> None:
         'peak_mb': memory.peak_mb,
         'ffmpeg_peak_mb': memory.children_peak_mb,
         'duration_ms': duration_ms,
+        'cleanup_seconds': cleanup[0],
     }
     print(json.dumps(result))
+
+
+def _time_chunk_cleanup(services: Services) -> list[float]:
+    """Times the chunk deletion that finalize does after the recording is already ready (playable)."""
+    spent = [0.0]
+    delete_prefix = services.storage.delete_prefix
+
+    def timed(prefix: str) -> int:
+        started = time.perf_counter()
+        try:
+            return delete_prefix(prefix)
+        finally:
+            spent[0] += time.perf_counter() - started
+
+    services.storage.delete_prefix = timed  # type: ignore[method-assign]
+    return spent
 
 
 def naive_finalize(services: Services, recording_id: uuid.UUID) -> int:

@@ -1,12 +1,18 @@
-"""Group commit: concurrent callers share batches, and each learns its own outcome only after its batch is written."""
+"""Chunk ingest shares commits between callers: each learns its own outcome only after its own row is written."""
 
+import io
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlmodel import select
 
+from services.container import Services
 from services.group_commit import GroupCommit
+from services.models import Chunk
+from services.recordings import chunk_key
 
 
 class Ledger:
@@ -65,3 +71,23 @@ def test_a_failed_batch_fails_its_callers_and_the_next_batch_still_runs() -> Non
         group.submit(1)
     ledger.fail_batch = False
     assert group.submit(2) == 'ok 2'
+
+
+def test_chunks_arriving_together_are_each_stored_and_readable(services: Services) -> None:
+    """The chunk path shares commits between callers; every acknowledged chunk must still be there, byte for byte."""
+    user_id = services.users.onboard(name='Ada')[0].id
+    recordings = [services.recordings.create(user_id=user_id, mime_type='audio/webm').id for _ in range(8)]
+    jobs = [(rid, seq, f'{rid}:{seq}'.encode() * 50) for rid in recordings for seq in range(10)]
+
+    def send(job: tuple[uuid.UUID, int, bytes]) -> int:
+        rid, seq, data = job
+        return services.chunks.add_chunk(user_id=user_id, recording_id=rid, seq=seq, data=data).size
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        assert list(pool.map(send, jobs)) == [len(data) for _, _, data in jobs]
+    for rid, seq, data in jobs:
+        stored = io.BytesIO()
+        services.storage.copy_to(chunk_key(rid, seq), stored)
+        assert stored.getvalue() == data
+    with services.database.session() as session:
+        assert len(session.exec(select(Chunk)).all()) == len(jobs)
