@@ -34,7 +34,12 @@ NOTES = [
     'Finalize: the chunks are stored through the real chunk service first; the timed part is the real '
     '`Finalizer.finalize` in a fresh process; its peak RSS and that of its ffmpeg child are sampled every 5 ms. The '
     'storage backend comes from the `VR_*` settings, so another backend plugs in as one more entry in '
-    '`bench/finalize.py` BACKENDS.',
+    '`bench/finalize.py` BACKENDS (only local exists yet). The naive baseline decodes with pydub and re-encodes '
+    'to WebM/opus at 128 kbit/s.',
+    "The bare socket.io baseline runs on uvicorn's default websocket implementation; NiceGUI pins the pure-Python "
+    '`wsproto` one, which is part of the gap.',
+    'Playback: a new connection per request, timed to the first body bytes. Records page: time until the list is '
+    'on the page (in the first HTML, or HTML plus the websocket update that brings it).',
 ]
 
 
