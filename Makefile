@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # microphone, sox to shape it, and PostgreSQL for the production-database tests.
 SYSTEM_PACKAGES := ffmpeg chromium chromium-driver espeak-ng sox postgresql
 
-.PHONY: run test lint bench system-packages clean
+.PHONY: run test lint bench screenshots system-packages clean
 
 $(BIN)/.app: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ run: $(BIN)/.app
 ## Install what the tests need (Debian packages too, when root), then lint and run the whole suite.
 test: system-packages $(BIN)/.test lint
 	$(BIN)/pytest
+
+## Retake the README's screenshots with the real-browser tests.
+screenshots: system-packages $(BIN)/.test
+	VR_SCREENSHOT_DIR=docs/screenshots $(BIN)/pytest tests/test_recorder_ux.py
 
 lint: $(BIN)/.test
 	$(BIN)/ruff check .

@@ -25,7 +25,8 @@ BENCHMARKS: dict[str, Benchmark] = {
 }
 NOTES = [
     'Ingest: each simulated recorder loads /recorder with its own signed-in browser identity (made through '
-    '/onboard), joins the page over a new socket.io websocket and sends `vr_create`, then `vr_chunk` every second; '
+    '/onboard), joins the page over a new socket.io websocket with the `/vr` audio namespace on it (its upload token '
+    'from the page) and sends `create`, then `chunk` every second; '
     'latency is send → acknowledgement, and an acknowledgement means the chunk is durable. After each run the '
     'server is SIGKILLed and every acknowledged chunk is looked up in the database and storage: "lost" counts '
     'those missing. "Unacknowledged" chunks got no answer within 10 s or an error (a browser would resend them). '

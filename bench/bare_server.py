@@ -11,17 +11,17 @@ from typing import Any
 import socketio
 import uvicorn
 
-from .page_client import SOCKET_PATH
+from .page_client import AUDIO_NAMESPACE, SOCKET_PATH
 
 
 def create_app() -> socketio.ASGIApp:
     sio = socketio.AsyncServer(async_mode='asgi', cors_allowed_origins='*')
 
-    @sio.on('vr_create')
+    @sio.on('create', namespace=AUDIO_NAMESPACE)
     async def create(_sid: str, _payload: Any) -> dict[str, Any]:
         return {'ok': True, 'recording_id': str(uuid.uuid4())}
 
-    @sio.on('vr_chunk')
+    @sio.on('chunk', namespace=AUDIO_NAMESPACE)
     async def chunk(_sid: str, payload: dict[str, Any]) -> dict[str, Any]:
         return {'ok': True, 'seq': payload['seq'], 'size': len(payload['data'])}
 

@@ -41,7 +41,7 @@ def run(workspace: Path, *, quick: bool, say: Callable[[str], None]) -> list[Row
             f'per connected /recorder page ({count} pages)',
             f'**{ours[1]:.2f} MB** each',
             f'bare: {bare[1]:.3f} MB per connection',
-            'page built, websocket joined, recording not started; measured after the first page warmed up',
+            'page built, websocket and /vr audio channel joined, not recording; after one warm-up page',
         ),
     ]
 
@@ -65,9 +65,10 @@ async def _measure(base_url: str, pid: int, browsers: list[str], bare: bool = Fa
 
 async def _open(stack: AsyncExitStack, base_url: str, http: aiohttp.ClientSession, browser: str, bare: bool) -> None:
     if bare:
-        page = LoadedPage(base_url, 'bare', {})
+        page, token = LoadedPage(base_url, 'bare', {}), 'bare'
     else:
         async with aiohttp.ClientSession(cookies={'session': browser}) as tab:
             page = await load_page(tab, f'{base_url}/recorder')
-    socket = await connect(base_url, page, http)
+        token = page.elements[page.element_id(recoverOnly=False)]['props']['uploadToken']
+    socket = await connect(base_url, page, http, upload_token=token)
     stack.push_async_callback(socket.disconnect)

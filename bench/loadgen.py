@@ -15,7 +15,7 @@ import aiohttp
 import psutil
 import socketio
 
-from .page_client import LoadedPage, connect, load_page
+from .page_client import AUDIO_NAMESPACE, LoadedPage, connect, load_page
 
 ACK_TIMEOUT_S = 10.0  # the browser element's ACK_TIMEOUT_MS
 SETUP_CONCURRENCY = 8
@@ -95,18 +95,17 @@ async def _set_up(spec: WorkerSpec, http: aiohttp.ClientSession, result: WorkerR
 
 async def _open_recorder(spec: WorkerSpec, http: aiohttp.ClientSession, identity: str) -> Recorder:
     if spec.bare:
-        page, element_id = LoadedPage(spec.base_url, 'bare', {}), 0
+        page, token = LoadedPage(spec.base_url, 'bare', {}), 'bare'
     else:
         async with aiohttp.ClientSession(cookies={'session': identity}) as browser:
             page = await load_page(browser, f'{spec.base_url}/recorder')
-        element_id = page.element_with_prop('elementId')
-    socket = await connect(spec.base_url, page, http)
-    base = {'client_id': page.client_id, 'element_id': element_id}
-    create = {**base, 'mime_type': 'audio/webm;codecs=opus', 'title': 'bench', 'time_zone': 'UTC'}
-    answer = await socket.call('vr_create', create, timeout=30)
+        token = page.elements[page.element_id(recoverOnly=False)]['props']['uploadToken']
+    socket = await connect(spec.base_url, page, http, upload_token=token)
+    create = {'mime_type': 'audio/webm;codecs=opus', 'title': 'bench', 'time_zone': 'UTC'}
+    answer = await socket.call('create', create, namespace=AUDIO_NAMESPACE, timeout=30)
     if not answer.get('ok'):
-        raise RuntimeError(f'vr_create refused: {answer}')
-    return Recorder(socket, {**base, 'recording_id': answer['recording_id']}, answer['recording_id'])
+        raise RuntimeError(f'create refused: {answer}')
+    return Recorder(socket, {'recording_id': answer['recording_id']}, answer['recording_id'])
 
 
 async def _send(spec: WorkerSpec, recorder: Recorder, seq: int, result: WorkerResult) -> None:
@@ -114,7 +113,7 @@ async def _send(spec: WorkerSpec, recorder: Recorder, seq: int, result: WorkerRe
     result.sent += 1
     sent_at = time.perf_counter()
     try:
-        answer = await recorder.socket.call('vr_chunk', payload, timeout=ACK_TIMEOUT_S)
+        answer = await recorder.socket.call('chunk', payload, namespace=AUDIO_NAMESPACE, timeout=ACK_TIMEOUT_S)
     except socketio.exceptions.TimeoutError:
         result.timed_out += 1
         return

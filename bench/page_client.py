@@ -2,7 +2,8 @@
 
 It speaks what the page's JavaScript speaks (see shared/MEASURED.md): the client id from the page's `query`,
 the element tree from `parseElements`, a new socket.io connection with the implicit handshake, and `event`
-messages for clicks and input. Nothing here reaches inside the server.
+messages for clicks and input. The recorder element adds the `/vr` audio namespace on the same connection,
+authenticated by the upload token in its props. Nothing here reaches inside the server.
 """
 
 import ast
@@ -20,6 +21,7 @@ import socketio
 from yarl import URL
 
 SOCKET_PATH = '/_nicegui_ws/socket.io'
+AUDIO_NAMESPACE = '/vr'
 _QUERY = re.compile(r'query: (\{.*?\}),\n')
 _ELEMENTS = re.compile(r'parseElements\(String\.raw`(.*?)`\)', re.S)
 
@@ -72,8 +74,10 @@ async def connect(
     page: LoadedPage,
     http: aiohttp.ClientSession | None = None,
     handlers: dict[str, Callable[[Any], None]] | None = None,
+    upload_token: str | None = None,
 ) -> socketio.AsyncClient:
-    """A new websocket joined to `page` by NiceGUI's implicit handshake, as the page's own script connects."""
+    """A new websocket joined to `page` by NiceGUI's implicit handshake, as the page's own script connects;
+    with `upload_token`, the recorder's `/vr` audio namespace rides on the same websocket."""
     client = socketio.AsyncClient(reconnection=False, http_session=http)
     for event, handler in (handlers or {}).items():
         client.on(event, handler)
@@ -81,7 +85,14 @@ async def connect(
         f'client_id={page.client_id}&next_message_id=0&implicit_handshake=true'
         f'&document_id={uuid.uuid4()}&tab_id={uuid.uuid4()}'
     )
-    await client.connect(f'{base_url}?{query}', transports=['websocket'], socketio_path=SOCKET_PATH, wait_timeout=30)
+    await client.connect(
+        f'{base_url}?{query}',
+        namespaces=['/', AUDIO_NAMESPACE] if upload_token else ['/'],
+        auth={'token': upload_token} if upload_token else None,
+        transports=['websocket'],
+        socketio_path=SOCKET_PATH,
+        wait_timeout=30,
+    )
     return client
 
 
@@ -102,19 +113,18 @@ async def onboard(base_url: str, name: str) -> str:
     """Sign a new browser in through the real /onboard page; returns its session cookie, the browser's identity."""
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         page = await load_page(http, f'{base_url}/onboard')
-        opened: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        signed_in: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-        def on_open(data: dict[str, Any]) -> None:
-            if not opened.done():
-                opened.set_result(str(data.get('path', '')))
+        def on_update(data: dict[str, Any]) -> None:
+            if 'recovery-key' in json.dumps(data) and not signed_in.done():  # shown once the browser is signed in
+                signed_in.set_result(None)
 
-        client = await connect(base_url, page, http, {'open': on_open})
+        client = await connect(base_url, page, http, {'update': on_update})
         try:
             name_input = page.element_id(**{'data-testid': 'name-input'})
             await emit_event(client, page, name_input, 'update:value', name)
             await emit_event(client, page, page.element_id(**{'data-testid': 'onboard-submit'}), 'click')
-            if await asyncio.wait_for(opened, timeout=30) != '/records':
-                raise PageError('onboarding did not lead to /records')
+            await asyncio.wait_for(signed_in, timeout=30)
         finally:
             await client.disconnect()
         cookie = http.cookie_jar.filter_cookies(URL(base_url)).get('session')

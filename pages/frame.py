@@ -9,6 +9,7 @@ from nicegui import app, run, ui
 from services.container import Services
 from services.errors import AppError
 from services.models import User
+from services.version import app_version
 
 
 async def signed_in_user(services: Services) -> User | None:
@@ -23,20 +24,33 @@ async def signed_in_user(services: Services) -> User | None:
         return None
 
 
+def sign_out() -> None:
+    """Forget the identity in this browser; unsent audio stays in IndexedDB for this user's next sign-in."""
+    app.storage.user.clear()
+    ui.navigate.to('/onboard')
+
+
 @contextmanager
 def frame(title: str, user: User | None = None) -> Iterator[None]:
     ui.add_head_html('<link rel="stylesheet" href="/assets/app.css">')
     ui.page_title(f'{title} · Voice Recorder')
+    ui.dark_mode(None)  # follow the system's light or dark setting
+    ui.add_head_html('<meta name="color-scheme" content="light dark">')
     with ui.header().classes('vr-header items-center justify-between'):
         ui.link('Voice Recorder', '/records' if user else '/onboard').classes('vr-brand')
         if user:
-            with ui.row().classes('items-center gap-4'):
+            with ui.element('nav').classes('row items-center gap-4').props('aria-label="Main"'):
                 ui.link('Record', '/recorder').classes('vr-nav').mark('nav-recorder')
                 ui.link('Recordings', '/records').classes('vr-nav').mark('nav-records')
                 ui.label(user.name).classes('vr-user-name').mark('user-name')
+                ui.button('Sign out', on_click=sign_out).props('flat dense color=white data-testid=sign-out').mark(
+                    'sign-out'
+                )
     with ui.column().classes('vr-page w-full'):
         ui.label(title).classes('text-h5 vr-title')
         yield
+    with ui.element('footer').classes('w-full text-center text-caption text-grey-6'):
+        ui.label(f'Voice Recorder {app_version()}').mark('app-version')
 
 
 def notify_error(error: AppError) -> None:

@@ -1,64 +1,59 @@
 """/recorder: record, pause, resume, stop; a timer, a level meter and the upload state in plain words."""
 
+import uuid
 from typing import Any
 
 from fastapi.responses import RedirectResponse
-from nicegui import app, ui
+from nicegui import app, run, ui
 
 from services.container import Services
+from services.errors import AppError
+from services.models import Recording
 
+from .chunk_events import recording_summary
 from .formatting import format_duration
 from .frame import frame, signed_in_user
 from .recorder_element import AudioRecorder
+
+CONTROLS = (
+    ('record', 'Record', 'mic', 'red'),
+    ('pause', 'Pause', 'pause', 'primary'),
+    ('resume', 'Resume', 'fiber_manual_record', 'red'),
+    ('stop', 'Stop', 'stop', 'primary'),
+)
 
 
 def create(services: Services) -> None:
     settings = services.settings
 
     @ui.page('/recorder', reconnect_timeout=settings.recorder_reconnect_timeout_s)
-    async def recorder_page() -> RedirectResponse | None:
+    async def recorder_page(saved: str | None = None) -> RedirectResponse | None:
         user = await signed_in_user(services)
         if user is None:
             return RedirectResponse('/onboard')
+        just_saved = await saved_recording(services, user.id, saved)
         with frame('New recording', user):
-
-            def remember_time_zone(info: dict[str, Any]) -> None:
-                if isinstance(info.get('time_zone'), str):
-                    app.storage.user['time_zone'] = info['time_zone'][:64]
-
-            def show_saved(recording: dict[str, Any]) -> None:
-                result.clear()
-                with result, ui.card().classes('w-full vr-saved').mark('saved-card'):
-                    ui.label(f'Saved “{recording["title"]}” ({format_duration(recording["duration_ms"])})')
-                    ui.link('Listen to it in your recordings', '/records').props('data-testid=saved-link').mark(
-                        'saved-link'
-                    )
-
             recorder = (
                 AudioRecorder(
                     user_id=user.id,
+                    upload_token=services.upload_tokens.issue(user.id),
                     max_chunk_bytes=settings.max_chunk_bytes,
                     timeslice_ms=settings.chunk_timeslice_ms,
+                    max_recording_s=settings.max_recording_s,
                     on_started=remember_time_zone,
-                    on_saved=show_saved,
+                    on_saved=lambda recording: show_saved(result, recording),
+                    on_recovered=show_recovered,
                 )
                 .classes('w-full')
                 .mark('recorder')
             )
             with recorder:
-                ui.label('00:00').classes('vr-timer').props('data-testid=recording-timer aria-live=off').mark(
-                    'recording-timer'
-                )
+                ui.label('00:00').classes('vr-timer').props('data-testid=recording-timer').mark('recording-timer')
                 ui.label('Ready to record').classes('vr-status').props(
                     'data-testid=upload-status aria-live=polite'
                 ).mark('upload-status')
                 with ui.row().classes('vr-controls gap-3'):
-                    for name, label, icon, color in (
-                        ('record', 'Record', 'mic', 'red'),
-                        ('pause', 'Pause', 'pause', 'primary'),
-                        ('resume', 'Resume', 'fiber_manual_record', 'red'),
-                        ('stop', 'Stop', 'stop', 'primary'),
-                    ):
+                    for name, label, icon, color in CONTROLS:
                         (
                             ui.button(label, icon=icon, color=color)
                             .on('click', js_handler=recorder.js_call(name))
@@ -67,4 +62,33 @@ def create(services: Services) -> None:
                             .mark(f'{name}-button')
                         )
             result = ui.column().classes('w-full')
+            if just_saved:
+                show_saved(result, recording_summary(just_saved))
+        return None
+
+
+def remember_time_zone(info: dict[str, Any]) -> None:
+    if isinstance(info.get('time_zone'), str):
+        app.storage.user['time_zone'] = info['time_zone'][:64]
+
+
+def show_saved(container: ui.column, recording: dict[str, Any]) -> None:
+    container.clear()
+    with container, ui.card().classes('w-full vr-saved').mark('saved-card'):
+        ui.label(f'Saved “{recording["title"]}” ({format_duration(recording["duration_ms"])})')
+        ui.link('Listen to it in your recordings', '/records').props('data-testid=saved-link').mark('saved-link')
+
+
+def show_recovered(recording: dict[str, Any]) -> None:
+    duration = format_duration(recording['duration_ms'])
+    ui.notify(f'Recovered recording “{recording["title"]}” ({duration})', type='positive')
+
+
+async def saved_recording(services: Services, user_id: uuid.UUID, recording_id: str | None) -> Recording | None:
+    """The recording a reloaded recorder page was asked to confirm, if it is this user's."""
+    if not recording_id:
+        return None
+    try:
+        return await run.io_bound(services.recordings.get, user_id=user_id, recording_id=uuid.UUID(recording_id))
+    except (AppError, ValueError):
         return None

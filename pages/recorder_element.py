@@ -8,28 +8,39 @@ from nicegui import ui
 
 
 class AudioRecorder(ui.element, component='../assets/recorder.js'):
-    """Records in the browser and streams chunks to the server; the server learns whose audio it is from here."""
+    """Records in the browser and streams chunks over the `/vr` audio channel.
+
+    With `recover_only` it records nothing and only uploads what an earlier page of this browser left behind.
+    """
 
     def __init__(
         self,
         *,
         user_id: uuid.UUID,
+        upload_token: str,
         max_chunk_bytes: int,
         timeslice_ms: int,
+        max_recording_s: int = 4 * 3600,
+        recover_only: bool = False,
         on_started: Callable[[dict[str, Any]], Any] | None = None,
         on_saved: Callable[[dict[str, Any]], Any] | None = None,
+        on_recovered: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         super().__init__()
         self.user_id = user_id
         self.state = 'idle'
-        self._props['elementId'] = self.id
-        self._props['maxChunkBytes'] = max_chunk_bytes
-        self._props['timesliceMs'] = timeslice_ms
+        self._props.update(
+            userId=str(user_id),
+            uploadToken=upload_token,
+            maxChunkBytes=max_chunk_bytes,
+            timesliceMs=timeslice_ms,
+            maxRecordingMs=max_recording_s * 1000,
+            recoverOnly=recover_only,
+        )
         self.on('state', lambda event: setattr(self, 'state', event.args['state']))
-        if on_started:
-            self.on('started', lambda event: on_started(event.args))
-        if on_saved:
-            self.on('saved', lambda event: on_saved(event.args))
+        for name, handler in (('started', on_started), ('saved', on_saved), ('recovered', on_recovered)):
+            if handler:
+                self.on(name, lambda event, handler=handler: handler(event.args))
 
     def js_call(self, method: str) -> str:
         """A click handler that runs in the browser, so the control works even while the websocket is down."""

@@ -1,21 +1,23 @@
-"""/records: the user's recordings, newest first, each playable, renamable, downloadable and deletable."""
+"""/records: the user's recordings, newest first: search, totals, more on demand, delete with undo."""
+
+import asyncio
+import uuid
+from typing import Any
 
 from fastapi.responses import RedirectResponse
-from nicegui import app, run, ui
+from nicegui import app, background_tasks, run, ui
 
 from services.container import Services
 from services.errors import AppError
-from services.models import Recording, RecordingStatus, User
-from services.recordings import MAX_TITLE_LENGTH
+from services.models import Recording, User
 
-from .formatting import format_duration, format_local_time, format_size
+from .formatting import format_duration
 from .frame import frame, notify_error, signed_in_user
+from .recorder_element import AudioRecorder
+from .recording_card import STATUS_TEXT, RecordingCard
 
-PAGE_SIZE = 50
-STATUS_TEXT = {
-    RecordingStatus.RECORDING: 'Still recording, or waiting for its last audio',
-    RecordingStatus.FINALIZING: 'Saving…',
-}
+PAGE_SIZE = 20
+UNDO_SECONDS = 6.0
 
 
 def create(services: Services) -> None:
@@ -25,7 +27,17 @@ def create(services: Services) -> None:
         if user is None:
             return RedirectResponse('/onboard')
         with frame('Your recordings', user):
-            await RecordList(services, user).show()
+            record_list = RecordList(services, user)
+            await record_list.show()
+            settings = services.settings
+            AudioRecorder(
+                user_id=user.id,
+                upload_token=services.upload_tokens.issue(user.id),
+                max_chunk_bytes=settings.max_chunk_bytes,
+                timeslice_ms=settings.chunk_timeslice_ms,
+                recover_only=True,
+                on_recovered=record_list.recovered,
+            ).classes('hidden').mark('recovery')
         return None
 
 
@@ -34,87 +46,73 @@ class RecordList:
         self.services = services
         self.user = user
         self.time_zone = app.storage.user.get('time_zone')
+        self.search = ''
+        self.limit = PAGE_SIZE
+        self.hidden: set[uuid.UUID] = set()  # deleted, but still undoable
+        self.pending_deletes: dict[uuid.UUID, asyncio.Task[None]] = {}
+        with ui.row().classes('w-full items-center justify-between'):
+            ui.input(placeholder='Search titles', on_change=self.search_for).props(
+                'dense clearable debounce=300 aria-label="Search titles" data-testid=search-input'
+            ).classes('w-64').mark('search-input')
+            self.totals = ui.label().classes('text-caption').props('data-testid=totals').mark('totals')
+        self.undo_area = ui.row().classes('w-full')
         self.poller = ui.timer(3.0, self.show.refresh, active=False, immediate=False)
+
+    def recovered(self, recording: dict[str, Any]) -> None:
+        ui.notify(f'Recovered recording “{recording["title"]}”', type='positive')
+        self.show.refresh()
+
+    def search_for(self, event: Any) -> None:
+        self.search = event.value or ''
+        self.limit = PAGE_SIZE
+        self.show.refresh()
+
+    def show_more(self) -> None:
+        self.limit += PAGE_SIZE
+        self.show.refresh()
 
     @ui.refreshable_method
     async def show(self) -> None:
         try:
-            recordings = await run.io_bound(self.services.recordings.list, user_id=self.user.id, limit=PAGE_SIZE)
+            found = await run.io_bound(
+                self.services.recordings.list,
+                user_id=self.user.id,
+                limit=min(self.limit + len(self.hidden) + 1, 200),
+                search=self.search,
+            )
+            count, total_ms = await run.io_bound(
+                self.services.recordings.summary, user_id=self.user.id, search=self.search
+            )
         except AppError as error:
             ui.label(f'Your recordings could not be loaded: {error.message}').classes('text-negative')
             return
-        if recordings is None:  # the app is shutting down
+        if found is None:  # the app is shutting down
             return
-        self.poller.active = any(r.status in STATUS_TEXT for r in recordings)
-        if not recordings:
-            with ui.column().classes('vr-empty items-center w-full').mark('empty-state'):
-                ui.label('No recordings yet.').classes('text-h6')
-                ui.button('Make your first recording', on_click=lambda: ui.navigate.to('/recorder'))
+        visible = [r for r in found if r.id not in self.hidden]
+        self.poller.active = any(r.status in STATUS_TEXT for r in visible)
+        count -= len(self.hidden)
+        noun = 'recording' if count == 1 else 'recordings'
+        self.totals.set_text(f'{count} {noun} · {format_duration(total_ms)} in all')
+        if not visible:
+            self.empty_state()
             return
-        for recording in recordings:
-            self.card(recording)
+        for recording in visible[: self.limit]:
+            RecordingCard(self.services, self.user, recording, time_zone=self.time_zone, on_delete=self.delete)
+        if len(visible) > self.limit:
+            ui.button('Show more', on_click=self.show_more).props('flat data-testid=show-more').mark('show-more')
 
-    def card(self, recording: Recording) -> None:
-        with (
-            ui.card()
-            .classes('vr-card w-full')
-            .mark('recording-item')
-            .props(f'data-testid=recording-item data-recording-id={recording.id}')
-        ):
-            ui.label(recording.title).classes('text-subtitle1 vr-recording-title').mark('recording-title')
-            details = [
-                format_local_time(recording.created_at, self.time_zone),
-                format_duration(recording.duration_ms),
-                format_size(recording.size_bytes),
-            ]
-            ui.label(' · '.join(details)).classes('text-caption vr-details')
-            if recording.status == RecordingStatus.READY:
-                url = self.services.links.url(recording.id)
-                ui.audio(url).props('preload=metadata data-testid=audio-player').classes('w-full').mark('audio-player')
-            elif recording.status == RecordingStatus.FAILED:
-                ui.label(f'This recording could not be processed: {recording.error}').classes('text-negative')
-            else:
-                ui.label(STATUS_TEXT[recording.status]).classes('vr-pending').mark('recording-status')
-            with ui.row().classes('gap-2'):
-                if recording.status == RecordingStatus.READY:
-                    download = self.services.links.url(recording.id, download=True)
-                    ui.link('Download', download).props('download data-testid=download-link').mark('download-link')
-                ui.button('Rename', icon='edit', on_click=lambda r=recording: self.rename(r)).props(
-                    'flat dense data-testid=rename-button'
-                ).mark('rename-button')
-                ui.button('Delete', icon='delete', on_click=lambda r=recording: self.delete(r)).props(
-                    'flat dense color=negative data-testid=delete-button'
-                ).mark('delete-button')
-
-    async def rename(self, recording: Recording) -> None:
-        with ui.dialog() as dialog, ui.card():
-            title = (
-                ui.input('Title', value=recording.title)
-                .props(f'autofocus maxlength={MAX_TITLE_LENGTH} data-testid=rename-input')
-                .classes('w-80')
-                .mark('rename-input')
-            )
-            with ui.row():
-                ui.button('Cancel', on_click=dialog.close).props('flat')
-                ui.button('Save', on_click=lambda: dialog.submit(title.value)).props('data-testid=rename-save').mark(
-                    'rename-save'
-                )
-            title.on('keydown.enter', lambda: dialog.submit(title.value))
-        new_title = await dialog
-        if new_title is None or new_title == recording.title:
-            return
-        try:
-            await run.io_bound(
-                self.services.recordings.rename, user_id=self.user.id, recording_id=recording.id, title=new_title
-            )
-        except AppError as error:
-            notify_error(error)
-            return
-        self.show.refresh()
+    def empty_state(self) -> None:
+        with ui.column().classes('vr-empty items-center w-full').mark('empty-state'):
+            if self.search:
+                ui.label(f'No recording has “{self.search}” in its title.')
+                return
+            ui.icon('mic', size='3rem')
+            ui.label('No recordings yet.').classes('text-h6')
+            ui.button('Make your first recording', icon='mic', on_click=lambda: ui.navigate.to('/recorder'))
 
     async def delete(self, recording: Recording) -> None:
         with ui.dialog() as dialog, ui.card():
-            ui.label(f'Delete “{recording.title}”? This cannot be undone.')
+            ui.label(f'Delete “{recording.title}”?')
             with ui.row():
                 ui.button('Cancel', on_click=lambda: dialog.submit(False)).props('flat')
                 ui.button('Delete', on_click=lambda: dialog.submit(True)).props(
@@ -122,10 +120,38 @@ class RecordList:
                 ).mark('confirm-delete')
         if not await dialog:
             return
+        self.hidden.add(recording.id)
+        self.pending_deletes[recording.id] = background_tasks.create(
+            self.delete_later(recording), name=f'delete {recording.id}'
+        )
+        self.undo_area.clear()
+        with self.undo_area, ui.row().classes('vr-undo items-center gap-2').mark('undo-bar'):
+            ui.label(f'Deleted “{recording.title}”.')
+            ui.button('Undo', on_click=lambda: self.undo(recording)).props('flat dense data-testid=undo-delete').mark(
+                'undo-delete'
+            )
+        self.show.refresh()
+
+    def undo(self, recording: Recording) -> None:
+        task = self.pending_deletes.pop(recording.id, None)
+        if task:
+            task.cancel()
+        self.hidden.discard(recording.id)
+        self.undo_area.clear()
+        self.show.refresh()
+
+    async def delete_later(self, recording: Recording) -> None:
+        """The delete happens on the server after the undo window, even if the page is closed meanwhile."""
+        await asyncio.sleep(UNDO_SECONDS)
+        self.pending_deletes.pop(recording.id, None)
         try:
             await run.io_bound(self.services.recordings.delete, user_id=self.user.id, recording_id=recording.id)
         except AppError as error:
-            notify_error(error)
-            return
-        ui.notify('Recording deleted')
-        self.show.refresh()
+            self.hidden.discard(recording.id)
+            if not self.undo_area.is_deleted:
+                with self.undo_area:
+                    notify_error(error)
+        if not self.undo_area.is_deleted:
+            self.hidden.discard(recording.id)
+            self.undo_area.clear()
+            self.show.refresh()

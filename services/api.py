@@ -11,10 +11,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .audio import audio_format
 from .container import Services
-from .errors import AppError, ChunkTooLarge, Forbidden, NotFound, Unauthorized
+from .errors import (
+    AppError,
+    ChunkTooLarge,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from .http_range import parse_range
 from .models import Recording, RecordingStatus, User
 from .recordings import audio_key
+from .version import app_version
 
 
 class StrictBody(BaseModel):
@@ -28,6 +37,10 @@ class OnboardIn(StrictBody):
 class OnboardOut(BaseModel):
     user_id: uuid.UUID
     name: str
+    token: str
+
+
+class TokenOut(BaseModel):
     token: str
 
 
@@ -66,6 +79,7 @@ class ChunkOut(BaseModel):
 
 class HealthOut(BaseModel):
     status: str
+    version: str
     database: str
     storage: str
 
@@ -86,7 +100,9 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
 def install_error_handler(app: FastAPI) -> None:
     async def render(_request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, AppError)
-        headers = {'WWW-Authenticate': 'Bearer'} if isinstance(error, Unauthorized) else None
+        headers = {'WWW-Authenticate': 'Bearer'} if isinstance(error, Unauthorized) else {}
+        if isinstance(error, TooManyRequests):
+            headers['Retry-After'] = str(error.retry_after_s)
         return JSONResponse({'error': error.message, **error.details}, status_code=error.status_code, headers=headers)
 
     app.add_exception_handler(AppError, render)
@@ -99,7 +115,9 @@ def create_router(services: Services) -> APIRouter:
         scheme, _, token = (authorization or '').partition(' ')
         if scheme.lower() != 'bearer' or not token.strip():
             raise Unauthorized('missing bearer token')
-        return services.users.authenticate(token.strip())
+        user = services.users.authenticate(token.strip())
+        services.rate_limiter.hit(user.id)
+        return user
 
     CurrentUser = Annotated[User, Depends(current_user)]
 
@@ -126,10 +144,17 @@ def create_router(services: Services) -> APIRouter:
         user: CurrentUser,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         offset: Annotated[int, Query(ge=0)] = 0,
+        q: Annotated[str, Query(max_length=200, description='search in titles')] = '',
     ) -> list[RecordingOut]:
         if user_id != user.id:
             raise NotFound('user not found')
-        return [public(r) for r in services.recordings.list(user_id=user.id, limit=limit, offset=offset)]
+        found = services.recordings.list(user_id=user.id, limit=limit, offset=offset, search=q)
+        return [public(r) for r in found]
+
+    @router.post('/token/rotate')
+    def rotate_token(user: CurrentUser) -> TokenOut:
+        """A new token for the caller; the one used for this call is revoked."""
+        return TokenOut(token=services.users.rotate_token(user.id))
 
     @router.post('/recordings', status_code=201)
     def create_recording(body: RecordingCreateIn, user: CurrentUser) -> RecordingOut:
@@ -137,6 +162,9 @@ def create_router(services: Services) -> APIRouter:
 
     @router.put('/recordings/{recording_id}/chunks/{seq}')
     async def put_chunk(recording_id: uuid.UUID, seq: int, request: Request, user: CurrentUser) -> ChunkOut:
+        content_type = request.headers.get('content-type', 'application/octet-stream').split(';')[0].strip().lower()
+        if content_type != 'application/octet-stream' and not content_type.startswith('audio/'):
+            raise UnsupportedMediaType(f'send the chunk as raw bytes (application/octet-stream), not {content_type}')
         data = await read_limited_body(request, services.settings.max_chunk_bytes)
         receipt = await run_in_threadpool(
             lambda: services.chunks.add_chunk(user_id=user.id, recording_id=recording_id, seq=seq, data=data)
@@ -214,6 +242,6 @@ def create_router(services: Services) -> APIRouter:
                 results[name] = f'error: {getattr(error, "message", None) or type(error).__name__}'
         healthy = all(value == 'ok' for value in results.values())
         response.status_code = 200 if healthy else 503
-        return HealthOut(status='ok' if healthy else 'unavailable', **results)
+        return HealthOut(status='ok' if healthy else 'unavailable', version=app_version(), **results)
 
     return router

@@ -8,13 +8,12 @@ from sqlalchemy import Table, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .database import Database
-from .errors import ChunkTooLarge, Conflict, InvalidInput, NotFound
+from .errors import ChunkTooLarge, Conflict, InvalidInput, LimitReached, NotFound
 from .group_commit import GroupCommit
 from .models import Chunk, Recording, RecordingStatus, utc_now
 from .recordings import RecordingLocks, chunk_key
 from .storage import Storage
 
-MAX_SEQ = 1_000_000  # far beyond any recording length we accept: 1 s chunks for 11 days
 OPEN_STATUSES = (RecordingStatus.RECORDING, RecordingStatus.FAILED)
 
 # Built once, on the tables rather than the ORM classes: this path runs for every second of every recording, and
@@ -54,11 +53,14 @@ class _StoredChunk:
 
 
 class ChunkService:
-    def __init__(self, *, database: Database, storage: Storage, locks: RecordingLocks, max_chunk_bytes: int) -> None:
+    def __init__(
+        self, *, database: Database, storage: Storage, locks: RecordingLocks, max_chunk_bytes: int, max_chunks: int
+    ) -> None:
         self.database = database
         self.storage = storage
         self.locks = locks
         self.max_chunk_bytes = max_chunk_bytes
+        self.max_chunks = max_chunks
         # Chunks arriving together share one commit (one WAL fsync on SQLite) instead of one commit each.
         self._rows: GroupCommit[_StoredChunk, ChunkReceipt] = GroupCommit(self._commit_rows)
 
@@ -117,8 +119,10 @@ class ChunkService:
             return _compare_or_error(_StoredChunk(row.recording_id, row.seq, stored.size, stored.sha256), row.sha256)
 
     def _validate(self, seq: int, data: bytes) -> None:
-        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < MAX_SEQ:
-            raise InvalidInput(f'seq must be a whole number from 0 to {MAX_SEQ - 1}')
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            raise InvalidInput('seq must be a whole number from 0 up')
+        if seq >= self.max_chunks:
+            raise LimitReached('the recording has reached the maximum length')
         if not data:
             raise InvalidInput('the chunk is empty')
         if len(data) > self.max_chunk_bytes:

@@ -16,11 +16,34 @@ class Settings(BaseSettings):
     data_dir: Path = Path('data')
     database_url: str | None = Field(default=None, description='SQLAlchemy URL; default: SQLite in the data dir')
     storage: Literal['local', 's3'] = 'local'
-    secret: str | None = Field(default=None, description='signs browser storage, tokens and audio URLs')
+    secret: str | None = Field(default=None, description='signs browser storage, upload tokens and audio URLs')
     max_chunk_bytes: int = Field(default=512 * 1024, gt=0, le=900 * 1024)
     audio_url_expiry_s: int = Field(default=3600, gt=0)
     recorder_reconnect_timeout_s: float = Field(default=90.0, gt=0)
     chunk_timeslice_ms: int = Field(default=1000, ge=100, le=10_000)
+    stale_recording_s: float = Field(default=600, gt=0, description='finalize a recording idle this long')
+    sweep_interval_s: float = Field(default=60, gt=0)
+    environment: Literal['development', 'production'] = 'development'
+    cors_origins: str = Field(default='', description='comma-separated origins allowed to call the API')
+    max_recording_s: int = Field(default=4 * 3600, gt=0)
+    max_recordings_per_user: int = Field(default=1000, gt=0)
+    api_requests_per_minute: int = Field(default=1200, gt=0, description='per user, per app instance')
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(',') if origin.strip()]
+
+    @property
+    def max_chunks_per_recording(self) -> int:
+        """The recording-length limit in chunks; twice the nominal count leaves room for chunks the browser split."""
+        return 2 * self.max_recording_s * 1000 // self.chunk_timeslice_ms + 10
+
+    def check_production_ready(self) -> None:
+        """Production must not run on a secret nobody chose: it signs every identity and link."""
+        if self.environment == 'production' and (not self.secret or len(self.secret) < 32):
+            raise ValueError(
+                'VR_ENVIRONMENT=production needs VR_SECRET set to a random value of at least 32 characters'
+            )
 
     @property
     def resolved_database_url(self) -> str:

@@ -22,6 +22,22 @@ class Forbidden(AppError):
     status_code = 403
 
 
+class LimitReached(AppError):
+    status_code = 403
+
+
+class TooManyRequests(AppError):
+    status_code = 429
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message, retry_after_s=retry_after_s)
+        self.retry_after_s = retry_after_s
+
+
+class UnsupportedMediaType(AppError):
+    status_code = 415
+
+
 class NotFound(AppError):
     status_code = 404
 
@@ -51,3 +67,7 @@ class ServiceUnavailable(AppError):
     """A backing service (database, storage) cannot be reached; the request may be retried."""
 
     status_code = 503
+
+
+class Busy(ServiceUnavailable):
+    """Someone else (another request, instance or the sweeper) is finishing this recording right now."""

@@ -3,18 +3,21 @@
 import logging
 import tempfile
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlmodel import col, delete, select
+from sqlmodel import col, delete, or_, select, update
 
 from .audio import audio_format, remux
 from .database import Database
-from .errors import AudioProcessingFailed, Conflict, MissingChunks
+from .errors import AudioProcessingFailed, Busy, Conflict, MissingChunks
 from .models import Chunk, Recording, RecordingStatus, utc_now
 from .recordings import RecordingLocks, audio_key, chunk_key, load_owned, recording_prefix
 from .storage import Storage
 
 log = logging.getLogger(__name__)
+# A finalize that has not finished in this long died with its process; another may take over.
+FINALIZE_TAKEOVER = timedelta(minutes=5)
 
 
 def find_missing(seqs: list[int], chunk_count: int | None) -> list[int]:
@@ -30,8 +33,14 @@ class Finalizer:
         self.locks = locks
         self.temp_dir = temp_dir
 
-    def finalize(self, *, user_id: uuid.UUID, recording_id: uuid.UUID, chunk_count: int | None = None) -> Recording:
-        """Idempotent: finalizing a ready recording returns it unchanged, so a client may retry a lost answer."""
+    def finalize(
+        self, *, user_id: uuid.UUID, recording_id: uuid.UUID, chunk_count: int | None = None, bridge_gaps: bool = False
+    ) -> Recording:
+        """Idempotent: finalizing a ready recording returns it unchanged, so a client may retry a lost answer.
+
+        With `bridge_gaps`, missing chunks do not stop it: the audio on both sides of a gap is kept
+        (the demuxer resyncs at the next cluster). Only the first chunk, which holds the header, is required.
+        """
         with self.locks(recording_id).lock:
             with self.database.session() as session:
                 recording = load_owned(session, user_id=user_id, recording_id=recording_id)
@@ -39,14 +48,43 @@ class Finalizer:
                     return recording
                 query = select(Chunk.seq).where(Chunk.recording_id == recording_id).order_by(col(Chunk.seq))
                 seqs = list(session.exec(query).all())
-                if missing := find_missing(seqs, chunk_count):
-                    raise MissingChunks(missing)
-                if not seqs:
-                    raise Conflict('no audio was received for this recording')
-                recording.status = RecordingStatus.FINALIZING
-                session.add(recording)
-                session.commit()
-            return self._finish(recording, seqs[: chunk_count or len(seqs)])
+            if chunk_count is not None:
+                seqs = [seq for seq in seqs if seq < chunk_count]
+            missing = find_missing(seqs, chunk_count)
+            if missing and not (bridge_gaps and seqs and seqs[0] == 0):
+                raise MissingChunks(missing)
+            if not seqs:
+                raise Conflict('no audio was received for this recording')
+            if missing:
+                log.warning('finalizing recording %s across %d missing chunks', recording_id, len(missing))
+            if not self._claim(recording_id, utc_now()):
+                return self._after_lost_claim(user_id, recording_id)
+            return self._finish(recording, seqs)
+
+    def _claim(self, recording_id: uuid.UUID, now: datetime) -> bool:
+        """Compare-and-set to `finalizing`, so two instances (or the sweeper) never assemble the same recording."""
+        claimable = or_(
+            col(Recording.status).in_([RecordingStatus.RECORDING, RecordingStatus.FAILED]),
+            (col(Recording.status) == RecordingStatus.FINALIZING)
+            & (col(Recording.updated_at) < now - FINALIZE_TAKEOVER),
+        )
+        statement = (
+            update(Recording)
+            .where(col(Recording.id) == recording_id)
+            .where(claimable)
+            .values(status=RecordingStatus.FINALIZING, updated_at=now)
+        )
+        with self.database.session() as session:
+            claimed = session.exec(statement).rowcount == 1  # type: ignore[call-overload]
+            session.commit()
+        return claimed
+
+    def _after_lost_claim(self, user_id: uuid.UUID, recording_id: uuid.UUID) -> Recording:
+        with self.database.session() as session:
+            recording = load_owned(session, user_id=user_id, recording_id=recording_id)
+        if recording.status == RecordingStatus.READY:
+            return recording
+        raise Busy('this recording is being saved right now; try again in a moment')
 
     def _finish(self, recording: Recording, seqs: list[int]) -> Recording:
         try:

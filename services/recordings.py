@@ -4,12 +4,13 @@ import threading
 import uuid
 import weakref
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session, col, delete, func, select
 
 from .audio import audio_format
 from .database import Database
-from .errors import InvalidInput, NotFound
+from .errors import InvalidInput, LimitReached, NotFound
 from .models import Chunk, Recording, utc_now
 from .storage import Storage
 
@@ -46,6 +47,14 @@ def load_owned(session: Session, *, user_id: uuid.UUID, recording_id: uuid.UUID)
     return recording
 
 
+def _owned_matching(user_id: uuid.UUID, search: str) -> list[Any]:
+    conditions: list[Any] = [Recording.user_id == user_id]
+    if search.strip():
+        pattern = search.strip()[:MAX_TITLE_LENGTH].replace('\\', '\\\\').replace('%', '\\%').replace('_', '\\_')
+        conditions.append(col(Recording.title).ilike(f'%{pattern}%', escape='\\'))
+    return conditions
+
+
 class _Lock:
     __slots__ = ('__weakref__', 'lock')
 
@@ -69,16 +78,24 @@ class RecordingLocks:
 
 
 class RecordingService:
-    def __init__(self, *, database: Database, storage: Storage, locks: RecordingLocks) -> None:
+    def __init__(
+        self, *, database: Database, storage: Storage, locks: RecordingLocks, max_recordings_per_user: int = 1000
+    ) -> None:
         self.database = database
         self.storage = storage
         self.locks = locks
+        self.max_recordings_per_user = max_recordings_per_user
 
     def create(self, *, user_id: uuid.UUID, mime_type: str, title: str | None = None) -> Recording:
         fmt = audio_format(mime_type)
         default_title = f'Recording {datetime.now(UTC):%Y-%m-%d %H:%M} UTC'
         recording = Recording(user_id=user_id, mime_type=fmt.mime_type, title=clean_title(title or default_title))
         with self.database.session() as session:
+            count = session.exec(select(func.count()).select_from(Recording).where(Recording.user_id == user_id)).one()
+            if count >= self.max_recordings_per_user:
+                raise LimitReached(
+                    f'you have reached the limit of {self.max_recordings_per_user} recordings; delete some to make room'
+                )
             session.add(recording)
             session.commit()
         return recording
@@ -95,18 +112,28 @@ class RecordingService:
             raise NotFound('recording not found')
         return recording.user_id
 
-    def list(self, *, user_id: uuid.UUID, limit: int = 50, offset: int = 0) -> list[Recording]:
+    def list(self, *, user_id: uuid.UUID, limit: int = 50, offset: int = 0, search: str = '') -> list[Recording]:
+        """Newest first; `search` matches anywhere in the title, ignoring case."""
         if not 1 <= limit <= MAX_PAGE_SIZE or offset < 0:
             raise InvalidInput(f'limit must be 1..{MAX_PAGE_SIZE} and offset at least 0')
         query = (
             select(Recording)
-            .where(Recording.user_id == user_id)
+            .where(*_owned_matching(user_id, search))
             .order_by(col(Recording.created_at).desc(), col(Recording.id).desc())
             .offset(offset)
             .limit(limit)
         )
         with self.database.session() as session:
             return list(session.exec(query).all())
+
+    def summary(self, *, user_id: uuid.UUID, search: str = '') -> tuple[int, int]:
+        """How many recordings match, and their total length in ms."""
+        query = select(func.count(), func.coalesce(func.sum(Recording.duration_ms), 0)).where(
+            *_owned_matching(user_id, search)
+        )
+        with self.database.session() as session:
+            count, total_ms = session.exec(query).one()
+        return int(count), int(total_ms or 0)
 
     def rename(self, *, user_id: uuid.UUID, recording_id: uuid.UUID, title: str) -> Recording:
         cleaned = clean_title(title)

@@ -34,3 +34,36 @@ class AudioLinks:
         expires, signature = self.signer.sign(recording_id)
         suffix = '&download=1' if download else ''
         return f'/api/recordings/{recording_id}/audio?expires={expires}&signature={signature}{suffix}'
+
+
+class UploadTokens:
+    """Short-lived credentials that let a recorder page stream audio, independent of the page's socket session.
+
+    The page's NiceGUI client dies with a server restart; this token does not, so a recording in progress
+    can reconnect to a restarted server and keep uploading.
+    """
+
+    def __init__(self, secret: str, lifetime_s: int = 24 * 3600) -> None:
+        self._key = hashlib.sha256(b'upload-token:' + secret.encode()).digest()
+        self.lifetime_s = lifetime_s
+
+    def issue(self, user_id: uuid.UUID, now: float | None = None) -> str:
+        expires = int((now if now is not None else time.time()) + self.lifetime_s)
+        return f'{user_id}.{expires}.{self._signature(str(user_id), expires)}'
+
+    def verify(self, token: object, now: float | None = None) -> uuid.UUID | None:
+        """The user the token speaks for, or None when it is malformed, tampered with or expired."""
+        if not isinstance(token, str) or token.count('.') != 2:
+            return None
+        user, expires_text, signature = token.split('.')
+        if not expires_text.isdigit() or int(expires_text) < (now if now is not None else time.time()):
+            return None
+        if not hmac.compare_digest(self._signature(user, int(expires_text)), signature):
+            return None
+        try:
+            return uuid.UUID(user)
+        except ValueError:
+            return None
+
+    def _signature(self, user: str, expires: int) -> str:
+        return hmac.new(self._key, f'{user}:{expires}'.encode(), hashlib.sha256).hexdigest()

@@ -53,6 +53,18 @@ class UserService:
             raise Unauthorized('invalid or expired token')
         return user
 
+    def rotate_token(self, user_id: uuid.UUID) -> str:
+        """A new credential; the old one stops working at once (it is revoked by losing its hash)."""
+        token = secrets.token_urlsafe(32)
+        with self.database.session() as session:
+            user = session.get(User, user_id)
+            if user is None:
+                raise NotFound('user not found')
+            user.token_hash = hash_token(token)
+            session.add(user)
+            session.commit()
+        return token
+
     def recording_count(self, user_id: uuid.UUID) -> int:
         with self.database.session() as session:
             query = select(func.count()).select_from(Recording).where(Recording.user_id == user_id)

@@ -20,8 +20,11 @@ def free_port() -> int:
 
 
 class AppServer:
-    def __init__(self, data_dir: Path, *, port: int | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, *, port: int | None = None, env: dict[str, str] | None = None, script: str = 'main.py'
+    ) -> None:
         self.data_dir = data_dir
+        self.script = script
         self.port = port or free_port()
         inherited = {k: v for k, v in os.environ.items() if not k.startswith(('PYTEST', 'NICEGUI', 'VR_'))}
         self.env = {
@@ -43,7 +46,7 @@ class AppServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open('ab')
         self.process = subprocess.Popen(
-            [sys.executable, 'main.py'], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, self.script], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -22,13 +22,15 @@ CHROMIUM_FLAGS = [
 
 
 @asynccontextmanager
-async def chromium(microphone_wav: Path) -> AsyncIterator[Browser]:
+async def chromium(microphone_wav: Path, *, allow_microphone: bool = True) -> AsyncIterator[Browser]:
+    """Without `allow_microphone` the permission prompt is not auto-accepted, so headless Chromium denies it."""
     executable = require('chromium')
+    flags = [flag for flag in CHROMIUM_FLAGS if allow_microphone or flag != '--use-fake-ui-for-media-stream']
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=executable,
             headless=True,
-            args=[*CHROMIUM_FLAGS, f'--use-file-for-fake-audio-capture={microphone_wav}'],
+            args=[*flags, f'--use-file-for-fake-audio-capture={microphone_wav}'],
         )
         try:
             yield browser
@@ -41,6 +43,7 @@ async def onboard(page: Page, base_url: str, name: str) -> None:
     await page.wait_for_url('**/onboard')
     await page.get_by_test_id('name-input').fill(name)
     await page.get_by_test_id('onboard-submit').click()
+    await page.get_by_test_id('recovery-continue').click()
     await page.wait_for_url('**/records')
 
 

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from services.container import Services
+from services.version import app_version
 
 from .audio_samples import split
 
@@ -190,4 +191,4 @@ def test_non_uuid_ids_are_422(api: httpx.Client) -> None:
 def test_healthz_reports_each_part(api: httpx.Client) -> None:
     response = api.get('/api/healthz')
     assert response.status_code == 200
-    assert response.json() == {'status': 'ok', 'database': 'ok', 'storage': 'ok'}
+    assert response.json() == {'status': 'ok', 'version': app_version(), 'database': 'ok', 'storage': 'ok'}

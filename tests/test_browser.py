@@ -5,13 +5,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from services.config import Settings
 from services.container import build_services
 
 from .app_server import AppServer
-from .audio_samples import speech_wav
+from .audio_samples import speech_wav, split
 from .browser import audio_metadata, chromium, onboard, seek
 
 
@@ -72,3 +73,29 @@ async def test_record_stop_and_play_back_with_seeking(app_server: AppServer, mic
         assert stored.duration_ms == pytest.approx(duration * 1000, abs=100)
     finally:
         services.close()
+
+
+async def test_names_and_titles_with_markup_are_shown_as_text_and_never_run(
+    app_server: AppServer, microphone: Path, webm_5s: bytes
+) -> None:
+    name = '<img src=x onerror="window.xss=1">'
+    title = '<script>window.xss=2</script><b>bold?</b>'
+    async with chromium(microphone) as browser:
+        page = await browser.new_page()
+        await page.goto(f'{app_server.url}/onboard')
+        await page.get_by_test_id('name-input').fill(name)
+        await page.get_by_test_id('onboard-submit').click()
+        key = await page.get_by_test_id('recovery-key').inner_text()
+        auth = {'Authorization': f'Bearer {key}'}
+        created = httpx.post(
+            f'{app_server.url}/api/recordings', json={'mime_type': 'audio/webm', 'title': title}, headers=auth
+        ).json()
+        for seq, piece in enumerate(split(webm_5s, 8000)):
+            httpx.put(f'{app_server.url}/api/recordings/{created["id"]}/chunks/{seq}', content=piece, headers=auth)
+        httpx.post(f'{app_server.url}/api/recordings/{created["id"]}/finalize', headers=auth)
+        await page.get_by_test_id('recovery-continue').click()
+        await page.get_by_test_id('recording-item').wait_for()
+        assert await page.get_by_text(title).count() == 1  # shown literally
+        assert await page.get_by_text(name).count() >= 1
+        assert await page.locator('.vr-card b').count() == 0  # no markup was rendered
+        assert await page.evaluate('window.xss') is None

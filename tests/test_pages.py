@@ -1,7 +1,9 @@
 """Page logic with NiceGUI's simulated user: onboarding, redirects, the records list and its actions."""
 
+import asyncio
 import uuid
 
+import pytest
 from nicegui.testing.user import User
 from sqlmodel import select
 
@@ -11,11 +13,15 @@ from services.models import User as UserRow
 from .conftest import record
 
 
-async def onboard(user: User, name: str) -> None:
+async def onboard(user: User, name: str) -> str:
     await user.open('/onboard')
     user.find(marker='name-input').type(name)
     user.find(marker='onboard-submit').click()
+    await user.should_see(marker='recovery-key')
+    key = user.find(marker='recovery-key').elements.pop().text
+    user.find(marker='recovery-continue').click()
     await user.should_see('Your recordings')
+    return key
 
 
 def user_id_named(services: Services, name: str) -> uuid.UUID:
@@ -68,7 +74,7 @@ async def test_records_show_newest_first_with_player_and_details(
     assert len(user.find(marker='download-link').elements) == 2
 
 
-async def test_rename_and_delete_with_confirmation(user: User, page_services: Services, webm_5s: bytes) -> None:
+async def test_rename_in_place(user: User, page_services: Services, webm_5s: bytes) -> None:
     await onboard(user, 'Sam')
     owner = user_id_named(page_services, 'Sam')
     ready = record(page_services, owner, webm_5s, title='Old name')
@@ -80,12 +86,67 @@ async def test_rename_and_delete_with_confirmation(user: User, page_services: Se
     user.find(marker='rename-save').click()
     await user.should_see(marker='recording-title', content='New name')
     assert page_services.recordings.get(user_id=owner, recording_id=ready.id).title == 'New name'
+    user.find(marker='rename-button').click()
+    await user.should_see(marker='rename-input')
+    user.find(marker='rename-input').clear()
+    user.find(marker='rename-save').click()
+    await user.should_see('The title cannot be empty')
+    assert page_services.recordings.get(user_id=owner, recording_id=ready.id).title == 'New name'
+
+
+async def test_delete_asks_then_can_be_undone_then_happens(
+    user: User, page_services: Services, webm_5s: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pages.records
+
+    monkeypatch.setattr(pages.records, 'UNDO_SECONDS', 1.0)
+    await onboard(user, 'Dee')
+    owner = user_id_named(page_services, 'Dee')
+    ready = record(page_services, owner, webm_5s, title='Keep me maybe')
+    await user.open('/records')
+    await user.should_see(marker='delete-button')
+    user.find(marker='delete-button').click()
+    await user.should_see('Delete “Keep me maybe”?')
+    user.find(marker='confirm-delete').click()
+    await user.should_see(marker='undo-delete')
+    await user.should_see(marker='empty-state')
+    user.find(marker='undo-delete').click()
+    await user.should_see(marker='recording-title', content='Keep me maybe')
+    await asyncio.sleep(1.5)
+    assert page_services.recordings.list(user_id=owner)[0].id == ready.id  # undone: still there
 
     user.find(marker='delete-button').click()
-    await user.should_see('This cannot be undone')
+    await user.should_see(marker='confirm-delete')
     user.find(marker='confirm-delete').click()
     await user.should_see(marker='empty-state')
+    for _ in range(40):
+        if not page_services.recordings.list(user_id=owner):
+            break
+        await asyncio.sleep(0.1)
     assert page_services.recordings.list(user_id=owner) == []
+    assert not (page_services.settings.local_storage_dir / 'recordings' / str(ready.id)).exists()
+
+
+async def test_search_totals_and_more_on_demand(user: User, page_services: Services, webm_5s: bytes) -> None:
+    import pages.records
+
+    await onboard(user, 'Max')
+    owner = user_id_named(page_services, 'Max')
+    record(page_services, owner, webm_5s, title='Team meeting notes')
+    record(page_services, owner, webm_5s, title='Idea for a song')
+    for i in range(pages.records.PAGE_SIZE):
+        page_services.recordings.create(user_id=owner, mime_type='audio/webm', title=f'Draft {i:02}')
+    await user.open('/records')
+    await user.should_see(f'{pages.records.PAGE_SIZE + 2} recordings · 0:10 in all')
+    assert len(user.find(marker='recording-item').elements) == pages.records.PAGE_SIZE
+    user.find(marker='show-more').click()
+    await user.should_see('Team meeting notes')
+    assert len(user.find(marker='recording-item').elements) == pages.records.PAGE_SIZE + 2
+    user.find(marker='search-input').type('SONG')
+    await user.should_see('1 recording · 0:05 in all')
+    assert [e.text for e in user.find(marker='recording-title').elements] == ['Idea for a song']
+    user.find(marker='search-input').clear().type('100%_')
+    await user.should_see('No recording has “100%_” in its title.')
 
 
 async def test_unfinished_recordings_show_their_state(user: User, page_services: Services) -> None:
@@ -111,3 +172,18 @@ async def test_recorder_page_offers_the_controls(user: User) -> None:
         'recorder',
     ):
         await user.should_see(marker=marker)
+
+
+async def test_sign_out_and_back_in_with_the_recovery_key(user: User) -> None:
+    key = await onboard(user, 'Rosa')
+    user.find(marker='sign-out').click()
+    await user.should_see(marker='name-input')
+    await user.open('/records')
+    await user.should_see(marker='name-input')  # signed out: the identity is gone
+    user.find(marker='recovery-key-input').type('not-the-key')
+    user.find(marker='recovery-submit').click()
+    await user.should_see('does not match any account')
+    user.find(marker='recovery-key-input').clear().type(key)
+    user.find(marker='recovery-submit').click()
+    await user.should_see('Your recordings')
+    await user.should_see('Rosa')

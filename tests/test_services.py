@@ -7,7 +7,15 @@ from sqlmodel import select
 
 from services.audio import probe_duration_ms
 from services.container import Services
-from services.errors import AudioProcessingFailed, ChunkTooLarge, Conflict, InvalidInput, MissingChunks, NotFound
+from services.errors import (
+    AudioProcessingFailed,
+    ChunkTooLarge,
+    Conflict,
+    InvalidInput,
+    LimitReached,
+    MissingChunks,
+    NotFound,
+)
 from services.models import Chunk, Recording, RecordingStatus
 from services.recordings import audio_key, chunk_key
 
@@ -64,11 +72,11 @@ def test_empty_and_oversize_chunks_are_refused(services: Services, data: bytes, 
     assert chunk_rows(services, recording.id) == []
 
 
-@pytest.mark.parametrize('seq', [-1, 1_000_000, True])
-def test_seq_out_of_range_is_refused(services: Services, seq: int) -> None:
+@pytest.mark.parametrize(('seq', 'error'), [(-1, InvalidInput), (True, InvalidInput), (10**9, LimitReached)])
+def test_seq_out_of_range_is_refused(services: Services, seq: int, error: type[Exception]) -> None:
     user_id = make_user(services)
     recording = services.recordings.create(user_id=user_id, mime_type='audio/webm')
-    with pytest.raises(InvalidInput, match='seq'):
+    with pytest.raises(error):
         services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=seq, data=b'a')
 
 
@@ -202,3 +210,23 @@ def test_unsupported_audio_type_is_refused(services: Services) -> None:
 def test_bad_names_are_refused(services: Services, name: str) -> None:
     with pytest.raises(InvalidInput):
         services.users.onboard(name=name)
+
+
+@pytest.mark.parametrize(
+    ('environment', 'secret', 'refused'),
+    [
+        ('production', None, True),
+        ('production', 'short', True),
+        ('production', 'x' * 32, False),
+        ('development', None, False),
+    ],
+)
+def test_production_needs_a_chosen_secret(tmp_path, environment: str, secret: str | None, refused: bool) -> None:
+    from services.config import Settings
+
+    settings = Settings(_env_file=None, data_dir=tmp_path, environment=environment, secret=secret)
+    if refused:
+        with pytest.raises(ValueError, match='VR_SECRET'):
+            settings.check_production_ready()
+    else:
+        settings.check_production_ready()

@@ -1,0 +1,59 @@
+"""The real app with a storage that fails while a control file exists: a fault no real disk gives on demand."""
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from main import main
+from services.errors import ServiceUnavailable
+from services.storage import Storage
+
+
+class FlakyStorage:
+    """Delegates to the real storage, except that writes and reads fail while `switch` exists."""
+
+    def __init__(self, inner: Storage, switch: Path) -> None:
+        self.inner = inner
+        self.switch = switch
+
+    def _check(self) -> None:
+        if self.switch.exists():
+            raise ServiceUnavailable('audio storage is unavailable (injected fault)')
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self._check()
+        self.inner.put_bytes(key, data)
+
+    def put_file(self, key: str, path: Path) -> None:
+        self._check()
+        self.inner.put_file(key, path)
+
+    def copy_to(self, key: str, target: BinaryIO) -> int:
+        self._check()
+        return self.inner.copy_to(key, target)
+
+    def iter_range(self, key: str, start: int, end: int) -> Iterator[bytes]:
+        self._check()
+        return self.inner.iter_range(key, start, end)
+
+    def size(self, key: str) -> int:
+        return self.inner.size(key)
+
+    def exists(self, key: str) -> bool:
+        return self.inner.exists(key)
+
+    def delete_prefix(self, prefix: str) -> int:
+        self._check()
+        return self.inner.delete_prefix(prefix)
+
+    def check(self) -> None:
+        self._check()
+        self.inner.check()
+
+
+if __name__ in {'__main__', '__mp_main__'}:
+    main(wrap_storage=lambda storage: FlakyStorage(storage, Path(os.environ['VR_TEST_FAULT_SWITCH'])))

@@ -1,0 +1,267 @@
+"""Bad input, answered clearly, losing nothing: a table of attacks on the API, each followed by a check that
+the service still works and the stored audio is untouched."""
+
+import hashlib
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine
+
+from services.container import Services
+from services.models import Chunk, RecordingStatus
+
+from .app_server import free_port
+from .audio_samples import split
+
+
+@dataclass
+class World:
+    api: httpx.Client
+    services: Services
+    auth: dict[str, str]
+    user_id: str
+    ready: dict  # a finished recording whose audio must survive every case
+    open_id: str  # a recording still taking chunks: seq 0 stored
+    audio: bytes
+    webm: bytes
+    tmp_path: Path
+
+
+@pytest.fixture
+def world(api: httpx.Client, services: Services, webm_5s: bytes, tmp_path: Path) -> World:
+    body = api.post('/api/onboard', json={'name': 'Target'}).json()
+    auth = {'Authorization': f'Bearer {body["token"]}'}
+    ready_id = api.post('/api/recordings', json={'mime_type': 'audio/webm'}, headers=auth).json()['id']
+    for seq, piece in enumerate(split(webm_5s, 6000)):
+        api.put(f'/api/recordings/{ready_id}/chunks/{seq}', content=piece, headers=auth)
+    ready = api.post(f'/api/recordings/{ready_id}/finalize', headers=auth).json()
+    open_id = api.post('/api/recordings', json={'mime_type': 'audio/webm'}, headers=auth).json()['id']
+    api.put(f'/api/recordings/{open_id}/chunks/0', content=webm_5s[:6000], headers=auth)
+    audio = api.get(ready['audio_url']).content
+    return World(api, services, auth, body['user_id'], ready, open_id, audio, webm_5s, tmp_path)
+
+
+def chunk(w: World, seq: object, data: bytes, recording_id: str | None = None, **headers: str) -> httpx.Response:
+    return w.api.put(
+        f'/api/recordings/{recording_id or w.open_id}/chunks/{seq}', content=data, headers={**w.auth, **headers}
+    )
+
+
+def another_user(w: World) -> dict[str, str]:
+    return {'Authorization': f'Bearer {w.api.post("/api/onboard", json={"name": "Other"}).json()["token"]}'}
+
+
+def garbage_finalize(w: World) -> httpx.Response:
+    rid = w.api.post('/api/recordings', json={'mime_type': 'audio/webm'}, headers=w.auth).json()['id']
+    chunk(w, 0, b'\x00garbage, not audio' * 50, rid)
+    response = w.api.post(f'/api/recordings/{rid}/finalize', headers=w.auth)
+    after = w.api.get(f'/api/recordings/{rid}', headers=w.auth).json()
+    assert after['status'] == RecordingStatus.FAILED and after['error'], after
+    assert w.services.storage.exists(f'recordings/{rid}/chunks/0'), 'chunks must be kept for inspection'
+    return response
+
+
+def revoked_token(w: World) -> httpx.Response:
+    old = {'Authorization': f'Bearer {w.api.post("/api/onboard", json={"name": "Rotator"}).json()["token"]}'}
+    new = w.api.post('/api/token/rotate', headers=old).json()['token']
+    assert w.api.get(f'/api/records/{w.user_id}', headers={'Authorization': f'Bearer {new}'}).status_code == 404
+    return w.api.post('/api/recordings', json={'mime_type': 'audio/webm'}, headers=old)
+
+
+def database_down(w: World) -> httpx.Response:
+    working = w.services.database.engine
+    w.services.database.engine = create_engine(
+        f'postgresql+psycopg://nobody:x@127.0.0.1:{free_port()}/none', connect_args={'connect_timeout': 2}
+    )
+    try:
+        health = w.api.get('/api/healthz')
+        assert health.status_code == 503 and health.json()['database'].startswith('error')
+        return w.api.get(f'/api/recordings/{w.ready["id"]}', headers=w.auth)
+    finally:
+        w.services.database.engine = working
+
+
+def storage_down(w: World) -> httpx.Response:
+    storage = w.services.storage
+    working_root = storage.root  # type: ignore[attr-defined]
+    blocker = w.tmp_path / 'not-a-folder'
+    blocker.write_text('a file where the storage folder should be')
+    storage.root = blocker / 'audio'  # type: ignore[attr-defined]
+    try:
+        response = chunk(w, 1, w.webm[6000:12000])
+    finally:
+        storage.root = working_root  # type: ignore[attr-defined]
+    with w.services.database.session() as session:
+        assert session.get(Chunk, (uuid.UUID(w.open_id), 1)) is None, 'a chunk that was not stored was acknowledged'
+    return response
+
+
+def rate_limited(w: World) -> httpx.Response:
+    w.services.rate_limiter.per_minute = 3
+    try:
+        for _ in range(3):
+            w.api.get(f'/api/profile/{w.user_id}', headers=w.auth)
+        response = w.api.get(f'/api/profile/{w.user_id}', headers=w.auth)
+        assert int(response.headers['retry-after']) >= 1
+        return response
+    finally:
+        w.services.rate_limiter.per_minute = 10_000
+        w.services.rate_limiter._hits.clear()
+
+
+def signed(w: World, **changes: object) -> httpx.Response:
+    url = httpx.URL(w.ready['audio_url'])
+    params = {**dict(url.params), **changes}
+    return w.api.get(url.path, params=params)
+
+
+CASES: list[tuple[str, Callable[[World], httpx.Response], int, str]] = [
+    ('oversize chunk', lambda w: chunk(w, 1, b'x' * (w.services.settings.max_chunk_bytes + 1)), 413, 'at most'),
+    ('empty chunk', lambda w: chunk(w, 1, b''), 422, 'empty'),
+    ('negative seq', lambda w: chunk(w, -1, b'abc'), 422, 'seq'),
+    ('huge seq', lambda w: chunk(w, 10**12, b'abc'), 403, 'maximum length'),
+    ('non-integer seq', lambda w: chunk(w, '1.5', b'abc'), 422, ''),
+    ('duplicate seq, other bytes', lambda w: chunk(w, 0, b'tampered'), 409, 'different bytes'),
+    ('chunk after finalize', lambda w: chunk(w, 99, b'late', w.ready['id']), 409, 'already finished'),
+    (
+        'finalize with gaps',
+        lambda w: (
+            chunk(w, 2, w.webm[12000:18000]),
+            w.api.post(f'/api/recordings/{w.open_id}/finalize', headers=w.auth),
+        )[1],
+        409,
+        'missing',
+    ),
+    ('finalize twice', lambda w: w.api.post(f'/api/recordings/{w.ready["id"]}/finalize', headers=w.auth), 200, ''),
+    ('garbage audio', garbage_finalize, 422, 'could not be processed'),
+    (
+        'chunk with a JSON content type',
+        lambda w: chunk(w, 1, b'{}', **{'Content-Type': 'application/json'}),
+        415,
+        'raw bytes',
+    ),
+    (
+        'JSON sent as text/plain',
+        lambda w: w.api.post(
+            '/api/recordings', content=b'{"mime_type": "audio/webm"}', headers={**w.auth, 'Content-Type': 'text/plain'}
+        ),
+        422,
+        '',
+    ),
+    (
+        'malformed JSON',
+        lambda w: w.api.post(
+            '/api/recordings', content=b'{"mime_type": ', headers={**w.auth, 'Content-Type': 'application/json'}
+        ),
+        422,
+        '',
+    ),
+    (
+        'unknown fields',
+        lambda w: w.api.patch(
+            f'/api/recordings/{w.ready["id"]}', json={'title': 'x', 'user_id': str(uuid.uuid4())}, headers=w.auth
+        ),
+        422,
+        '',
+    ),
+    ('non-UUID id', lambda w: w.api.get('/api/recordings/12345', headers=w.auth), 422, ''),
+    ('path traversal id', lambda w: w.api.get('/api/recordings/..%2F..%2Fsecret.key', headers=w.auth), 404, ''),
+    ('dot-dot encoded id', lambda w: w.api.get('/api/recordings/%2e%2e', headers=w.auth), 422, ''),
+    ('NUL in id', lambda w: w.api.get('/api/recordings/%00', headers=w.auth), 422, ''),
+    (
+        'unsupported audio type',
+        lambda w: w.api.post('/api/recordings', json={'mime_type': 'text/html'}, headers=w.auth),
+        422,
+        'unsupported audio type',
+    ),
+    ('10 kB name', lambda w: w.api.post('/api/onboard', json={'name': 'x' * 10_000}), 422, ''),
+    (
+        'empty title',
+        lambda w: w.api.patch(f'/api/recordings/{w.ready["id"]}', json={'title': '   '}, headers=w.auth),
+        422,
+        'cannot be empty',
+    ),
+    (
+        "another user's recording",
+        lambda w: w.api.get(f'/api/recordings/{w.ready["id"]}', headers=another_user(w)),
+        404,
+        'not found',
+    ),
+    (
+        "another user's audio",
+        lambda w: w.api.get(f'/api/recordings/{w.ready["id"]}/audio', headers=another_user(w)),
+        404,
+        'not found',
+    ),
+    ('expired signed URL', lambda w: signed(w, expires=1), 403, 'expired'),
+    ('tampered signed URL', lambda w: signed(w, signature='0' * 64), 403, 'not valid'),
+    (
+        'signed URL of another recording',
+        lambda w: w.api.get(f'/api/recordings/{w.open_id}/audio', params=dict(httpx.URL(w.ready['audio_url']).params)),
+        403,
+        '',
+    ),
+    ('missing token', lambda w: w.api.get(f'/api/recordings/{w.ready["id"]}'), 401, 'missing bearer token'),
+    ('revoked token', revoked_token, 401, 'invalid'),
+    ('too many requests', rate_limited, 429, 'too many requests'),
+    ('database unreachable', database_down, 503, 'database is unreachable'),
+    ('storage unreachable', storage_down, 503, 'storage is unavailable'),
+]
+
+
+@pytest.mark.parametrize(('case', 'attempt', 'status', 'message'), CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gets_a_clear_answer_and_loses_nothing(
+    world: World, case: str, attempt: Callable[[World], httpx.Response], status: int, message: str
+) -> None:
+    response = attempt(world)
+    assert response.status_code == status, (case, response.text)
+    if status >= 400:
+        body = response.json()
+        assert isinstance(body, dict)
+        text = str(body.get('error') or body.get('detail'))
+        assert message.lower() in text.lower(), (case, body)
+        assert 'Traceback' not in response.text
+    # ...and afterwards everything still works and nothing stored was touched
+    assert world.api.get('/api/healthz').status_code == 200
+    assert world.api.get(world.ready['audio_url']).content == world.audio
+    assert (
+        hashlib.sha256(world.audio).hexdigest()
+        == hashlib.sha256(
+            world.api.get(f'/api/recordings/{world.ready["id"]}/audio', headers=world.auth).content
+        ).hexdigest()
+    )
+    assert (
+        world.api.put(
+            f'/api/recordings/{world.open_id}/chunks/0', content=world.webm[:6000], headers=world.auth
+        ).status_code
+        == 200
+    )  # seq 0 is still the original bytes
+
+
+@pytest.mark.parametrize(
+    'name',
+    ['Zoë 🎙️ 録音', "Robert'); DROP TABLE user;--", '<img src=x onerror=alert(1)>', '../../etc/passwd', 'a\u202eb'],
+)
+def test_odd_but_valid_names_and_titles_are_kept_literally(world: World, name: str) -> None:
+    created = world.api.post('/api/onboard', json={'name': name})
+    assert created.status_code == 201
+    assert created.json()['name'] == ' '.join(name.split())
+    renamed = world.api.patch(f'/api/recordings/{world.ready["id"]}', json={'title': name}, headers=world.auth)
+    assert renamed.status_code == 200
+    assert renamed.json()['title'] == ''.join(ch for ch in name if ch.isprintable())
+    assert world.api.get(world.ready['audio_url']).content == world.audio
+
+
+def test_nul_is_stripped_from_titles(world: World) -> None:
+    renamed = world.api.patch(f'/api/recordings/{world.ready["id"]}', json={'title': 'a\x00b'}, headers=world.auth)
+    assert renamed.json()['title'] == 'ab'
+
+
+@pytest.fixture(autouse=True)
+def _generous_rate_limit(services: Services) -> Iterator[None]:
+    services.rate_limiter.per_minute = 10_000
+    yield

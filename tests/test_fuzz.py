@@ -1,0 +1,33 @@
+"""Schemathesis fuzzes every API operation from the OpenAPI schema: no input may cause a server error."""
+
+import schemathesis
+from fastapi import FastAPI
+from hypothesis import HealthCheck, given, settings
+
+from services.api import create_router, install_error_handler
+from services.container import Services
+
+EXAMPLES_PER_OPERATION = 40
+
+
+def test_no_input_causes_a_server_error(services: Services) -> None:
+    services.rate_limiter.per_minute = 1_000_000
+    app = FastAPI()
+    app.include_router(create_router(services))
+    install_error_handler(app)
+    token = services.users.onboard(name='Fuzzer')[1]
+    schema = schemathesis.openapi.from_asgi('/openapi.json', app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 12
+
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
+        def fuzz(case: schemathesis.Case) -> None:
+            response = case.call(headers={'Authorization': f'Bearer {token}'})
+            assert response.status_code < 500, f'{case.method} {case.formatted_path} → {response.status_code}'
+
+        fuzz()
