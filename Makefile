@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # microphone, sox to shape it, and PostgreSQL for the production-database tests.
 SYSTEM_PACKAGES := ffmpeg chromium chromium-driver espeak-ng sox postgresql
 
-.PHONY: run test lint screenshots system-packages clean
+.PHONY: run test lint bench screenshots system-packages clean
 
 $(BIN)/.app: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(BIN)/.app: pyproject.toml
 
 $(BIN)/.test: $(BIN)/.app pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+$(BIN)/.bench: $(BIN)/.app pyproject.toml
+	$(BIN)/pip install --quiet -e '.[bench]'
 	touch $@
 
 ## Serve the app on http://localhost:8080 with SQLite and ./data (settings: VR_* variables or .env).
@@ -34,6 +38,11 @@ lint: $(BIN)/.test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy services
+
+## Measure the real app on loopback against baselines; prints one table, writes bench/results.md (~10 min).
+## Never fails on speed. A shorter run: make bench BENCH_ARGS=--quick (writes bench/results-partial.md).
+bench: $(BIN)/.bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 system-packages:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

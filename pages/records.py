@@ -56,7 +56,7 @@ class RecordList:
             ).classes('w-64').mark('search-input')
             self.totals = ui.label().classes('text-caption').props('data-testid=totals').mark('totals')
         self.undo_area = ui.row().classes('w-full')
-        self.poller = ui.timer(3.0, self.show.refresh, active=False)
+        self.poller = ui.timer(3.0, self.show.refresh, active=False, immediate=False)
 
     def recovered(self, recording: dict[str, Any]) -> None:
         ui.notify(f'Recovered recording “{recording["title"]}”', type='positive')

@@ -1,0 +1,71 @@
+"""`python -m bench`: every benchmark against the real app on loopback, one table, bench/results.md.
+
+Benchmarks report; they never fail on speed. Each runs in a fresh temporary workspace (data folder, NiceGUI
+storage, audio) that is deleted afterwards unless --keep is given.
+"""
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from . import finalize, footprint, ingest, playback, records
+from .report import Row, load_average, machine, table, write
+
+Benchmark = Callable[..., list[Row]]
+BENCHMARKS: dict[str, Benchmark] = {
+    'ingest': ingest.run,
+    'finalize': finalize.run,
+    'playback': playback.run,
+    'records': records.run,
+    'footprint': footprint.run,
+}
+NOTES = [
+    'Ingest: each simulated recorder loads /recorder with its own signed-in browser identity (made through '
+    '/onboard), joins the page over a new socket.io websocket with the `/vr` audio namespace on it (its upload token '
+    'from the page) and sends `create`, then `chunk` every second; '
+    'latency is send → acknowledgement, and an acknowledgement means the chunk is durable. After each run the '
+    'server is SIGKILLed and every acknowledged chunk is looked up in the database and storage: "lost" counts '
+    'those missing. "Unacknowledged" chunks got no answer within 10 s or an error (a browser would resend them). '
+    'The load generator runs in 2 processes on the same 2 cores; its CPU and how late it sent (send lag) are shown '
+    'so a saturated generator is visible.',
+    'Finalize: the chunks are stored through the real chunk service first; the timed part is the real '
+    '`Finalizer.finalize` in a fresh process; its peak RSS and that of its ffmpeg child are sampled every 5 ms. The '
+    'storage backend comes from the `VR_*` settings, so another backend plugs in as one more entry in '
+    '`bench/finalize.py` BACKENDS (only local exists yet). The naive baseline decodes with pydub and re-encodes '
+    'to WebM/opus at 128 kbit/s.',
+    "The bare socket.io baseline runs on uvicorn's default websocket implementation; NiceGUI pins the pure-Python "
+    '`wsproto` one, which is part of the gap.',
+    'Playback: a new connection per request, timed to the first body bytes. Records page: time until the list is '
+    'on the page (in the first HTML, or HTML plus the websocket update that brings it).',
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog='python -m bench', description=__doc__)
+    parser.add_argument('--quick', action='store_true', help='fewer and shorter cases, about two minutes')
+    parser.add_argument('--only', choices=BENCHMARKS, action='append', help='run only these benchmarks')
+    parser.add_argument('--keep', action='store_true', help='keep the temporary workspace')
+    args = parser.parse_args()
+    started, load_at_start = time.monotonic(), load_average()
+    workspace = Path(tempfile.mkdtemp(prefix='vr-bench-'))
+    print(f'machine: {machine()}, load average {load_at_start}\nworkspace: {workspace}', flush=True)
+    rows: list[Row] = []
+    try:
+        for name in args.only or BENCHMARKS:
+            rows += BENCHMARKS[name](workspace, quick=args.quick, say=lambda text: print(f'… {text}', flush=True))
+    finally:
+        if not args.keep:
+            shutil.rmtree(workspace, ignore_errors=True)
+    print(table(rows))
+    mode = 'quick' if args.quick else 'partial' if args.only else 'full'
+    path = write(rows, mode=mode, elapsed_s=time.monotonic() - started, notes=NOTES, load_at_start=load_at_start)
+    print(f'written to {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}')
+    sys.exit(0)
+
+
+if __name__ == '__main__':
+    main()

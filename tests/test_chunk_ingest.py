@@ -1,0 +1,93 @@
+"""Chunk ingest shares commits between callers: each learns its own outcome only after its own row is written."""
+
+import io
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlmodel import select
+
+from services.container import Services
+from services.group_commit import GroupCommit
+from services.models import Chunk
+from services.recordings import chunk_key
+
+
+class Ledger:
+    """A stand-in for the database: remembers what was committed, in which batch, slowly like an fsync."""
+
+    def __init__(self, fail_items: set[int] | None = None, fail_batch: bool = False) -> None:
+        self.committed: set[int] = set()
+        self.batches: list[list[int]] = []
+        self.fail_items = fail_items or set()
+        self.fail_batch = fail_batch
+        self.lock = threading.Lock()
+
+    def write(self, items: list[int]) -> list[str | BaseException]:
+        time.sleep(0.005)
+        if self.fail_batch:
+            raise OSError('disk gone')
+        with self.lock:
+            self.batches.append(items)
+            self.committed.update(i for i in items if i not in self.fail_items)
+        return [ValueError(f'bad {i}') if i in self.fail_items else f'ok {i}' for i in items]
+
+
+def submit_all(group: GroupCommit[int, str], ledger: Ledger, count: int) -> list[str | BaseException]:
+    def one(item: int) -> str | BaseException:
+        try:
+            result = group.submit(item)
+        except (ValueError, OSError) as error:
+            return error
+        assert item in ledger.committed, 'returned before its row was committed'
+        return result
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def test_concurrent_callers_share_batches_and_each_gets_its_own_result() -> None:
+    ledger = Ledger()
+    results = submit_all(GroupCommit(ledger.write), ledger, 200)
+    assert results == [f'ok {i}' for i in range(200)]
+    assert sorted(i for batch in ledger.batches for i in batch) == list(range(200))
+    assert max(len(batch) for batch in ledger.batches) > 1
+    assert len(ledger.batches) < 200
+
+
+def test_a_failed_item_fails_only_its_caller() -> None:
+    ledger = Ledger(fail_items={3, 7})
+    results = submit_all(GroupCommit(ledger.write), ledger, 20)
+    assert [i for i, r in enumerate(results) if isinstance(r, ValueError)] == [3, 7]
+    assert all(r == f'ok {i}' for i, r in enumerate(results) if i not in {3, 7})
+
+
+def test_a_failed_batch_fails_its_callers_and_the_next_batch_still_runs() -> None:
+    ledger = Ledger(fail_batch=True)
+    group: GroupCommit[int, str] = GroupCommit(ledger.write)
+    with pytest.raises(OSError, match='disk gone'):
+        group.submit(1)
+    ledger.fail_batch = False
+    assert group.submit(2) == 'ok 2'
+
+
+def test_chunks_arriving_together_are_each_stored_and_readable(services: Services) -> None:
+    """The chunk path shares commits between callers; every acknowledged chunk must still be there, byte for byte."""
+    user_id = services.users.onboard(name='Ada')[0].id
+    recordings = [services.recordings.create(user_id=user_id, mime_type='audio/webm').id for _ in range(8)]
+    jobs = [(rid, seq, f'{rid}:{seq}'.encode() * 50) for rid in recordings for seq in range(10)]
+
+    def send(job: tuple[uuid.UUID, int, bytes]) -> int:
+        rid, seq, data = job
+        return services.chunks.add_chunk(user_id=user_id, recording_id=rid, seq=seq, data=data).size
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        assert list(pool.map(send, jobs)) == [len(data) for _, _, data in jobs]
+    for rid, seq, data in jobs:
+        stored = io.BytesIO()
+        services.storage.copy_to(chunk_key(rid, seq), stored)
+        assert stored.getvalue() == data
+    with services.database.session() as session:
+        assert len(session.exec(select(Chunk)).all()) == len(jobs)
