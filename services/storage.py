@@ -4,7 +4,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -58,29 +58,26 @@ class LocalStorage:
         return self.root / validate_key(key)
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix='.tmp-')
-            with os.fdopen(fd, 'wb') as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp_name, path)
-            _fsync_dir(path.parent)
-        except OSError as error:
-            raise ServiceUnavailable('audio storage is unavailable, please try again shortly') from error
+        self._write_atomically(key, lambda handle: handle.write(data))
 
     def put_file(self, key: str, path: Path) -> None:
+        def copy(handle: BinaryIO) -> None:
+            with path.open('rb') as source:
+                shutil.copyfileobj(source, handle, READ_BLOCK)
+
+        self._write_atomically(key, copy)
+
+    def _write_atomically(self, key: str, write: Callable[[BinaryIO], object]) -> None:
+        """Write a temp file, fsync it, rename it over the key, fsync the folder: whole or absent after a crash."""
         target = self._path(key)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            temp = target.with_name(f'.tmp-{target.name}')
-            with path.open('rb') as source, temp.open('wb') as handle:
-                shutil.copyfileobj(source, handle, READ_BLOCK)
+            fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix='.tmp-')
+            with os.fdopen(fd, 'wb') as handle:
+                write(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(temp, target)
+            os.replace(temp_name, target)
             _fsync_dir(target.parent)
         except OSError as error:
             raise ServiceUnavailable('audio storage is unavailable, please try again shortly') from error

@@ -19,6 +19,17 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def stop_process(process: 'subprocess.Popen[bytes] | None') -> None:
+    """SIGTERM, then SIGKILL if it has not ended within 10 s."""
+    if process and process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class AppServer:
     def __init__(
         self, data_dir: Path, *, port: int | None = None, env: dict[str, str] | None = None, script: str = 'main.py'
@@ -61,13 +72,7 @@ class AppServer:
         raise RuntimeError(f'the app did not become healthy in {timeout} s:\n{self.log()}')
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, no flushing, like a crash."""

@@ -4,7 +4,6 @@ moto checks neither signatures nor presigned-URL expiry, so tests read a URL's p
 """
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from .app_server import free_port
+from .app_server import free_port, stop_process
 
 # Fixed test credentials: boto3 finds them in the environment like any deployment would (the AWS chain).
 CREDENTIALS = {'AWS_ACCESS_KEY_ID': 'testing', 'AWS_SECRET_ACCESS_KEY': 'testing-secret'}
@@ -45,13 +44,7 @@ class S3Server:
         raise RuntimeError(f'moto_server did not answer within {timeout} s:\n{self.log()}')
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def log(self) -> str:
         return self.log_path.read_text(errors='replace')[-3000:] if self.log_path.exists() else ''
