@@ -94,14 +94,25 @@ def register_chunk_events(services: Services) -> None:
         recording = await run.io_bound(services.recordings.create, user_id=user_id, mime_type=mime_type, title=title)
         return {'recording_id': str(recording.id)}
 
+    in_flight = 0
+
     @event('chunk')
     async def chunk(user_id: uuid.UUID, payload: dict[str, Any]) -> dict[str, Any]:
+        nonlocal in_flight
         seq, data = _whole_number(payload.get('seq'), 'seq'), payload.get('data')
         if not isinstance(data, bytes):
             raise InvalidInput('a chunk needs binary data')
-        receipt = await run.io_bound(
-            services.chunks.add_chunk, user_id=user_id, recording_id=_recording_id(payload), seq=seq, data=data
-        )
+        if in_flight >= services.settings.max_chunks_in_flight:
+            # Shed load: past capacity, a queue only grows until browsers time out and resend. An early
+            # "busy" keeps the server at full throughput; the browser keeps the chunk and retries with backoff.
+            raise ServiceUnavailable('the server is busy; the chunk will be sent again')
+        in_flight += 1
+        try:
+            receipt = await run.io_bound(
+                services.chunks.add_chunk, user_id=user_id, recording_id=_recording_id(payload), seq=seq, data=data
+            )
+        finally:
+            in_flight -= 1
         return {'seq': receipt.seq, 'size': receipt.size}
 
     @event('finalize')

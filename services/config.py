@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     s3_max_concurrency: int = Field(default=16, ge=1, le=128, description='parallel S3 requests per finalize')
     secret: str | None = Field(default=None, description='signs browser storage, upload tokens and audio URLs')
     max_chunk_bytes: int = Field(default=512 * 1024, gt=0, le=900 * 1024)
+    max_chunks_in_flight: int = Field(default=256, gt=0, description='chunks stored at once; more get "busy"')
     audio_url_expiry_s: int = Field(default=3600, gt=0, le=7 * 24 * 3600, description='S3 presigns at most 7 days')
     recorder_reconnect_timeout_s: float = Field(default=90.0, gt=0)
     chunk_timeslice_ms: int = Field(default=1000, ge=100, le=10_000)

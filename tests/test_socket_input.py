@@ -1,5 +1,6 @@
 """The audio channel (`/vr` on NiceGUI's socket.io server) refuses bad input clearly, over a real connection."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -119,3 +120,29 @@ async def test_another_users_recording_cannot_be_touched(
 
 def test_the_server_log_has_no_unexpected_errors(server: AppServer) -> None:
     assert 'Traceback' not in Path(server.log_path).read_text(errors='replace')
+
+
+async def test_past_capacity_the_server_says_busy_and_every_retry_lands(tmp_path: Path, webm_5s: bytes) -> None:
+    busy_server = AppServer(tmp_path / 'data', env={'VR_MAX_CHUNKS_IN_FLIGHT': '1'}).start()
+    try:
+        token, _ = new_user(busy_server)
+        client = await connect(busy_server, token)
+        recording_id = await new_recording(client)
+        pieces = split(webm_5s, 2000)
+        answers = await asyncio.gather(
+            *[
+                call(client, 'chunk', {'recording_id': recording_id, 'seq': seq, 'data': piece})
+                for seq, piece in enumerate(pieces)
+            ]
+        )
+        busy = [a for a in answers if not a['ok']]
+        assert busy and all((a['status'], a['retry']) == (503, True) for a in busy)
+        for seq, answer in enumerate(answers):  # what the browser does: send the refused ones again
+            while not answer['ok']:
+                await asyncio.sleep(0.05)
+                answer = await call(client, 'chunk', {'recording_id': recording_id, 'seq': seq, 'data': pieces[seq]})
+        done = await call(client, 'finalize', {'recording_id': recording_id, 'chunk_count': len(pieces)})
+        assert done['ok'] and done['recording']['duration_ms'] == pytest.approx(5000, abs=200)
+        await client.disconnect()
+    finally:
+        busy_server.stop()
