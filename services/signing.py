@@ -24,7 +24,7 @@ class AudioUrlSigner:
     def verify(self, recording_id: uuid.UUID, expires: int, signature: str, now: float | None = None) -> bool:
         if expires < (now if now is not None else time.time()):
             return False
-        return hmac.compare_digest(self._signature(recording_id, expires), signature)
+        return _same(self._signature(recording_id, expires), signature)
 
     def _signature(self, recording_id: uuid.UUID, expires: int) -> str:
         return hmac.new(self._key, f'{recording_id}:{expires}'.encode(), hashlib.sha256).hexdigest()
@@ -74,7 +74,7 @@ class UploadTokens:
         user, expires_text, signature = token.split('.')
         if not expires_text.isdigit() or int(expires_text) < (now if now is not None else time.time()):
             return None
-        if not hmac.compare_digest(self._signature(user, int(expires_text)), signature):
+        if not _same(self._signature(user, int(expires_text)), signature):
             return None
         try:
             return uuid.UUID(user)
@@ -83,3 +83,8 @@ class UploadTokens:
 
     def _signature(self, user: str, expires: int) -> str:
         return hmac.new(self._key, f'{user}:{expires}'.encode(), hashlib.sha256).hexdigest()
+
+
+def _same(expected: str, given: str) -> bool:
+    """Constant-time comparison that also takes non-ASCII input (compare_digest refuses such str)."""
+    return hmac.compare_digest(expected.encode(), given.encode('utf-8', 'surrogateescape'))

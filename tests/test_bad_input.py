@@ -208,6 +208,7 @@ CASES: list[tuple[str, Callable[[World], httpx.Response], int, str]] = [
     ),
     ('expired signed URL', lambda w: signed(w, expires=1), 403, 'expired'),
     ('tampered signed URL', lambda w: signed(w, signature='0' * 64), 403, 'not valid'),
+    ('non-ASCII signature (found by the fuzzer)', lambda w: signed(w, signature='é' * 64), 403, 'not valid'),
     (
         'signed URL of another recording',
         lambda w: w.api.get(f'/api/recordings/{w.open_id}/audio', params=signed_params(w)),

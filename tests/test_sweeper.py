@@ -78,5 +78,5 @@ def test_upload_tokens_name_their_user_until_they_expire() -> None:
     forged = token.replace(str(user_id), str(uuid.uuid4()))
     assert tokens.verify(forged, now=1000) is None
     assert UploadTokens('other secret').verify(token, now=1000) is None
-    for garbage in (None, 42, '', 'a.b', 'a.b.c', f'{user_id}.notanumber.sig'):
+    for garbage in (None, 42, '', 'a.b', 'a.b.c', f'{user_id}.notanumber.sig', f'{user_id}.1030.é'):
         assert tokens.verify(garbage, now=1000) is None
