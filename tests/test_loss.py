@@ -4,13 +4,12 @@ Each test drives real headless Chromium with a fake microphone playing known spe
 server, then checks the saved recording's length against the wall clock and its sound against the source.
 """
 
-import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page
+from playwright.async_api import Dialog, Page
 
 from services.config import Settings
 from services.container import Services, build_services
@@ -129,13 +128,20 @@ async def test_a_reloaded_tab_keeps_what_was_recorded(
     try:
         async with chromium(microphone) as browser:
             page = await browser.new_page()
-            page.on('dialog', lambda dialog: asyncio.ensure_future(dialog.accept()))  # "leave the page?" → yes
+            dialogs: list[str] = []
+
+            async def leave_anyway(dialog: Dialog) -> None:  # the warning before leaving unsaved audio → "leave"
+                dialogs.append(dialog.type)
+                await dialog.accept()
+
+            page.on('dialog', leave_anyway)
             await onboard(page, server.url, 'Reloading Rui')
             started = await start_recording(page, server.url)
             await page.wait_for_timeout(10_000)
             reloaded = time.monotonic()
             await page.reload()
             await page.get_by_text('Recovered recording').first.wait_for(timeout=30_000)  # status line and toast
+            assert dialogs == ['beforeunload'], 'leaving while recording must ask first'
     finally:
         server.stop()
     assert_saved_audio(stored, reloaded - started, microphone, tmp_path)
