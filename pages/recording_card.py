@@ -127,7 +127,7 @@ class RecordingCard:
     async def show_shares(self, links: ui.column) -> None:
         shares = await run.io_bound(self.services.shares.active, user_id=self.user.id, recording_id=self.recording.id)
         links.clear()
-        base = str(ui.context.client.request.base_url).rstrip('/')
+        base = str(links.client.request.base_url).rstrip('/')  # not ui.context: clear() may delete the caller
         with links:
             for share in shares or []:
                 url = f'{base}/share/{share.id}'

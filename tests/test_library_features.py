@@ -134,3 +134,20 @@ async def test_the_public_share_page(user: User, page_services: Services, webm_5
     await user.should_see('This link has expired or was revoked.')
     await user.open('/share/not-a-uuid')
     await user.should_see('This link has expired or was revoked.')
+
+
+async def test_share_dialog_creates_and_revokes_links(user: User, page_services: Services, webm_5s: bytes) -> None:
+    await onboard_page(user, 'Dialog')
+    owner = user_id_named(page_services, 'Dialog')
+    ready = record(page_services, owner, webm_5s, title='To share')
+    await user.open('/records')
+    await user.should_see(marker='share-button')
+    user.find(marker='share-button').click()
+    await user.should_see(marker='create-share')
+    user.find(marker='create-share').click()
+    await user.should_see(marker='share-url')
+    [share] = page_services.shares.active(user_id=owner, recording_id=ready.id)
+    assert user.find(marker='share-url').elements.pop().value.endswith(f'/share/{share.id}')
+    user.find(marker='revoke-share').click()
+    await user.should_not_see(marker='share-url')
+    assert page_services.shares.active(user_id=owner, recording_id=ready.id) == []
