@@ -28,7 +28,7 @@ def run(workspace: Path, *, quick: bool, say: Callable[[str], None]) -> list[Row
         path = workspace / 'static-audio.webm'
         with path.open('wb') as copy:
             size = services.storage.copy_to(audio_key(recording), copy)
-        signed = services.links.url(recording.id)  # what the records page puts in the <audio> tag
+        signed = services.links.url(recording)  # what the records page puts in the <audio> tag
     finally:
         services.close()
     count = QUICK_REQUESTS if quick else REQUESTS
