@@ -87,7 +87,11 @@ def storage_settings(storage_kind: str, request: pytest.FixtureRequest) -> dict[
     """A fresh bucket per test, created by the app at start-up as VR_S3_CREATE_BUCKET allows."""
     if storage_kind == 'local':
         return {}
-    server: S3Server = request.getfixturevalue('s3_server')
+    return fresh_bucket(request.getfixturevalue('s3_server'))
+
+
+def fresh_bucket(server: S3Server) -> dict[str, Any]:
+    """Settings for a bucket of its own on the test S3 server, created by the app at start-up."""
     return {
         'storage': 's3',
         's3_bucket': f'vr-test-{uuid.uuid4().hex[:16]}',
@@ -115,16 +119,7 @@ def storage(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Storage]
     """The storage alone, for its contract: the local folder, bare S3, and S3 behind the local chunk spool."""
     options: dict[str, Any] = {}
     if request.param != 'local':
-        server: S3Server = request.getfixturevalue('s3_server')
-        options = {
-            'storage': 's3',
-            's3_bucket': f'vr-test-{uuid.uuid4().hex[:16]}',
-            's3_endpoint_url': server.url,
-            's3_region': REGION,
-            's3_path_style': True,
-            's3_create_bucket': True,
-            's3_spool': request.param == 's3-spooled',
-        }
+        options = {**fresh_bucket(request.getfixturevalue('s3_server')), 's3_spool': request.param == 's3-spooled'}
     built = build_storage(Settings(_env_file=None, data_dir=tmp_path / 'data', **options))
     yield built
     built.close()
