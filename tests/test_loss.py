@@ -86,38 +86,42 @@ def assert_saved_audio(
     return recording
 
 
-async def test_a_60_second_style_network_drop_loses_nothing(
-    data_dir: Path, stored: Services, microphone: Path, tmp_path: Path
-) -> None:
+@pytest.fixture
+def proxy(data_dir: Path) -> Iterator[TcpProxy]:
+    """The real app behind a loopback proxy that can cut the network."""
     server = AppServer(data_dir).start()
-    proxy = TcpProxy(server.port)
-    try:
-        async with chromium(microphone) as browser:
-            page = await browser.new_page()
-            await onboard(page, proxy.url, 'Offline Olivia')
-            started = await start_recording(page, proxy.url)
-            await page.wait_for_timeout(10_000)
-            proxy.block()
-            status = page.get_by_test_id('upload-status')
-            await page.wait_for_function(
-                'document.querySelector("[data-testid=upload-status]").textContent.startsWith("Offline – ")',
-                timeout=15_000,
-            )
-            await page.wait_for_timeout(20_000 - 8_000)
-            offline_text = await status.inner_text()
-            assert offline_text.startswith('Offline – ')
-            assert int(offline_text.split('–')[1].split()[0]) >= 10
-            proxy.unblock()
-            await page.wait_for_function(
-                'document.querySelector("[data-testid=upload-status]").textContent === "All audio saved"',
-                timeout=30_000,
-            )
-            remaining = 40 - (time.monotonic() - started)
-            await page.wait_for_timeout(max(0, remaining) * 1000)
-            stopped = await stop_and_wait_until_saved(page)
-    finally:
-        proxy.close()
-        server.stop()
+    cable = TcpProxy(server.port)
+    yield cable
+    cable.close()
+    server.stop()
+
+
+async def test_a_60_second_style_network_drop_loses_nothing(
+    proxy: TcpProxy, stored: Services, microphone: Path, tmp_path: Path
+) -> None:
+    async with chromium(microphone) as browser:
+        page = await browser.new_page()
+        await onboard(page, proxy.url, 'Offline Olivia')
+        started = await start_recording(page, proxy.url)
+        await page.wait_for_timeout(10_000)
+        proxy.block()
+        status = page.get_by_test_id('upload-status')
+        await page.wait_for_function(
+            'document.querySelector("[data-testid=upload-status]").textContent.startsWith("Offline – ")',
+            timeout=15_000,
+        )
+        await page.wait_for_timeout(20_000 - 8_000)
+        offline_text = await status.inner_text()
+        assert offline_text.startswith('Offline – ')
+        assert int(offline_text.split('–')[1].split()[0]) >= 10
+        proxy.unblock()
+        await page.wait_for_function(
+            'document.querySelector("[data-testid=upload-status]").textContent === "All audio saved"',
+            timeout=30_000,
+        )
+        remaining = 40 - (time.monotonic() - started)
+        await page.wait_for_timeout(max(0, remaining) * 1000)
+        stopped = await stop_and_wait_until_saved(page)
     assert_saved_audio(stored, stopped - started, microphone, tmp_path)
 
 
@@ -193,26 +197,20 @@ async def test_failing_storage_is_retried_until_it_recovers(
 
 
 async def test_stop_pressed_while_offline_saves_once_back_online(
-    data_dir: Path, stored: Services, microphone: Path, tmp_path: Path
+    proxy: TcpProxy, stored: Services, microphone: Path, tmp_path: Path
 ) -> None:
-    server = AppServer(data_dir).start()
-    proxy = TcpProxy(server.port)
-    try:
-        async with chromium(microphone) as browser:
-            page = await browser.new_page()
-            await onboard(page, proxy.url, 'Stopping Sven')
-            started = await start_recording(page, proxy.url)
-            await page.wait_for_timeout(4_000)
-            proxy.block()
-            await page.wait_for_timeout(4_000)
-            await page.get_by_test_id('stop-button').click()
-            stopped = time.monotonic()
-            await page.get_by_test_id('record-button').wait_for(state='hidden')
-            await page.wait_for_timeout(3_000)
-            assert 'waiting to upload' in await page.get_by_test_id('upload-status').inner_text()
-            proxy.unblock()
-            await page.get_by_test_id('saved-link').wait_for(timeout=60_000)
-    finally:
-        proxy.close()
-        server.stop()
+    async with chromium(microphone) as browser:
+        page = await browser.new_page()
+        await onboard(page, proxy.url, 'Stopping Sven')
+        started = await start_recording(page, proxy.url)
+        await page.wait_for_timeout(4_000)
+        proxy.block()
+        await page.wait_for_timeout(4_000)
+        await page.get_by_test_id('stop-button').click()
+        stopped = time.monotonic()
+        await page.get_by_test_id('record-button').wait_for(state='hidden')
+        await page.wait_for_timeout(3_000)
+        assert 'waiting to upload' in await page.get_by_test_id('upload-status').inner_text()
+        proxy.unblock()
+        await page.get_by_test_id('saved-link').wait_for(timeout=60_000)
     assert_saved_audio(stored, stopped - started, microphone, tmp_path)
