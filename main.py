@@ -9,7 +9,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from nicegui import app, background_tasks, ui
 from pydantic import ValidationError
 
-from pages import onboard, recorder, records, share
+from pages import middleware, onboard, recorder, records, share
 from pages.chunk_events import register_chunk_events
 from services.api import create_router, install_error_handler
 from services.config import Settings
@@ -54,6 +54,7 @@ def main(*, wrap_storage: Callable[[Storage], Storage] | None = None) -> None:
     )
     app.add_static_files('/assets', ASSETS)
     app.include_router(create_router(services))
+    middleware.install(app, services)  # body caps and security headers, for every route NiceGUI's included
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,
@@ -81,6 +82,8 @@ def main(*, wrap_storage: Callable[[Storage], Storage] | None = None) -> None:
         reload=False,
         show=False,
         favicon='🎙️',
+        session_middleware_kwargs={'https_only': settings.cookies_secure},
+        proxy_headers=False,  # the client address is taken from X-Forwarded-For only as VR_TRUSTED_PROXY_COUNT says
     )
 
 

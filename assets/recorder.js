@@ -1,7 +1,8 @@
 // The browser half of the recorder: MediaRecorder → numbered chunks → the server, losing nothing.
 //
 // Every chunk is written to IndexedDB before it is sent and deleted only when the server acknowledges
-// that it is durable. Chunks travel as binary events on the `/vr` socket.io namespace, multiplexed on
+// that it is durable, or when the user discards it: audio the server refuses stays here, and the page offers it
+// as a file. Chunks travel as binary events on the `/vr` socket.io namespace, multiplexed on
 // NiceGUI's own websocket but authenticated by a signed upload token, so uploads resume after a dropped
 // network or a restarted server. A page opened later uploads and finalizes whatever an earlier page of
 // the same user left behind (a reload, a crashed tab). The controls act here, in the browser, so Pause
@@ -11,7 +12,9 @@ const MIME_TYPES = ["audio/webm;codecs=opus", "audio/webm", "audio/ogg;codecs=op
 const ACK_TIMEOUT_MS = 10000;
 const FINALIZE_TIMEOUT_MS = 180000;
 const MAX_BACKOFF_MS = 8000;
-const FATAL_STATUSES = [400, 401, 403, 404, 409, 413, 422];
+const REFUSED_CONNECTION_RETRY_MS = 5000;
+const LEAVING_HANDOVER_MS = 100; // while the page is being left, audio is handed over this often…
+const LEAVING_HANDOVER_FOR_MS = 2000; // …for at most this long, in case the user chose to stay
 const ACTIVE_STATES = ["starting", "recording", "paused", "uploading", "finalizing"];
 
 function formatClock(ms) {
@@ -24,6 +27,23 @@ function formatClock(ms) {
 function localLabel(date) {
   const pad = (n) => String(n).padStart(2, "0");
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+function fileStamp(ms) {
+  return localLabel(new Date(ms)).replace(" ", "-").replace(":", ""); // 2025-05-01-1432
+}
+
+function fileExtension(mimeType) {
+  if (mimeType.includes("ogg")) return "ogg";
+  return mimeType.includes("mp4") ? "m4a" : "webm";
+}
+
+function plainReason(refused) {
+  return (refused.reason || "no reason was given").replace(/[.\s]+$/, "");
+}
+
+function refusalText(refused) {
+  return `The server refused part of this recording: ${plainReason(refused)}. The audio is kept in this browser.`;
 }
 
 // ---- IndexedDB: the browser's durable copy of every unacknowledged chunk ---------------------------------------
@@ -69,6 +89,15 @@ class ChunkStore {
     const tx = this.db.transaction(["sessions", "chunks"], "readwrite");
     tx.objectStore("chunks").put({ localId: session.localId, ...chunk });
     tx.objectStore("sessions").put(session);
+    tx.commit?.(); // at once, not after this task: the page may be going away
+    await committed(tx);
+  }
+  async keepAsHead(localId, chunk) {
+    // The first chunk holds the file's header: kept (marked sent) until the recording is done, so audio saved to a
+    // file after a refusal starts with a header and plays.
+    if (!this.db) return;
+    const tx = this.db.transaction("chunks", "readwrite");
+    tx.objectStore("chunks").put({ localId, ...chunk, acked: true });
     await committed(tx);
   }
   async deleteChunk(localId, seq) {
@@ -102,13 +131,25 @@ class AudioChannel {
     this.socket = null;
     this.connectListeners = [];
     this.disconnectListeners = [];
+    this.refusal = null; // the server's reason when it refused the connection itself
+    this.lastAttemptAt = 0;
   }
   ensure() {
     if (!this.socket && window.socket) {
       this.socket = window.socket.io.socket("/vr", { auth: { token: this.token } });
-      this.socket.on("connect", () => this.connectListeners.forEach((listener) => listener()));
+      this.socket.on("connect", () => {
+        this.refusal = null;
+        this.connectListeners.forEach((listener) => listener());
+      });
+      this.socket.on("connect_error", (error) => {
+        if (!this.socket.active) this.refusal = error.message; // refused by the server, not a network error
+      });
       this.socket.on("disconnect", () => this.disconnectListeners.forEach((listener) => listener()));
-      if (!this.socket.active) this.socket.connect();
+    }
+    if (this.socket && !this.socket.active && Date.now() - this.lastAttemptAt > REFUSED_CONNECTION_RETRY_MS) {
+      // socket.io gives up on a connection the server refused (busy, an expired token); ask again now and then.
+      this.lastAttemptAt = Date.now();
+      this.socket.connect();
     }
     return this.socket;
   }
@@ -124,6 +165,7 @@ class AudioChannel {
     });
   }
   close() {
+    this.lastAttemptAt = Infinity; // for good: never connect again
     this.socket?.disconnect();
   }
 }
@@ -131,7 +173,9 @@ class AudioChannel {
 // ---- one recording's upload: live, or recovered from an earlier page -------------------------------------------
 class UploadSession {
   constructor(record, host) {
-    this.record = record; // what IndexedDB keeps: localId, userId, recordingId, mimeType, title, nextSeq, stopped
+    // What IndexedDB keeps: localId, userId, recordingId, mimeType, title, startedAt, nextSeq, stopped, and
+    // `refused` ({reason, at}) once the server refused it for good.
+    this.record = record;
     this.host = host;
     this.pending = new Map(); // seq -> {blob, ms}
     this.inflight = new Map(); // seq -> attempt marker
@@ -162,10 +206,11 @@ class UploadSession {
   async stop() {
     this.record.stopped = true;
     await this.host.store.saveSession(this.record).catch(() => {});
+    if (this.record.refused) return this.settleRefused();
     this.flush();
   }
   flush() {
-    if (this.finished) return;
+    if (this.finished || this.record.refused) return;
     if (!this.record.recordingId) return this.create();
     for (const seq of this.pending.keys()) this.send(seq);
     this.maybeFinalize();
@@ -184,7 +229,7 @@ class UploadSession {
     this.flush();
   }
   async send(seq) {
-    if (!this.record.recordingId || this.inflight.has(seq) || !this.pending.has(seq)) return;
+    if (!this.record.recordingId || this.record.refused || this.inflight.has(seq) || !this.pending.has(seq)) return;
     const attempt = {};
     this.inflight.set(seq, attempt);
     const data = await this.pending.get(seq).blob.arrayBuffer();
@@ -192,13 +237,18 @@ class UploadSession {
     const response = await this.host.channel.request("chunk", payload, ACK_TIMEOUT_MS);
     if (this.inflight.get(seq) === attempt) this.inflight.delete(seq);
     if (!response.ok) return this.failed(response);
+    const { blob, ms } = this.pending.get(seq) || {};
     this.pending.delete(seq);
-    this.host.store.deleteChunk(this.record.localId, seq).catch(() => {});
+    const { store } = this.host;
+    const { localId } = this.record;
+    const forget = seq === 0 && blob ? store.keepAsHead(localId, { seq, blob, ms }) : store.deleteChunk(localId, seq);
+    forget.catch(() => {});
     this.succeeded();
     this.maybeFinalize();
   }
   async maybeFinalize() {
-    if (!this.record.stopped || this.finalizing || this.finished || !this.record.recordingId || this.pending.size > 0) return;
+    if (!this.record.stopped || this.finalizing || this.finished || this.record.refused) return;
+    if (!this.record.recordingId || this.pending.size > 0) return;
     if (this.record.nextSeq === 0) return this.close(null);
     this.finalizing = true;
     this.host.refresh();
@@ -213,10 +263,8 @@ class UploadSession {
     this.problem = null;
   }
   failed(response) {
-    if (!response.retry && FATAL_STATUSES.includes(response.status)) {
-      this.problem = `The server refused the audio: ${response.error}`;
-      return this.close(null, this.problem);
-    }
+    // The server decides what is worth sending again; what it refuses for good is kept here, never deleted.
+    if (!response.retry) return this.refuse(response.error);
     this.problem = response.error === "offline" ? null : `retrying: ${response.error}`;
     if (this.retryTimer) return;
     this.retryTimer = setTimeout(() => {
@@ -225,23 +273,47 @@ class UploadSession {
     }, this.backoffMs);
     this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
   }
-  async close(recording, error = null) {
+  async refuse(reason) {
+    if (this.record.refused || this.finished) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.problem = null;
+    this.record.refused = { reason: reason || "", at: Date.now() };
+    await this.host.store.saveSession(this.record).catch(() => {});
+    if (this.record.stopped) this.settleRefused();
+    else this.host.sessionRefused(this);
+  }
+  settleRefused() {
+    // Nothing more will be sent: other pages may show it (the lock is let go), and only the user may discard it.
+    this.finish();
+    this.host.sessionRefused(this);
+  }
+  async close(recording) {
     if (this.finished) return;
     this.finished = true;
     clearTimeout(this.retryTimer);
     await this.host.store.deleteSession(this.record.localId).catch(() => {});
     this.finish();
-    this.host.sessionFinished(this, recording, error);
+    this.host.sessionFinished(this, recording);
   }
 }
 
 // ---- the element -----------------------------------------------------------------------------------------------
 export default {
   template: `
-    <div class="vr-recorder" :data-vr-state="state">
+    <div class="vr-recorder" :data-vr-state="state" :style="refused.length ? showEvenIfHidden : null">
       <canvas v-if="!recoverOnly" ref="meter" class="vr-meter" width="320" height="14" data-testid="level-meter"
               role="meter" aria-label="microphone level" aria-valuemin="0" aria-valuemax="100"></canvas>
       <slot></slot>
+      <div v-for="item in refused" :key="item.localId" class="vr-refused" role="alert" data-testid="refused-recording">
+        <span data-testid="refused-message">{{ item.message }}</span>
+        <div class="vr-refused-actions">
+          <q-btn outline no-caps icon="download" label="Save the audio to a file" data-testid="save-unsent"
+                 @click="saveUnsent(item.localId)"></q-btn>
+          <q-btn v-if="!item.recording" flat no-caps color="negative" icon="delete" label="Discard it"
+                 data-testid="discard-unsent" @click="discardUnsent(item.localId)"></q-btn>
+        </div>
+      </div>
     </div>`,
   props: {
     userId: String,
@@ -252,10 +324,17 @@ export default {
     recoverOnly: Boolean,
   },
   data() {
-    return { state: "idle" };
+    return {
+      state: "idle",
+      refused: [], // what the server refused for good, shown with save and discard
+      // /records keeps this element hidden (class "hidden", a layered !important rule only an inline one beats)
+      // except while it has refused audio to offer.
+      showEvenIfHidden: { display: "flex !important", width: "100%" },
+    };
   },
   async mounted() {
-    this.sessions = new Set();
+    this.sessions = new Set(); // uploading, live or recovered
+    this.refusedRecords = new Map(); // localId -> {record, session}: refused audio this page offers as a file
     this.live = null;
     this.elapsedBefore = 0;
     this.segmentStart = null;
@@ -265,21 +344,31 @@ export default {
     this.channel.disconnectListeners.push(() => this.sessions.forEach((session) => session.inflight.clear()));
     this.ticker = setInterval(() => this.tick(), 250);
     this.onBeforeUnload = (event) => {
+      if (this.recorder?.state === "recording") this.leaving = { until: null };
+      this.handOverAudio();
       if (this.holdsUnsavedAudio()) {
         event.preventDefault();
         event.returnValue = "";
       }
     };
     window.addEventListener("beforeunload", this.onBeforeUnload);
+    this.onPageHide = () => this.handOverAudio();
+    this.onVisibilityChange = () => document.visibilityState === "hidden" && this.handOverAudio();
+    window.addEventListener("pagehide", this.onPageHide);
+    document.addEventListener("visibilitychange", this.onVisibilityChange);
     this.onKeyDown = (event) => this.shortcut(event);
     if (!this.recoverOnly) document.addEventListener("keydown", this.onKeyDown);
     this.pageTitle = document.title;
-    this.store = await ChunkStore.open();
+    this.storeOpened = ChunkStore.open();
+    this.store = await this.storeOpened;
     this.recoverLeftovers();
   },
   unmounted() {
     clearInterval(this.ticker);
+    clearTimeout(this.handOverTimer);
     window.removeEventListener("beforeunload", this.onBeforeUnload);
+    window.removeEventListener("pagehide", this.onPageHide);
+    document.removeEventListener("visibilitychange", this.onVisibilityChange);
     document.removeEventListener("keydown", this.onKeyDown);
     this.releaseMicrophone();
     this.channel.close();
@@ -292,6 +381,7 @@ export default {
         return this.fail("This page cannot use the microphone: open it over https (or on localhost) in a current browser.");
       }
       this.setState("starting");
+      await this.storeOpened; // every chunk goes to IndexedDB first
       let stream;
       try {
         stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
@@ -313,6 +403,7 @@ export default {
         recordingId: null,
         mimeType: this.recorder.mimeType || mimeType || "audio/webm",
         title: `Recording ${localLabel(new Date())}`,
+        startedAt: Date.now(),
         timeZone: Intl.DateTimeFormat().resolvedOptions().timeZone,
         nextSeq: 0,
         stopped: false,
@@ -370,7 +461,22 @@ export default {
         }
       }
     },
+    handOverAudio() {
+      // The page is being left or hidden: MediaRecorder hands over what it holds, so the chunk reaches IndexedDB
+      // (written synchronously in onData) instead of dying with the page.
+      if (this.recorder && this.recorder.state !== "inactive") this.recorder.requestData();
+    },
+    keepHandingOver() {
+      // A reload or a navigation away keeps this page alive until the next page answers (after the "leave?"
+      // dialog): hand over audio every 100 ms meanwhile, so only the last few ms are lost when the page goes.
+      const now = performance.now();
+      this.leaving.until ??= now + LEAVING_HANDOVER_FOR_MS;
+      if (now > this.leaving.until) return (this.leaving = null);
+      clearTimeout(this.handOverTimer);
+      this.handOverTimer = setTimeout(() => this.handOverAudio(), LEAVING_HANDOVER_MS);
+    },
     onData(session, blob) {
+      if (this.leaving) this.keepHandingOver();
       if (!blob || blob.size === 0) return;
       const now = performance.now();
       const ms = Math.max(0, now - this.lastDataAt);
@@ -393,28 +499,29 @@ export default {
       for (const record of leftovers) {
         const recover = async () => {
           const session = new UploadSession({ ...record, stopped: true }, this);
-          for (const chunk of await this.store.chunks(record.localId)) session.pending.set(chunk.seq, chunk);
+          for (const chunk of await this.store.chunks(record.localId)) if (!chunk.acked) session.pending.set(chunk.seq, chunk);
           session.recovered = true;
           this.sessions.add(session);
           this.refresh();
           session.flush();
           return session.whenFinished;
         };
+        // Refused audio is not offered to the server again: it is shown, to be saved to a file or discarded.
+        const claimed = record.refused ? () => this.showRefused(record, null) : recover;
         if (navigator.locks) {
-          navigator.locks.request(`vr-session-${record.localId}`, { ifAvailable: true }, (lock) => (lock ? recover() : null));
+          navigator.locks.request(`vr-session-${record.localId}`, { ifAvailable: true }, (lock) => (lock ? claimed() : null));
         } else if (Date.now() - (record.updatedAt || 0) > 15000) {
-          recover();
+          claimed();
         }
       }
     },
     sessionStarted(session) {
       if (session === this.live) this.$emit("started", { recording_id: session.record.recordingId, time_zone: session.record.timeZone });
     },
-    sessionFinished(session, recording, error) {
+    sessionFinished(session, recording) {
       this.sessions.delete(session);
       if (session === this.live) {
         this.live = null;
-        if (error) return this.fail(error);
         if (!recording) return this.setState("idle");
         this.setState("saved");
         this.$emit("saved", recording);
@@ -424,8 +531,57 @@ export default {
       }
       this.navigateIfDeferred(recording);
     },
+    sessionRefused(session) {
+      this.sessions.delete(session);
+      this.showRefused(session.record, session);
+      if (session === this.live && session.record.stopped) {
+        this.live = null;
+        this.fail(refusalText(session.record.refused));
+      }
+      this.navigateIfDeferred(null);
+    },
+    showRefused(record, session) {
+      const why = plainReason(record.refused);
+      const message = `The server refused “${record.title}”: ${why}. Its unsent audio is kept in this browser.`;
+      const item = { localId: record.localId, message, recording: Boolean(session && !record.stopped) };
+      const index = this.refused.findIndex((shown) => shown.localId === record.localId);
+      if (index >= 0) this.refused.splice(index, 1, item);
+      else this.refused.push(item);
+      this.refusedRecords.set(record.localId, { record, session });
+    },
+    async unsentChunks(localId) {
+      const { session } = this.refusedRecords.get(localId);
+      if (!this.store.db && session) return [...session.pending].map(([seq, chunk]) => ({ seq, ...chunk }));
+      return this.store.chunks(localId);
+    },
+    async saveUnsent(localId) {
+      // One file of the chunks this browser still holds, in seq order (the first one, with the header, included).
+      const { record } = this.refusedRecords.get(localId);
+      const chunks = (await this.unsentChunks(localId)).sort((a, b) => a.seq - b.seq);
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(new Blob(chunks.map((chunk) => chunk.blob), { type: record.mimeType }));
+      const started = fileStamp(record.startedAt || record.updatedAt || Date.now());
+      link.download = `unsent-recording-${started}.${fileExtension(record.mimeType)}`;
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+    },
+    async discardUnsent(localId) {
+      if (!window.confirm("Discard this audio? It is not on the server, so it cannot be brought back.")) return;
+      try {
+        await this.store.deleteSession(localId);
+      } catch (error) {
+        return console.warn("could not discard the unsent audio", error);
+      }
+      this.refusedRecords.delete(localId);
+      this.refused = this.refused.filter((item) => item.localId !== localId);
+    },
     holdsUnsavedAudio() {
-      return ACTIVE_STATES.includes(this.state) || [...this.sessions].some((session) => session.pending.size > 0);
+      // Refused audio waits in IndexedDB for the user; only without IndexedDB would leaving lose it.
+      const refusedInMemory = !this.store?.db && this.refusedRecords.size > 0;
+      const uploading = [...this.sessions].some((session) => session.pending.size > 0);
+      return ACTIVE_STATES.includes(this.state) || refusedInMemory || uploading;
     },
     navigateIfDeferred(recording) {
       // NiceGUI wanted to reload this page while audio was still uploading (its server-side client is gone);
@@ -482,9 +638,14 @@ export default {
       const problem = sessions.map((session) => session.problem).find(Boolean);
       const recovering = sessions.some((session) => session.recovered);
       const live = this.live;
+      if (live?.record.refused) return refusalText(live.record.refused);
       if (!live && !recovering) {
         if (this.state === "saved") return "All audio saved";
         return this.notice || "Ready to record";
+      }
+      if (!this.channel.connected && this.channel.refusal) {
+        const why = this.channel.refusal;
+        return `Not uploading: the server refused the connection (${why}) – ${seconds} s waiting, kept in this browser`;
       }
       if (!this.channel.connected) return `Offline – ${seconds} s waiting to upload`;
       if (problem) return `${seconds} s waiting to upload (${problem})`;

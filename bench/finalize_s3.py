@@ -12,6 +12,7 @@ instance that received the chunks reads them from its own disk). Prints a Markdo
 """
 
 import argparse
+import hashlib
 import os
 import socket
 import subprocess
@@ -30,7 +31,7 @@ from services.audio import ffmpeg_executable
 from services.config import Settings
 from services.container import Services, build_services
 from services.models import Chunk
-from services.recordings import chunk_key
+from services.storage_keys import chunk_key
 
 
 def free_port() -> int:
@@ -75,10 +76,12 @@ def store_chunks(services: Services, audio: bytes, count: int) -> tuple[uuid.UUI
     size = -(-len(audio) // count)
     pieces = [audio[i : i + size] for i in range(0, len(audio), size)]
     with ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda seq: services.storage.put_bytes(chunk_key(recording.id, seq), pieces[seq]), range(count)))
+        digests = [hashlib.sha256(piece).hexdigest() for piece in pieces]
+        keys = [chunk_key(recording.id, seq, digest) for seq, digest in enumerate(digests)]
+        list(pool.map(lambda seq: services.storage.put_bytes(keys[seq], pieces[seq]), range(count)))
     with services.database.session() as session:
         session.add_all(
-            Chunk(recording_id=recording.id, seq=seq, size=len(piece), sha256='0' * 64)
+            Chunk(recording_id=recording.id, seq=seq, size=len(piece), sha256=digests[seq])
             for seq, piece in enumerate(pieces)
         )
         session.commit()
@@ -140,7 +143,13 @@ def main() -> None:
             for name, overrides in cases.items():
                 bucket = {'s3_bucket': f'bench-{uuid.uuid4().hex[:8]}', 's3_create_bucket': True} if overrides else {}
                 data_dir = folder / uuid.uuid4().hex
-                settings = Settings(_env_file=None, data_dir=data_dir, secret='bench', **overrides, **bucket)
+                settings = Settings(
+                    _env_file=None,
+                    data_dir=data_dir,
+                    secret='bench-secret-of-at-least-32-characters',
+                    **overrides,
+                    **bucket,
+                )
                 result = run_case(settings, audio, count)
                 print(f'| {name} | {result["seconds"]:.2f} | {result["duration_s"]:.0f} s of audio, '
                       f'{result["size_mb"]:.1f} MB | {result["peak_mb"]:.0f} |', flush=True)  # fmt: skip

@@ -19,7 +19,7 @@ from services.audio import ffmpeg_executable
 from services.config import Settings
 from services.container import Services, build_services
 from services.models import Chunk
-from services.recordings import chunk_key
+from services.storage_keys import chunk_key
 
 from .servers import PeakRss
 
@@ -70,11 +70,11 @@ def _time_chunk_cleanup(services: Services) -> list[float]:
 def naive_finalize(services: Services, recording_id: uuid.UUID) -> int:
     """What a first attempt often does: all chunks in memory, decode to PCM, re-encode; the chunks are kept."""
     with services.database.session() as session:
-        query = select(Chunk.seq).where(col(Chunk.recording_id) == recording_id).order_by(col(Chunk.seq))
-        seqs = list(session.exec(query).all())
+        query = select(Chunk.seq, Chunk.sha256).where(col(Chunk.recording_id) == recording_id).order_by(col(Chunk.seq))
+        chunks = list(session.exec(query).all())
     joined = io.BytesIO()
-    for seq in seqs:
-        services.storage.copy_to(chunk_key(recording_id, seq), joined)
+    for seq, digest in chunks:
+        services.storage.copy_to(chunk_key(recording_id, seq, digest), joined)
     joined.seek(0)
     AudioSegment.converter = ffmpeg_executable()
     audio = AudioSegment.from_file(joined, format='webm', codec='opus')

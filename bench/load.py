@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from services.config import Settings
 from services.container import build_services
 from services.models import Chunk
-from services.recordings import chunk_key
+from services.storage_keys import chunk_key
 
 from .loadgen import ACK_TIMEOUT_S, WorkerResult, WorkerSpec, worker_main
 from .report import percentile
@@ -138,9 +138,13 @@ def count_lost(workspace: Path, acked_seqs: dict[str, list[int]]) -> int:
         with services.database.session() as session:
             for recording_id, seqs in acked_seqs.items():
                 rid = uuid.UUID(recording_id)
-                query = select(Chunk.seq).where(col(Chunk.recording_id) == rid)
-                stored = set(session.exec(query).all())
-                lost += sum(1 for seq in seqs if seq not in stored or not services.storage.exists(chunk_key(rid, seq)))
+                query = select(Chunk.seq, Chunk.sha256).where(col(Chunk.recording_id) == rid)
+                stored = dict(session.exec(query).all())
+                lost += sum(
+                    1
+                    for seq in seqs
+                    if seq not in stored or not services.storage.exists(chunk_key(rid, seq, stored[seq]))
+                )
         return lost
     finally:
         services.close()

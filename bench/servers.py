@@ -13,13 +13,20 @@ import psutil
 
 from tests.app_server import ROOT, AppServer, free_port
 
-BENCH_SECRET = 'bench-secret'
+BENCH_SECRET = 'bench-secret-of-at-least-32-characters'
 MB = 1024 * 1024
 
 
 def app_server(workspace: Path, **env: str) -> AppServer:
     """The real app (main.py) on the workspace; NiceGUI's browser storage lives there too, so identities persist."""
-    settings = {'VR_SECRET': BENCH_SECRET, 'NICEGUI_STORAGE_PATH': str(workspace / 'nicegui'), **env}
+    settings = {
+        'VR_SECRET': BENCH_SECRET,
+        'NICEGUI_STORAGE_PATH': str(workspace / 'nicegui'),
+        # Every simulated recorder comes from 127.0.0.1, so the per-address limits would count them as one client.
+        'VR_ONBOARD_PER_ADDRESS_PER_HOUR': '1000000',
+        'VR_VR_CONNECTS_PER_ADDRESS_PER_MINUTE': '1000000',
+        **env,
+    }
     return AppServer(workspace / 'data', env=settings)
 
 

@@ -8,6 +8,7 @@ page's reconnect timeout.
 """
 
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,12 +17,14 @@ import socketio
 from nicegui import core, run
 
 from services.container import Services
-from services.errors import AppError, InvalidInput, NotFound, ServiceUnavailable
+from services.errors import AppError, InvalidInput, NotFound, ServiceUnavailable, TooManyRequests
 from services.models import Recording
+from services.rate_limit import client_address
 
 log = logging.getLogger(__name__)
 NAMESPACE = '/vr'
 RETRYABLE = {408, 429, 503}
+RECHECK_CREDENTIALS_S = 15.0
 Handler = Callable[[uuid.UUID, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
@@ -51,13 +54,34 @@ def _whole_number(value: Any, name: str) -> int:
 def register_chunk_events(services: Services) -> None:
     sio = core.sio
 
-    async def connect(sid: str, _environ: dict[str, Any], auth: Any = None) -> None:
-        user_id = services.upload_tokens.verify(auth.get('token') if isinstance(auth, dict) else None)
-        if user_id is None:
+    async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        client = environ.get('asgi.scope', {}).get('client')  # engine.io's REMOTE_ADDR is always 127.0.0.1
+        peer, forwarded = client[0] if client else None, environ.get('HTTP_X_FORWARDED_FOR')
+        address = client_address(peer, forwarded, services.settings.trusted_proxy_count)
+        try:
+            await services.rate_limits.vr_connects.hit_async(address)
+        except TooManyRequests as error:
+            raise socketio.exceptions.ConnectionRefusedError(error.message) from None
+        grant = services.upload_tokens.verify(auth.get('token') if isinstance(auth, dict) else None)
+        if grant is None:
             raise socketio.exceptions.ConnectionRefusedError('invalid or expired upload token; reload the page')
-        await sio.save_session(sid, {'user_id': user_id}, namespace=NAMESPACE)
+        try:
+            await run.io_bound(services.users.current, grant.user_id, grant.credential_version)
+        except AppError as error:  # signed out everywhere, or the key was rotated, since the page was loaded
+            raise socketio.exceptions.ConnectionRefusedError(error.message) from None
+        session = {'user_id': grant.user_id, 'grant': grant, 'checked_at': time.monotonic(), 'address': address}
+        await sio.save_session(sid, session, namespace=NAMESPACE)
 
     sio.on('connect', connect, namespace=NAMESPACE)
+
+    async def still_signed_in(sid: str) -> uuid.UUID:
+        """A connection outlives its token's check: look again every few seconds, so a sign-out ends it too."""
+        session = await sio.get_session(sid, namespace=NAMESPACE)
+        if time.monotonic() - session['checked_at'] > RECHECK_CREDENTIALS_S:
+            grant = session['grant']
+            await run.io_bound(services.users.current, grant.user_id, grant.credential_version)
+            session['checked_at'] = time.monotonic()
+        return session['user_id']
 
     def event(name: str) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
@@ -65,7 +89,8 @@ def register_chunk_events(services: Services) -> None:
                 try:
                     if not isinstance(payload, dict):
                         raise InvalidInput('malformed message')
-                    user_id = (await sio.get_session(sid, namespace=NAMESPACE))['user_id']
+                    user_id = await still_signed_in(sid)
+                    await services.rate_limits.vr_events.hit_async(user_id)  # 429 is retryable: the browser backs off
                     return {'ok': True, **await handler(user_id, payload)}
                 except AppError as error:
                     if isinstance(error, ServiceUnavailable):

@@ -13,15 +13,22 @@ from services.version import app_version
 
 
 async def signed_in_user(services: Services) -> User | None:
-    """The user this browser is signed in as, or None (unknown id, or the user no longer exists)."""
+    """The user this browser is signed in as, or None: unknown id, a deleted user, or a session that "sign out
+    everywhere" or a key rotation ended (the browser keeps the credential version it signed in with)."""
     user_id = app.storage.user.get('user_id')
     if not user_id:
         return None
+    version = app.storage.user.get('credential_version', 1)  # sessions from before versions were kept are version 1
     try:
-        return await run.io_bound(services.users.get, uuid.UUID(user_id))
-    except (AppError, ValueError):
-        app.storage.user.pop('user_id', None)
+        return await run.io_bound(services.users.current, uuid.UUID(user_id), int(version))
+    except (AppError, ValueError, TypeError):
+        app.storage.user.clear()
         return None
+
+
+def sign_in(user: User) -> None:
+    app.storage.user['user_id'] = str(user.id)
+    app.storage.user['credential_version'] = user.credential_version
 
 
 def sign_out() -> None:

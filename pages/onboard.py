@@ -1,25 +1,24 @@
 """/onboard: a name in, an identity kept by the browser out; or a recovery key from another browser."""
 
+from fastapi import Request
 from fastapi.responses import RedirectResponse
-from nicegui import app, run, ui
+from nicegui import run, ui
 
 from services.container import Services
 from services.errors import AppError
-from services.models import User
+from services.rate_limit import client_address
 from services.users import MAX_NAME_LENGTH
 
-from .frame import frame, notify_error, signed_in_user
-
-
-def sign_in(user: User) -> None:
-    app.storage.user['user_id'] = str(user.id)
+from .frame import frame, notify_error, sign_in, signed_in_user
 
 
 def create(services: Services) -> None:
     @ui.page('/onboard')
-    async def onboard_page() -> RedirectResponse | None:
+    async def onboard_page(request: Request) -> RedirectResponse | None:
         if await signed_in_user(services):
             return RedirectResponse('/records')
+        peer, forwarded = request.client.host if request.client else None, request.headers.get('x-forwarded-for')
+        address = client_address(peer, forwarded, services.settings.trusted_proxy_count)
         with frame('Welcome'):
             content = ui.column().classes('w-full gap-4')
             with content:
@@ -43,6 +42,7 @@ def create(services: Services) -> None:
                     if not name.validate():
                         return
                     try:
+                        await services.rate_limits.onboard.hit_async(address)
                         user, token = await run.io_bound(services.users.onboard, name=name.value or '')
                     except AppError as error:
                         notify_error(error)
@@ -61,6 +61,11 @@ def create(services: Services) -> None:
                     )
 
                     async def sign_in_with_key() -> None:
+                        try:  # a sign-in is also a guess at a key, so it counts like a sign-up
+                            await services.rate_limits.onboard.hit_async(address)
+                        except AppError as error:
+                            notify_error(error)
+                            return
                         try:
                             user = await run.io_bound(services.users.authenticate, (key.value or '').strip())
                         except AppError:

@@ -36,7 +36,7 @@ def create(services: Services) -> None:
             recorder = (
                 AudioRecorder(
                     user_id=user.id,
-                    upload_token=services.upload_tokens.issue(user.id),
+                    upload_token=services.upload_tokens.issue(user.id, user.credential_version),
                     max_chunk_bytes=settings.max_chunk_bytes,
                     timeslice_ms=settings.chunk_timeslice_ms,
                     max_recording_s=settings.max_recording_s,

@@ -32,13 +32,31 @@ def create(services: Services) -> None:
             settings = services.settings
             AudioRecorder(
                 user_id=user.id,
-                upload_token=services.upload_tokens.issue(user.id),
+                upload_token=services.upload_tokens.issue(user.id, user.credential_version),
                 max_chunk_bytes=settings.max_chunk_bytes,
                 timeslice_ms=settings.chunk_timeslice_ms,
                 recover_only=True,
                 on_recovered=record_list.recovered,
             ).classes('hidden').mark('recovery')
+            with ui.expansion('Account').classes('w-full vr-account'):
+                ui.label(
+                    'Lost a device, or signed in somewhere you should not have? This ends every session of yours, '
+                    'here too; your recovery key signs you in again.'
+                ).classes('text-caption')
+                ui.button(
+                    'Sign out on every device', icon='logout', on_click=lambda: sign_out_everywhere(services, user)
+                ).props('flat color=negative data-testid=sign-out-everywhere').mark('sign-out-everywhere')
         return None
+
+
+async def sign_out_everywhere(services: Services, user: User) -> None:
+    try:
+        await run.io_bound(services.users.sign_out_everywhere, user.id)
+    except AppError as error:
+        notify_error(error)
+        return
+    app.storage.user.clear()
+    ui.navigate.to('/onboard')
 
 
 class RecordList:

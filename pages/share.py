@@ -17,15 +17,16 @@ def create(services: Services) -> None:
     @ui.page('/share/{share_id}')
     async def shared_page(share_id: str) -> None:
         try:
-            _share, recording = await run.io_bound(services.shares.resolve, uuid.UUID(share_id))
+            share, recording = await run.io_bound(services.shares.resolve, uuid.UUID(share_id))
         except (AppError, ValueError):
             with frame('Link not available'):
                 ui.label('This link has expired or was revoked.').mark('share-gone')
             return
         with frame(recording.title):
             ui.label(f'Shared recording · {format_duration(recording.duration_ms)}').classes('text-caption')
+            # Never the owner's audio URL: it outlives a revoked link. This one is checked on every request.
             player = (
-                ui.audio(services.links.url(recording))
+                ui.audio(f'/api/shares/{share.id}/audio')
                 .classes('w-full')
                 .props('preload=metadata data-testid=audio-player')
                 .mark('audio-player')

@@ -1,11 +1,13 @@
 """The REST API beside the pages: thin handlers over the same services the pages use."""
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +25,7 @@ from .errors import (
 from .exports import MP3_TYPE, mp3_key
 from .http_range import parse_range
 from .models import Recording, RecordingStatus, User
+from .rate_limit import client_address
 from .recordings import audio_key, download_name
 from .version import app_version
 
@@ -120,7 +123,31 @@ def install_error_handler(app: FastAPI) -> None:
             headers['Retry-After'] = str(error.retry_after_s)
         return JSONResponse({'error': error.message, **error.details}, status_code=error.status_code, headers=headers)
 
+    async def render_invalid(_request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RequestValidationError)
+        problems = [plain_problem(problem) for problem in error.errors()]
+        return JSONResponse({'error': problems[0] if problems else 'invalid request', 'problems': problems[:10]}, 422)
+
     app.add_exception_handler(AppError, render)
+    app.add_exception_handler(RequestValidationError, render_invalid)
+
+
+def plain_problem(problem: Mapping[str, Any]) -> str:
+    """One validation problem as a sentence a person can act on, naming the field, not the framework's jargon."""
+    field = str(problem.get('loc', ('', ''))[-1]) if len(problem.get('loc', ())) > 1 else 'the request'
+    kind = problem.get('type', '')
+    if kind == 'json_invalid':
+        return 'the request body is not valid JSON'
+    if kind == 'extra_forbidden':
+        return f'unknown field {field!r}'
+    if kind == 'missing':
+        return f'{field} is required'
+    if kind in ('model_attributes_type', 'dict_type'):
+        return 'the request body must be a JSON object'
+    if kind.startswith('uuid'):
+        return f'{field} must be an id like 123e4567-e89b-12d3-a456-426614174000'
+    reason = str(problem.get('msg', 'is not valid'))
+    return f'{field}: {reason[:1].lower()}{reason[1:]}'
 
 
 def create_router(services: Services) -> APIRouter:
@@ -131,7 +158,7 @@ def create_router(services: Services) -> APIRouter:
         if scheme.lower() != 'bearer' or not token.strip():
             raise Unauthorized('missing bearer token')
         user = services.users.authenticate(token.strip())
-        services.rate_limiter.hit(user.id)
+        services.rate_limits.api.hit(user.id)
         return user
 
     CurrentUser = Annotated[User, Depends(current_user)]
@@ -142,7 +169,10 @@ def create_router(services: Services) -> APIRouter:
         return RecordingOut(**recording.model_dump(exclude={'user_id'}), audio_url=url)
 
     @router.post('/onboard', status_code=201)
-    def onboard(body: OnboardIn) -> OnboardOut:
+    def onboard(body: OnboardIn, request: Request) -> OnboardOut:
+        peer = request.client.host if request.client else None
+        forwarded = request.headers.get('x-forwarded-for')
+        services.rate_limits.onboard.hit(client_address(peer, forwarded, services.settings.trusted_proxy_count))
         user, token = services.users.onboard(name=body.name)
         return OnboardOut(user_id=user.id, name=user.name, token=token)
 
@@ -245,6 +275,12 @@ def create_router(services: Services) -> APIRouter:
         services.shares.revoke(user_id=user.id, recording_id=recording_id, share_id=share_id)
         return Response(status_code=204)
 
+    @router.get('/shares/{share_id}/audio', response_model=None)
+    def shared_audio(share_id: uuid.UUID, request: Request) -> Response:
+        """A share link's audio, checked against the database on every request, so revoking it stops it at once."""
+        _share, recording = services.shares.resolve(share_id)
+        return stream_audio(recording, request.headers.get('range'), False, mp3=False, share_id=share_id)
+
     def _audio_owner(
         recording_id: uuid.UUID, expires: int | None, signature: str | None, authorization: str | None
     ) -> uuid.UUID:
@@ -254,7 +290,9 @@ def create_router(services: Services) -> APIRouter:
             return services.recordings.owner_of(recording_id)
         return current_user(authorization).id
 
-    def stream_audio(recording: Recording, range_header: str | None, download: bool, *, mp3: bool) -> Response:
+    def stream_audio(
+        recording: Recording, range_header: str | None, download: bool, *, mp3: bool, share_id: uuid.UUID | None = None
+    ) -> Response:
         key = mp3_key(recording) if mp3 else audio_key(recording)
         size = services.storage.size(key)
         byte_range = parse_range(range_header, size)
@@ -265,8 +303,12 @@ def create_router(services: Services) -> APIRouter:
             headers['Content-Range'] = f'bytes {start}-{end}/{size}'
         if download:
             headers['Content-Disposition'] = f'attachment; filename="{download_name(recording, mp3=mp3)}"'
+        body = services.storage.iter_range(key, start, end)
+        if share_id is not None:  # a player may hold one response open for the whole recording
+            body = services.shares.while_active(share_id, body)
+            headers['Cache-Control'] = 'no-store'
         return StreamingResponse(
-            services.storage.iter_range(key, start, end),
+            body,
             status_code=206 if byte_range else 200,
             media_type=media_type,
             headers=headers,

@@ -1,31 +1,58 @@
-"""Audio work with ffmpeg: stream-copy remux on the finalize path, never a decode."""
+"""Audio work with ffmpeg: stream-copy remux on the finalize path, never a decode.
+
+Every ffmpeg run that reads a file is built by `ffmpeg_reading`: left to itself, ffmpeg guesses the format from
+the bytes and follows what it finds (DASH manifests, HLS playlists, concat scripts, `subfile:` URLs) to other
+files on the server, so a user's "audio" could be someone else's recording.
+"""
 
 import logging
 import re
 import shutil
 import subprocess
+import tempfile
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import IO
 
 from .errors import AudioProcessingFailed, InvalidInput
 
 log = logging.getLogger(__name__)
 _DURATION = re.compile(r'Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)')
+DEFAULT_FFMPEG_TIMEOUT_S = 900.0  # the settings' default; callers pass their own
+STDERR_KEPT = 20_000
 
 
 @dataclass(frozen=True)
 class AudioFormat:
     mime_type: str
     extension: str
+    label: str  # the container's name for people, in error messages
     muxer: str
+    demuxer: str  # always forced: ffmpeg never guesses what it reads
+    magic: bytes  # the container's signature, at `magic_offset` of its first bytes
+    magic_offset: int = 0
     muxer_options: tuple[str, ...] = ()
+    demuxer_options: tuple[str, ...] = ()
 
 
 FORMATS = {
-    'audio/webm': AudioFormat('audio/webm', 'webm', 'webm'),
-    'audio/ogg': AudioFormat('audio/ogg', 'ogg', 'ogg'),
-    'audio/mp4': AudioFormat('audio/mp4', 'm4a', 'mp4', ('-movflags', '+faststart')),
+    'audio/webm': AudioFormat('audio/webm', 'webm', 'WebM', 'webm', 'matroska', b'\x1a\x45\xdf\xa3'),
+    'audio/ogg': AudioFormat('audio/ogg', 'ogg', 'Ogg', 'ogg', 'ogg', b'OggS'),
+    'audio/mp4': AudioFormat(
+        'audio/mp4',
+        'm4a',
+        'MP4',
+        'mp4',
+        'mov',
+        b'ftyp',
+        magic_offset=4,
+        muxer_options=('-movflags', '+faststart'),
+        # external data references ("drefs") and alias paths would open other files
+        demuxer_options=('-enable_drefs', '0', '-use_absolute_path', '0'),
+    ),
 }
 
 
@@ -35,6 +62,20 @@ def audio_format(mime_type: str) -> AudioFormat:
     if base not in FORMATS:
         raise InvalidInput(f'unsupported audio type {mime_type!r}; expected one of {", ".join(FORMATS)}')
     return FORMATS[base]
+
+
+def format_of_file(path: Path) -> AudioFormat:
+    """The container our own file names declare, for callers that hold a path but no recording."""
+    for fmt in FORMATS.values():
+        if path.suffix.lower() == f'.{fmt.extension}':
+            return fmt
+    raise AudioProcessingFailed('the audio could not be processed: its container is unknown')
+
+
+def check_container(fmt: AudioFormat, head: bytes) -> None:
+    """Refuse first bytes that are not the declared container, before ffmpeg or storage ever sees them."""
+    if head[fmt.magic_offset : fmt.magic_offset + len(fmt.magic)] != fmt.magic:
+        raise InvalidInput(f'the first chunk is not {fmt.label} audio, as the recording declared')
 
 
 @cache
@@ -48,50 +89,85 @@ def ffmpeg_executable() -> str:
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
-def remux(source: Path, target: Path, fmt: AudioFormat) -> int:
+def local_url(path: Path) -> str:
+    """An absolute `file:` URL: no name is ever read as a protocol (`data:`, `subfile:`) or an image pattern."""
+    return f'file:{path.resolve()}'
+
+
+def ffmpeg_reading(source: Path, fmt: AudioFormat, *output: str, loglevel: str = 'error') -> list[str]:
+    """The one way we run ffmpeg on a file: that local file only, read as `fmt` and nothing else."""
+    only_this_file = ('-protocol_whitelist', 'file', '-format_whitelist', fmt.demuxer, *fmt.demuxer_options)
+    reading = (*only_this_file, '-f', fmt.demuxer, '-i', local_url(source))
+    return [ffmpeg_executable(), '-hide_banner', '-nostdin', '-y', '-v', loglevel, *reading, *output]
+
+
+@dataclass(frozen=True)
+class FfmpegRun:
+    returncode: int
+    stderr: str  # for the log only: it names server paths
+    timed_out: bool
+
+
+def run_ffmpeg(
+    command: list[str], *, timeout_s: float, read_output: Callable[[IO[bytes]], None] | None = None
+) -> FfmpegRun:
+    """Run to the end, or kill it at `timeout_s`; `read_output` streams its stdout while it runs."""
+    expired = threading.Event()
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a chatty ffmpeg can never block on it
+        stdout = subprocess.PIPE if read_output else subprocess.DEVNULL
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=stdout, stderr=errors)
+
+        def expire() -> None:
+            expired.set()
+            process.kill()
+
+        timer = threading.Timer(timeout_s, expire)
+        timer.start()
+        try:
+            if read_output is not None and process.stdout is not None:
+                read_output(process.stdout)
+            process.wait()
+        finally:
+            timer.cancel()
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+        errors.seek(max(0, errors.seek(0, 2) - STDERR_KEPT))  # its tail: where ffmpeg says what went wrong
+        stderr = errors.read().decode(errors='replace')
+    return FfmpegRun(process.returncode, stderr, expired.is_set() and process.returncode != 0)
+
+
+def processing_failed(run: FfmpegRun, fmt: AudioFormat, what: str) -> AudioProcessingFailed:
+    """A plain sentence for users ("`what`: it is not valid WebM audio"); ffmpeg's own words go to the log."""
+    log.warning('ffmpeg: %s (exit %s, timed out: %s): %s', what, run.returncode, run.timed_out, run.stderr.strip())
+    reason = 'it took too long' if run.timed_out else f'it is not valid {fmt.label} audio'
+    return AudioProcessingFailed(f'{what}: {reason}')
+
+
+def remux(source: Path, target: Path, fmt: AudioFormat, *, timeout_s: float = DEFAULT_FFMPEG_TIMEOUT_S) -> int:
     """Copy the stream into a fresh container, which writes duration and cues; returns the duration in ms."""
-    command = [
-        ffmpeg_executable(),
-        '-hide_banner',
-        '-nostdin',
-        '-v',
-        'error',
-        '-y',
-        '-i',
-        str(source),
-        '-map',
-        '0:a:0',
-        '-c',
-        'copy',
-        *fmt.muxer_options,
-        '-f',
-        fmt.muxer,
-        str(target),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-    if result.returncode != 0 or not target.exists() or target.stat().st_size == 0:
-        reason = _last_line(result.stderr) or 'ffmpeg failed'
-        log.warning('remux of %s failed: %s', source, result.stderr.strip()[-2000:])
-        raise AudioProcessingFailed(f'the audio could not be processed: {reason}')
-    return probe_duration_ms(target)
+    output = ('-map', '0:a:0', '-c', 'copy', *fmt.muxer_options, '-f', fmt.muxer, local_url(target))
+    run = run_ffmpeg(ffmpeg_reading(source, fmt, *output), timeout_s=timeout_s)
+    if run.returncode != 0 or not target.exists() or target.stat().st_size == 0:
+        target.unlink(missing_ok=True)  # a half-written file is no one's audio
+        raise processing_failed(run, fmt, 'the audio could not be processed')
+    return probe_duration_ms(target, fmt, timeout_s=timeout_s)
 
 
-def probe_duration_ms(path: Path) -> int:
-    """Read the container's duration from ffmpeg's header dump (the wheel ships no ffprobe)."""
-    result = subprocess.run(
-        [ffmpeg_executable(), '-hide_banner', '-nostdin', '-i', str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    match = _DURATION.search(result.stderr)
+def probe_duration_ms(
+    path: Path, fmt: AudioFormat | None = None, *, timeout_s: float = DEFAULT_FFMPEG_TIMEOUT_S
+) -> int:
+    """Read the container's duration from ffmpeg's header dump (the wheel ships no ffprobe).
+
+    Without `fmt`, the container is the one our own file name declares; it is still forced, never guessed.
+    """
+    fmt = fmt or format_of_file(path)
+    run = run_ffmpeg(ffmpeg_reading(path, fmt, loglevel='info'), timeout_s=timeout_s)  # no output: exits 1
+    match = _DURATION.search(run.stderr)
     if not match:
+        log.warning('ffmpeg found no duration in %s (timed out: %s): %s', path, run.timed_out, run.stderr.strip())
         raise AudioProcessingFailed('the audio has no readable duration')
     hours, minutes, seconds = match.groups()
     return round((int(hours) * 3600 + int(minutes) * 60 + float(seconds)) * 1000)
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][:200] if lines else ''

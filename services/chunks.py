@@ -1,27 +1,49 @@
-"""Chunk ingest: each chunk is durable in storage and in the database before it is acknowledged."""
+"""Chunk ingest: each chunk is durable in storage and in the database before it is acknowledged.
+
+Exclusion lives in the database, so it holds across threads and instances alike: a chunk row is inserted only
+by a statement that re-reads the recording's state in the same transaction (on PostgreSQL under a key-share
+lock that finalize's row lock must wait for). So an acknowledged chunk is always part of the final file.
+"""
 
 import hashlib
+import logging
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, and_, bindparam, or_, select, true, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 
+from .audio import audio_format, check_container
 from .database import Database
-from .errors import ChunkTooLarge, Conflict, InvalidInput, LimitReached, NotFound
+from .errors import Busy, ChunkTooLarge, Conflict, InvalidInput, LimitReached, NotFound
 from .group_commit import GroupCommit
 from .models import Chunk, Recording, RecordingStatus, utc_now
-from .recordings import RecordingLocks, chunk_key
+from .quota import StorageQuota
 from .storage import Storage
+from .storage_keys import chunk_key
 
+log = logging.getLogger(__name__)
 OPEN_STATUSES = (RecordingStatus.RECORDING, RecordingStatus.FAILED)
 
 # Built once, on the tables rather than the ORM classes: this path runs for every second of every recording, and
 # building statements and ORM objects per chunk cost more CPU than the database work itself.
 _CHUNKS: Table = Chunk.__table__  # type: ignore[attr-defined]
 _RECORDINGS: Table = Recording.__table__  # type: ignore[attr-defined]
-_OWNER_STATE_AND_STORED = (
-    select(_RECORDINGS.c.user_id, _RECORDINGS.c.status, _CHUNKS.c.size, _CHUNKS.c.sha256)
+_ACCEPTING = or_(
+    _RECORDINGS.c.status.in_([status.value for status in OPEN_STATUSES]),
+    and_(_RECORDINGS.c.status == RecordingStatus.READY.value, _RECORDINGS.c.chunks_kept == true()),
+)
+_CONTEXT = (
+    select(
+        _RECORDINGS.c.user_id,
+        _RECORDINGS.c.status,
+        _RECORDINGS.c.chunks_kept,
+        _RECORDINGS.c.mime_type,
+        _CHUNKS.c.size,
+        _CHUNKS.c.sha256,
+    )
     .select_from(
         _RECORDINGS.outerjoin(
             _CHUNKS, and_(_CHUNKS.c.recording_id == _RECORDINGS.c.id, _CHUNKS.c.seq == bindparam('seq'))
@@ -29,12 +51,32 @@ _OWNER_STATE_AND_STORED = (
     )
     .where(_RECORDINGS.c.id == bindparam('recording_id'))
 )
-_INSERT_CHUNKS = insert(_CHUNKS)
 _TOUCH_RECORDINGS = (
     update(_RECORDINGS)
     .where(_RECORDINGS.c.id.in_(bindparam('ids', expanding=True)))
     .values(updated_at=bindparam('now'))
 )
+
+
+def _conditional_insert(dialect: str) -> Any:
+    """INSERT … SELECT from the recording row while it still accepts audio; a seq stored meanwhile is skipped."""
+    source = select(
+        _RECORDINGS.c.id,
+        bindparam('seq', type_=_CHUNKS.c.seq.type),
+        bindparam('size', type_=_CHUNKS.c.size.type),
+        bindparam('sha256', type_=_CHUNKS.c.sha256.type),
+    ).where(_RECORDINGS.c.id == bindparam('recording_id'), _RECORDINGS.c.user_id == bindparam('user_id'), _ACCEPTING)
+    if dialect == 'postgresql':
+        # KEY SHARE: chunks of one recording do not wait for each other, but finalize's FOR UPDATE waits for them.
+        source = source.with_for_update(read=True, key_share=True)
+    dialect_insert = postgresql.insert if dialect == 'postgresql' else sqlite.insert
+    # RETURNING says whether the row went in: psycopg reports no row count for INSERT … SELECT … ON CONFLICT.
+    return (
+        dialect_insert(_CHUNKS)
+        .from_select(['recording_id', 'seq', 'size', 'sha256'], source, include_defaults=False)
+        .on_conflict_do_nothing()
+        .returning(_CHUNKS.c.seq)
+    )
 
 
 @dataclass(frozen=True)
@@ -46,21 +88,31 @@ class ChunkReceipt:
 
 @dataclass(frozen=True)
 class _StoredChunk:
+    user_id: uuid.UUID
     recording_id: uuid.UUID
     seq: int
     size: int
     sha256: str
 
 
+@dataclass(frozen=True)
+class _Context:
+    status: RecordingStatus
+    chunks_kept: bool
+    mime_type: str
+    stored: _StoredChunk | None
+
+
 class ChunkService:
     def __init__(
-        self, *, database: Database, storage: Storage, locks: RecordingLocks, max_chunk_bytes: int, max_chunks: int
+        self, *, database: Database, storage: Storage, quota: StorageQuota, max_chunk_bytes: int, max_chunks: int
     ) -> None:
         self.database = database
         self.storage = storage
-        self.locks = locks
+        self.quota = quota
         self.max_chunk_bytes = max_chunk_bytes
         self.max_chunks = max_chunks
+        self._insert_chunk = _conditional_insert(database.engine.dialect.name)
         # Chunks arriving together share one commit (one WAL fsync on SQLite) instead of one commit each.
         self._rows: GroupCommit[_StoredChunk, ChunkReceipt] = GroupCommit(self._commit_rows)
 
@@ -68,55 +120,64 @@ class ChunkService:
         """Idempotent by seq: the same bytes again are a no-op, different bytes for a stored seq are refused."""
         self._validate(seq, data)
         digest = hashlib.sha256(data).hexdigest()
-        with self.locks(recording_id).lock:
-            existing = self._stored(user_id=user_id, recording_id=recording_id, seq=seq)
-            if existing is not None:
-                return _compare(existing, digest)
-            self.storage.put_bytes(chunk_key(recording_id, seq), data)
-            return self._rows.submit(_StoredChunk(recording_id, seq, len(data), digest))
+        context = self._context(user_id=user_id, recording_id=recording_id, seq=seq)
+        if context.stored is not None:
+            return _compare(context.stored, digest)
+        _check_accepting(context)
+        if seq == 0:
+            check_container(audio_format(context.mime_type), data[:64])
+        self.quota.reserve(user_id, len(data))
+        self.storage.put_bytes(chunk_key(recording_id, seq, digest), data)
+        return self._rows.submit(_StoredChunk(user_id, recording_id, seq, len(data), digest))
 
-    def _stored(self, *, user_id: uuid.UUID, recording_id: uuid.UUID, seq: int) -> _StoredChunk | None:
-        """One query for the owner, the state and any chunk already stored under `seq`; refuses what it must."""
+    def _context(self, *, user_id: uuid.UUID, recording_id: uuid.UUID, seq: int) -> _Context:
+        """One query for the owner, the state and any chunk already stored under `seq`."""
         with self.database.session() as session:
-            row = (
-                session.connection()
-                .execute(_OWNER_STATE_AND_STORED, {'recording_id': recording_id, 'seq': seq})
-                .first()
-            )
+            row = session.connection().execute(_CONTEXT, {'recording_id': recording_id, 'seq': seq}).first()
         if row is None or row[0] != user_id:  # another user's recording reads exactly like a missing one
             raise NotFound('recording not found')
-        _owner, status, size, sha256 = row
-        if sha256 is not None:
-            return _StoredChunk(recording_id, seq, size, sha256)
-        if status not in OPEN_STATUSES:
-            raise Conflict('this recording is already finished and takes no more audio')
-        return None
+        _owner, status, kept, mime_type, size, sha256 = row
+        stored = _StoredChunk(user_id, recording_id, seq, size, sha256) if sha256 is not None else None
+        return _Context(RecordingStatus(status), bool(kept), mime_type, stored)
 
     def _commit_rows(self, rows: list[_StoredChunk]) -> list[ChunkReceipt | BaseException]:
-        """One transaction for the whole batch; if another instance stored one of these seqs, each row alone."""
-        try:
-            self._insert(rows)
-        except IntegrityError:
-            return [self._commit_alone(row) for row in rows]
-        return [ChunkReceipt(seq=row.seq, size=row.size) for row in rows]
-
-    def _insert(self, rows: list[_StoredChunk]) -> None:
+        """One transaction for the whole batch; a row the database did not take is explained after the commit."""
         with self.database.session() as session:
             connection = session.connection()
-            connection.execute(_INSERT_CHUNKS, [row.__dict__ for row in rows])
-            connection.execute(_TOUCH_RECORDINGS, {'ids': list({row.recording_id for row in rows}), 'now': utc_now()})
+            inserted = [self._insert(connection, row) for row in rows]
+            touched = list({row.recording_id for row, done in zip(rows, inserted, strict=True) if done})
+            if touched:
+                connection.execute(_TOUCH_RECORDINGS, {'ids': touched, 'now': utc_now()})
             session.commit()
+        return [
+            ChunkReceipt(seq=row.seq, size=row.size) if done else self._refused(row)
+            for row, done in zip(rows, inserted, strict=True)
+        ]
 
-    def _commit_alone(self, row: _StoredChunk) -> ChunkReceipt | BaseException:
+    def _insert(self, connection: Connection, row: _StoredChunk) -> bool:
+        return connection.execute(self._insert_chunk, row.__dict__).first() is not None
+
+    def _refused(self, row: _StoredChunk) -> ChunkReceipt | BaseException:
+        """Why the row was not inserted: a duplicate (fine), a conflicting one, or a recording no longer open."""
         try:
-            self._insert([row])
-            return ChunkReceipt(seq=row.seq, size=row.size)
-        except IntegrityError as error:  # another instance stored the same seq between our read and write
-            with self.database.session() as session:
-                stored = session.get(Chunk, (row.recording_id, row.seq))
-            if stored is None:
-                return error
-            return _compare_or_error(_StoredChunk(row.recording_id, row.seq, stored.size, stored.sha256), row.sha256)
+            context = self._context(user_id=row.user_id, recording_id=row.recording_id, seq=row.seq)
+            if context.stored is not None:
+                receipt = _compare(context.stored, row.sha256)
+                return receipt
+            _check_accepting(context)
+            return Busy('the recording changed while this chunk was stored; it will be sent again')
+        except Busy as error:
+            return error  # finalize may be reading this very object: leave it, the browser sends it again
+        except Exception as error:
+            self._forget(row)
+            return error
+
+    def _forget(self, row: _StoredChunk) -> None:
+        """Remove the object of a refused chunk: its key is unique to its bytes, so no accepted chunk shares it."""
+        try:
+            self.storage.delete_prefix(chunk_key(row.recording_id, row.seq, row.sha256))
+        except Exception:  # the orphan sweep removes it later
+            log.warning('could not remove the refused chunk %s of %s', row.seq, row.recording_id, exc_info=True)
 
     def _validate(self, seq: int, data: bytes) -> None:
         if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
@@ -129,14 +190,15 @@ class ChunkService:
             raise ChunkTooLarge(f'the chunk is {len(data)} bytes; at most {self.max_chunk_bytes} are accepted')
 
 
+def _check_accepting(context: _Context) -> None:
+    if context.status in OPEN_STATUSES or (context.status == RecordingStatus.READY and context.chunks_kept):
+        return
+    if context.status == RecordingStatus.FINALIZING:
+        raise Busy('this recording is being saved right now; the chunk will be sent again')
+    raise Conflict('this recording is already finished and takes no more audio')
+
+
 def _compare(existing: _StoredChunk, digest: str) -> ChunkReceipt:
     if existing.sha256 != digest:
         raise Conflict(f'chunk {existing.seq} was already stored with different bytes', seq=existing.seq)
     return ChunkReceipt(seq=existing.seq, size=existing.size, duplicate=True)
-
-
-def _compare_or_error(existing: _StoredChunk, digest: str) -> ChunkReceipt | BaseException:
-    try:
-        return _compare(existing, digest)
-    except Conflict as error:
-        return error

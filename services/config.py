@@ -4,12 +4,12 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix='VR_', env_file='.env', extra='ignore')
+    model_config = SettingsConfigDict(env_prefix='VR_', env_file='.env', extra='ignore', validate_by_name=True)
 
     host: str = '127.0.0.1'
     port: int = 8080
@@ -32,12 +32,35 @@ class Settings(BaseSettings):
     recorder_reconnect_timeout_s: float = Field(default=90.0, gt=0)
     chunk_timeslice_ms: int = Field(default=1000, ge=100, le=10_000)
     stale_recording_s: float = Field(default=600, gt=0, description='finalize a recording idle this long')
+    late_audio_retention_s: float = Field(
+        default=30 * 24 * 3600, gt=0, description='how long an auto-finished recording takes audio a browser held'
+    )
+    max_bytes_per_user: int = Field(default=5 * 2**30, gt=0, description='storage quota per user, checked per chunk')
     sweep_interval_s: float = Field(default=60, gt=0)
     environment: Literal['development', 'production'] = 'development'
     cors_origins: str = Field(default='', description='comma-separated origins allowed to call the API')
     max_recording_s: int = Field(default=4 * 3600, gt=0)
     max_recordings_per_user: int = Field(default=1000, gt=0)
     api_requests_per_minute: int = Field(default=1200, gt=0, description='per user, per app instance')
+    max_concurrent_encoders: int = Field(default=2, ge=1, le=32, description='MP3 encodes at once, per instance')
+    ffmpeg_timeout_s: float = Field(default=900, gt=0, description='any single ffmpeg run is killed after this')
+    # Abuse limits: request bodies, sign-ups and the audio channel, counted per client address or per user.
+    max_json_body_bytes: int = Field(default=64 * 1024, gt=0, le=16 * 1024 * 1024, description='except audio chunks')
+    onboard_per_address_per_hour: int = Field(default=20, gt=0, description='sign-ups and recovery-key sign-ins')
+    vr_connects_per_address_per_minute: int = Field(default=60, gt=0, description='audio channel connections')
+    vr_events_per_user_per_minute: int = Field(default=1200, gt=0, description='audio channel events; 429 retries')
+    trusted_proxy_count: int = Field(default=0, ge=0, le=10, description='proxies that append to X-Forwarded-For')
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices('VR_REDIS_URL', 'NICEGUI_REDIS_URL'),
+        description='shares the rate limits between instances; default: NICEGUI_REDIS_URL, else in memory',
+    )
+    secure_cookies: bool | None = Field(default=None, description='Secure cookies; default: on in production')
+
+    @property
+    def cookies_secure(self) -> bool:
+        """Browsers then send the session cookie over https only; production is assumed to sit behind TLS."""
+        return self.environment == 'production' if self.secure_cookies is None else self.secure_cookies
 
     @property
     def cors_origin_list(self) -> list[str]:
@@ -49,8 +72,14 @@ class Settings(BaseSettings):
         return 2 * self.max_recording_s * 1000 // self.chunk_timeslice_ms + 10
 
     def check_production_ready(self) -> None:
-        """Production must not run on a secret nobody chose: it signs every identity and link."""
-        if self.environment == 'production' and (not self.secret or len(self.secret) < 32):
+        """The secret signs every identity and link: a short chosen one is guessable anywhere, a missing one in
+        production means each instance would generate its own."""
+        if self.secret and len(self.secret) < 32:
+            raise ValueError(
+                f'VR_SECRET is {len(self.secret)} characters; set a random value of at least 32 '
+                '(e.g. openssl rand -base64 48)'
+            )
+        if self.environment == 'production' and not self.secret:
             raise ValueError(
                 'VR_ENVIRONMENT=production needs VR_SECRET set to a random value of at least 32 characters'
             )

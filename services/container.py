@@ -8,8 +8,10 @@ from .config import Settings
 from .database import Database
 from .exports import ExportService
 from .finalize import Finalizer
-from .rate_limit import RateLimiter
-from .recordings import RecordingLocks, RecordingService
+from .orphans import OrphanSweeper
+from .quota import StorageQuota
+from .rate_limit import RateLimits, build_rate_limits
+from .recordings import RecordingService
 from .schema import upgrade
 from .sharing import ShareService
 from .signing import AudioLinks, AudioUrlSigner, UploadTokens
@@ -33,7 +35,7 @@ class Services:
     links: AudioLinks
     upload_tokens: UploadTokens
     sweeper: StaleRecordingSweeper
-    rate_limiter: RateLimiter
+    rate_limits: RateLimits
     waveforms: WaveformService
     exports: ExportService
     shares: ShareService
@@ -69,16 +71,22 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
     storage = storage or build_storage(settings)
     # Local reads are fast and sequential is fine; S3 pays a round trip per chunk, so fetch several at once.
     fetch_workers = settings.s3_max_concurrency if settings.storage == 's3' else 1
-    locks = RecordingLocks()
     secret = settings.resolved_secret()
     finalizer = Finalizer(
         database=database,
         storage=storage,
-        locks=locks,
         temp_dir=settings.data_dir / 'tmp',
+        max_chunks=settings.max_chunks_per_recording,
+        max_duration_ms=settings.max_recording_s * 1000,
+        ffmpeg_timeout_s=settings.ffmpeg_timeout_s,
         fetch_workers=fetch_workers,
     )
-    waveforms = WaveformService(database=database, storage=storage, temp_dir=settings.data_dir / 'tmp')
+    waveforms = WaveformService(
+        database=database,
+        storage=storage,
+        temp_dir=settings.data_dir / 'tmp',
+        ffmpeg_timeout_s=settings.ffmpeg_timeout_s,
+    )
     finalizer.on_ready = waveforms.schedule
     return Services(
         settings=settings,
@@ -86,12 +94,12 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         storage=storage,
         users=UserService(database),
         recordings=RecordingService(
-            database=database, storage=storage, locks=locks, max_recordings_per_user=settings.max_recordings_per_user
+            database=database, storage=storage, max_recordings_per_user=settings.max_recordings_per_user
         ),
         chunks=ChunkService(
             database=database,
             storage=storage,
-            locks=locks,
+            quota=StorageQuota(database=database, max_bytes_per_user=settings.max_bytes_per_user),
             max_chunk_bytes=settings.max_chunk_bytes,
             max_chunks=settings.max_chunks_per_recording,
         ),
@@ -100,13 +108,22 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         upload_tokens=UploadTokens(secret),
         sweeper=StaleRecordingSweeper(
             database=database,
+            storage=storage,
             finalizer=finalizer,
             idle_after=timedelta(seconds=settings.stale_recording_s),
+            late_audio_retention=timedelta(seconds=settings.late_audio_retention_s),
             waveforms=waveforms,
+            orphans=OrphanSweeper(database=database, storage=storage, temp_dir=settings.data_dir / 'tmp'),
         ),
-        rate_limiter=RateLimiter(settings.api_requests_per_minute),
+        rate_limits=build_rate_limits(settings),
         waveforms=waveforms,
-        exports=ExportService(database=database, storage=storage, temp_dir=settings.data_dir / 'tmp'),
+        exports=ExportService(
+            database=database,
+            storage=storage,
+            temp_dir=settings.data_dir / 'tmp',
+            max_concurrent_encoders=settings.max_concurrent_encoders,
+            ffmpeg_timeout_s=settings.ffmpeg_timeout_s,
+        ),
         shares=ShareService(database),
         secret=secret,
     )

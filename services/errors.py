@@ -49,10 +49,13 @@ class Conflict(AppError):
 class MissingChunks(Conflict):
     """Finalize found a gap: the client should resend these seqs."""
 
+    SHOWN = 100  # a crafted chunk_count must not turn into a huge answer
+
     def __init__(self, missing: list[int]) -> None:
-        shown = ', '.join(map(str, missing[:20])) + (' …' if len(missing) > 20 else '')
-        super().__init__(f'chunks missing: {shown}', missing=missing)
-        self.missing = missing
+        first = missing[: self.SHOWN]
+        shown = ', '.join(map(str, first[:20])) + (' …' if len(missing) > 20 else '')
+        super().__init__(f'{len(missing)} chunks missing: {shown}', missing=first, missing_count=len(missing))
+        self.missing = first
 
 
 class ChunkTooLarge(AppError):

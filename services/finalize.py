@@ -1,76 +1,119 @@
-"""Stop → one seekable file: chunks are concatenated in seq order through a temp file and stream-copied."""
+"""Stop → one seekable file: chunks are concatenated in seq order through a temp file and stream-copied.
+
+Who may assemble is decided by a compare-and-set on the recording row (under a row lock on PostgreSQL), so two
+requests, two instances or the sweeper never assemble one recording at once, and no chunk is acknowledged while
+it happens. A recording the server finished on its own (it went idle) keeps its chunks: audio the browser still
+holds may arrive late, and the recording is then assembled again with it.
+"""
 
 import logging
 import tempfile
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlmodel import col, delete, or_, select, update
+from sqlalchemy import func, text
+from sqlmodel import Session, col, delete, or_, select, update
 
 from .audio import audio_format, remux
 from .database import Database
-from .errors import AudioProcessingFailed, Busy, Conflict, MissingChunks
+from .errors import AudioProcessingFailed, Busy, Conflict, InvalidInput, MissingChunks
 from .models import Chunk, Recording, RecordingStatus, utc_now
 from .ordered_fetch import copy_in_order
-from .recordings import RecordingLocks, audio_key, chunk_key, load_owned, recording_prefix
+from .recordings import audio_key, load_owned
 from .storage import Storage
+from .storage_keys import chunk_key, chunks_prefix, legacy_chunk_key, mp3_key, recording_prefix
 
 log = logging.getLogger(__name__)
 # A finalize that has not finished in this long died with its process; another may take over.
 FINALIZE_TAKEOVER = timedelta(minutes=5)
+# Browsers stop at the limit by their own clock; the file may run a little longer than that clock.
+DURATION_SLACK_MS = 30_000
 
 
 def find_missing(seqs: list[int], chunk_count: int | None) -> list[int]:
-    expected = chunk_count if chunk_count is not None else (max(seqs) + 1 if seqs else 0)
+    expected = max(chunk_count or 0, max(seqs) + 1 if seqs else 0)
     present = set(seqs)
     return [seq for seq in range(expected) if seq not in present]
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What a claimed finalize works from: the chunks as they stood once nobody could add more."""
+
+    chunks: list[tuple[int, str, bool]]  # (seq, sha256, legacy_key) in seq order
+    previous: RecordingStatus
+    keep_chunks: bool
+
+
 class Finalizer:
     def __init__(
-        self, *, database: Database, storage: Storage, locks: RecordingLocks, temp_dir: Path, fetch_workers: int = 1
+        self,
+        *,
+        database: Database,
+        storage: Storage,
+        temp_dir: Path,
+        max_chunks: int,
+        max_duration_ms: int,
+        ffmpeg_timeout_s: float = 900,
+        fetch_workers: int = 1,
     ) -> None:
         self.database = database
         self.storage = storage
-        self.locks = locks
         self.temp_dir = temp_dir
+        self.max_chunks = max_chunks
+        self.max_duration_ms = max_duration_ms
+        self.ffmpeg_timeout_s = ffmpeg_timeout_s
+        self.duration_slack_ms = DURATION_SLACK_MS
         self.fetch_workers = fetch_workers
         self.on_ready: Callable[[uuid.UUID], None] = lambda _recording_id: None  # e.g. start its waveform
 
     def finalize(
-        self, *, user_id: uuid.UUID, recording_id: uuid.UUID, chunk_count: int | None = None, bridge_gaps: bool = False
+        self,
+        *,
+        user_id: uuid.UUID,
+        recording_id: uuid.UUID,
+        chunk_count: int | None = None,
+        bridge_gaps: bool = False,
     ) -> Recording:
-        """Idempotent: finalizing a ready recording returns it unchanged, so a client may retry a lost answer.
+        """Idempotent: finalizing a ready recording returns it, so a client may retry a lost answer.
 
-        With `bridge_gaps`, missing chunks do not stop it: the audio on both sides of a gap is kept
-        (the demuxer resyncs at the next cluster). Only the first chunk, which holds the header, is required.
+        With `bridge_gaps` (the sweeper, finishing a recording nobody stopped) missing chunks do not stop it and
+        the chunks are kept for late audio; only the first chunk, which holds the header, is required.
         """
-        with self.locks(recording_id).lock:
-            with self.database.session() as session:
-                recording = load_owned(session, user_id=user_id, recording_id=recording_id)
-                if recording.status == RecordingStatus.READY:
-                    return recording
-                query = select(Chunk.seq).where(Chunk.recording_id == recording_id).order_by(col(Chunk.seq))
-                seqs = list(session.exec(query).all())
-            if chunk_count is not None:
-                seqs = [seq for seq in seqs if seq < chunk_count]
-            missing = find_missing(seqs, chunk_count)
-            if missing and not (bridge_gaps and seqs and seqs[0] == 0):
-                raise MissingChunks(missing)
-            if not seqs:
-                raise Conflict('no audio was received for this recording')
-            if missing:
-                log.warning('finalizing recording %s across %d missing chunks', recording_id, len(missing))
-            if not self._claim(recording_id, utc_now()):
-                return self._after_lost_claim(user_id, recording_id)
-            return self._finish(recording, seqs)
+        if chunk_count is not None and not 0 <= chunk_count <= self.max_chunks:
+            raise InvalidInput(f'chunk_count must be between 0 and {self.max_chunks}')
+        with self.database.session() as session:
+            recording = load_owned(session, user_id=user_id, recording_id=recording_id)
+            seqs = [seq for seq, _sha, _legacy in _chunks_of(session, recording_id)]
+        if recording.status == RecordingStatus.READY and not recording.chunks_kept:
+            return recording
+        if recording.status == RecordingStatus.READY and bridge_gaps and len(seqs) == recording.assembled_chunks:
+            return recording  # nothing arrived since the server assembled it
+        self._check_complete(seqs, chunk_count, bridge_gaps)
+        previous = recording.status
+        if not self._claim(recording_id, utc_now()):
+            return self._after_lost_claim(user_id, recording_id)
+        with self.database.session() as session:
+            chunks = _chunks_of(session, recording_id)  # now final: nothing is accepted while we hold the claim
+        return self._finish(recording, _Plan(chunks, previous, keep_chunks=bridge_gaps))
+
+    def _check_complete(self, seqs: list[int], chunk_count: int | None, bridge_gaps: bool) -> None:
+        if not seqs:
+            raise Conflict('no audio was received for this recording')
+        missing = find_missing(seqs, chunk_count)
+        if missing and not (bridge_gaps and seqs[0] == 0):
+            raise MissingChunks(missing)
+        if missing:
+            log.warning('finalizing a recording across %d missing chunks', len(missing))
 
     def _claim(self, recording_id: uuid.UUID, now: datetime) -> bool:
-        """Compare-and-set to `finalizing`, so two instances (or the sweeper) never assemble the same recording."""
+        """Compare-and-set to `finalizing`; on PostgreSQL the row lock first waits for chunks being inserted."""
         claimable = or_(
             col(Recording.status).in_([RecordingStatus.RECORDING, RecordingStatus.FAILED]),
+            (col(Recording.status) == RecordingStatus.READY) & col(Recording.chunks_kept),
             (col(Recording.status) == RecordingStatus.FINALIZING)
             & (col(Recording.updated_at) < now - FINALIZE_TAKEOVER),
         )
@@ -81,9 +124,31 @@ class Finalizer:
             .values(status=RecordingStatus.FINALIZING, updated_at=now)
         )
         with self.database.session() as session:
+            _lock_row(session, recording_id)
             claimed = session.exec(statement).rowcount == 1  # type: ignore[call-overload]
             session.commit()
         return claimed
+
+    def release_chunks(self, recording_id: uuid.UUID, *, idle_since: datetime) -> bool:
+        """Stop keeping a finished recording's chunks, if all of them are in its file and none arrived lately;
+        from then on late chunks are refused. The caller deletes the objects."""
+        assembled = select(func.count()).select_from(Chunk).where(col(Chunk.recording_id) == recording_id)
+        statement = (
+            update(Recording)
+            .where(col(Recording.id) == recording_id)
+            .where(col(Recording.status) == RecordingStatus.READY)
+            .where(col(Recording.chunks_kept))
+            .where(col(Recording.updated_at) < idle_since)
+            .where(col(Recording.assembled_chunks) == assembled.scalar_subquery())
+            .values(chunks_kept=False)
+        )
+        with self.database.session() as session:
+            _lock_row(session, recording_id)
+            if session.exec(statement).rowcount != 1:  # type: ignore[call-overload]
+                return False
+            session.exec(delete(Chunk).where(col(Chunk.recording_id) == recording_id))  # type: ignore[call-overload]
+            session.commit()
+        return True
 
     def _after_lost_claim(self, user_id: uuid.UUID, recording_id: uuid.UUID) -> Recording:
         with self.database.session() as session:
@@ -92,41 +157,102 @@ class Finalizer:
             return recording
         raise Busy('this recording is being saved right now; try again in a moment')
 
-    def _finish(self, recording: Recording, seqs: list[int]) -> Recording:
+    def _finish(self, recording: Recording, plan: _Plan) -> Recording:
         try:
-            duration_ms, size = self._assemble(recording, seqs)
+            duration_ms, size = self._assemble(recording, plan.chunks)
         except AudioProcessingFailed as error:
-            self._set_status(recording, RecordingStatus.FAILED, error=error.message)
+            again = plan.previous == RecordingStatus.READY  # the earlier file stays; the new chunks wait for a fix
+            self._release(recording, plan.previous if again else RecordingStatus.FAILED, error=error.message)
             raise
         except Exception:
-            self._set_status(recording, RecordingStatus.RECORDING)  # retryable: keep the chunks, try again later
+            self._release(recording, plan.previous)  # retryable: keep the chunks, try again later
             raise
-        with self.database.session() as session:
-            recording.status = RecordingStatus.READY
-            recording.duration_ms, recording.size_bytes, recording.error = duration_ms, size, None
-            recording.updated_at = utc_now()
-            session.add(recording)
-            session.exec(delete(Chunk).where(col(Chunk.recording_id) == recording.id))  # type: ignore[call-overload]
-            session.commit()
-        self.storage.delete_prefix(f'{recording_prefix(recording.id)}chunks/')
-        log.info('finalized recording %s: %d chunks, %d ms, %d bytes', recording.id, len(seqs), duration_ms, size)
+        if not self._mark_ready(recording, plan, duration_ms, size):
+            log.info('recording %s was deleted while it was being saved; removing what was written', recording.id)
+            self.storage.delete_prefix(recording_prefix(recording.id))
+            raise Conflict('this recording was deleted')
+        if plan.previous == RecordingStatus.READY:
+            self.storage.delete_prefix(mp3_key(recording.id))  # made from the earlier, shorter file
+        if not plan.keep_chunks:
+            self.storage.delete_prefix(chunks_prefix(recording.id))
+        log.info(
+            'finalized recording %s: %d chunks, %d ms, %d bytes', recording.id, len(plan.chunks), duration_ms, size
+        )
         self.on_ready(recording.id)
         return recording
 
-    def _assemble(self, recording: Recording, seqs: list[int]) -> tuple[int, int]:
+    def _mark_ready(self, recording: Recording, plan: _Plan, duration_ms: int, size: int) -> bool:
+        """Only a recording still claimed becomes ready: one deleted meanwhile stays deleted."""
+        values = {
+            'status': RecordingStatus.READY,
+            'duration_ms': duration_ms,
+            'size_bytes': size,
+            'error': None,
+            'chunks_kept': plan.keep_chunks,
+            'assembled_chunks': len(plan.chunks),
+            'peaks': None,
+            'updated_at': utc_now(),
+        }
+        statement = (
+            update(Recording)
+            .where(col(Recording.id) == recording.id)
+            .where(col(Recording.status) == RecordingStatus.FINALIZING)
+            .values(**values)
+        )
+        with self.database.session() as session:
+            if session.exec(statement).rowcount != 1:  # type: ignore[call-overload]
+                return False
+            if not plan.keep_chunks:
+                session.exec(delete(Chunk).where(col(Chunk.recording_id) == recording.id))  # type: ignore[call-overload]
+            session.commit()
+        for name, value in values.items():
+            setattr(recording, name, value)
+        return True
+
+    def _assemble(self, recording: Recording, chunks: list[tuple[int, str, bool]]) -> tuple[int, int]:
         fmt = audio_format(recording.mime_type)
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.temp_dir, prefix='finalize-') as folder:
             joined, output = Path(folder) / f'joined.{fmt.extension}', Path(folder) / f'final.{fmt.extension}'
+            keys = [_key(recording.id, chunk) for chunk in chunks]
             with joined.open('wb') as handle:
-                keys = [chunk_key(recording.id, seq) for seq in seqs]
                 copy_in_order(self.storage, keys, handle, workers=self.fetch_workers)
-            duration_ms = remux(joined, output, fmt)
+            duration_ms = remux(joined, output, fmt, timeout_s=self.ffmpeg_timeout_s)
+            if duration_ms > self.max_duration_ms + self.duration_slack_ms:
+                limit_h = self.max_duration_ms / 3_600_000
+                raise AudioProcessingFailed(f'the audio is longer than the {limit_h:g}-hour limit of one recording')
             self.storage.put_file(audio_key(recording), output)
             return duration_ms, output.stat().st_size
 
-    def _set_status(self, recording: Recording, status: RecordingStatus, error: str | None = None) -> None:
+    def _release(self, recording: Recording, status: RecordingStatus, error: str | None = None) -> None:
+        statement = (
+            update(Recording)
+            .where(col(Recording.id) == recording.id)
+            .where(col(Recording.status) == RecordingStatus.FINALIZING)
+            .values(status=status, error=error, updated_at=utc_now())
+        )
         with self.database.session() as session:
-            recording.status, recording.error, recording.updated_at = status, error, utc_now()
-            session.add(recording)
+            session.exec(statement)  # type: ignore[call-overload]
             session.commit()
+        recording.status, recording.error = status, error
+
+
+def _chunks_of(session: Session, recording_id: uuid.UUID) -> list[tuple[int, str, bool]]:
+    query = (
+        select(Chunk.seq, Chunk.sha256, Chunk.legacy_key)
+        .where(Chunk.recording_id == recording_id)
+        .order_by(col(Chunk.seq))
+    )
+    return [(seq, sha, bool(legacy)) for seq, sha, legacy in session.exec(query).all()]
+
+
+def _key(recording_id: uuid.UUID, chunk: tuple[int, str, bool]) -> str:
+    seq, sha256, legacy = chunk
+    return legacy_chunk_key(recording_id, seq) if legacy else chunk_key(recording_id, seq, sha256)
+
+
+def _lock_row(session: Session, recording_id: uuid.UUID) -> None:
+    """PostgreSQL: FOR UPDATE waits for every chunk insert holding a key-share lock on the row (SQLite has one
+    writer at a time, which gives the same order)."""
+    if session.connection().dialect.name == 'postgresql':
+        session.exec(text('SELECT 1 FROM recording WHERE id = :id FOR UPDATE').bindparams(id=recording_id))  # type: ignore[call-overload]

@@ -47,8 +47,10 @@ class GroupCommit(Generic[T, R]):
                     self._writing = True
                     batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
             if leading:
-                self._finish(batch)
-                self._hand_over()
+                try:
+                    self._finish(batch)
+                finally:  # whatever went wrong in this batch, the callers behind it must not wait forever
+                    self._hand_over()
             else:
                 entry.waiting.wait()
         if entry.error is not None:
@@ -64,14 +66,24 @@ class GroupCommit(Generic[T, R]):
             successor.waiting.set()
 
     def _finish(self, batch: list[_Entry[T, R]]) -> None:
+        """Every entry of the batch ends done, with its result or an error, even if the bookkeeping fails."""
         try:
             outcomes = self._write_batch([entry.item for entry in batch])
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f'the batch writer returned {len(outcomes)} outcomes for {len(batch)} items')
         except BaseException as error:  # the whole batch failed: every caller in it sees the error
             outcomes = [error] * len(batch)
-        for entry, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                entry.error = outcome
-            else:
-                entry.result = outcome
-            entry.done = True
-            entry.waiting.set()
+        try:
+            for entry, outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    entry.error = outcome
+                else:
+                    entry.result = outcome
+                entry.done = True
+                entry.waiting.set()
+        finally:
+            for entry in batch:
+                if not entry.done:
+                    entry.error = entry.error or RuntimeError('the batch was not written')
+                    entry.done = True
+                    entry.waiting.set()

@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, DateTime, Index, Text, TypeDecorator
+from sqlalchemy import Column, DateTime, Index, Text, TypeDecorator, false
 from sqlmodel import Field, SQLModel
 
 
@@ -45,6 +45,9 @@ class User(SQLModel, table=True):
     name: str = Field(max_length=50)
     token_hash: str = Field(max_length=64, unique=True, index=True)
     created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp_column())
+    # Raised by a key rotation or "sign out everywhere": browser sessions and upload tokens carry the version
+    # they were issued with, and any older one stops working at once.
+    credential_version: int = Field(default=1)
 
 
 class Recording(SQLModel, table=True):
@@ -61,6 +64,10 @@ class Recording(SQLModel, table=True):
     size_bytes: int | None = None
     error: str | None = Field(default=None, max_length=500)
     peaks: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # JSON list, see waveform.py
+    # Set when the server finished the recording without the browser's word (it went idle): the chunks are kept,
+    # so audio the browser still holds can arrive late and the recording is assembled again with it.
+    chunks_kept: bool = Field(default=False)
+    assembled_chunks: int | None = Field(default=None, description='how many chunks the current audio file holds')
 
 
 class Share(SQLModel, table=True):
@@ -79,3 +86,5 @@ class Chunk(SQLModel, table=True):
     seq: int = Field(primary_key=True)
     size: int
     sha256: str = Field(max_length=64)
+    # Stored by version 0.1 under `chunks/<seq>`, before keys carried the content hash (see storage_keys.py).
+    legacy_key: bool = Field(default=False, sa_column_kwargs={'server_default': false()})

@@ -1,34 +1,96 @@
-"""Per-user request limits for the API: a sliding one-minute window, kept in this instance's memory.
+"""Request limits on the `limits` library: per user or per client address, in memory or shared through Redis.
 
-Behind a load balancer each instance counts on its own; with sticky sessions a user mostly meets one.
+With a Redis URL every instance counts in the same windows, so a limit holds however many instances serve.
 """
 
+import asyncio
+import logging
 import math
-import threading
 import time
-import uuid
-from collections import deque
+from dataclasses import dataclass
+from typing import Literal
 
+from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerMinute
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from .config import Settings
 from .errors import TooManyRequests
 
-WINDOW_S = 60.0
+log = logging.getLogger(__name__)
+WINDOWS: dict[str, type[RateLimitItem]] = {'minute': RateLimitItemPerMinute, 'hour': RateLimitItemPerHour}
 
 
 class RateLimiter:
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self._hits: dict[uuid.UUID, deque[float]] = {}
-        self._lock = threading.Lock()
+    """At most `amount` hits per `window` for each key (a user id or an address), over a moving window."""
 
-    def hit(self, user_id: uuid.UUID, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            hits = self._hits.setdefault(user_id, deque())
-            while hits and hits[0] <= now - WINDOW_S:
-                hits.popleft()
-            if len(hits) >= self.per_minute:
-                retry_after = max(1, math.ceil(hits[0] + WINDOW_S - now))
-                raise TooManyRequests(f'too many requests: at most {self.per_minute} a minute', retry_after)
-            hits.append(now)
-            if len(self._hits) > 10_000:  # forget idle users so memory stays bounded
-                self._hits = {uid: h for uid, h in self._hits.items() if h and h[-1] > now - WINDOW_S}
+    def __init__(self, name: str, *, amount: int, window: Literal['minute', 'hour'], storage: Storage) -> None:
+        self.name, self.window, self._storage = name, window, storage
+        self._strategy = MovingWindowRateLimiter(storage)
+        self.amount = amount
+
+    @property
+    def amount(self) -> int:
+        return self._item.amount
+
+    @amount.setter
+    def amount(self, amount: int) -> None:
+        self._item = WINDOWS[self.window](amount)  # the amount is part of the key: a new limit counts afresh
+
+    def hit(self, key: object) -> None:
+        """Count one hit, or raise TooManyRequests saying when to come back. An unreachable store lets it pass:
+        losing the limit for a while is better than refusing every recording."""
+        try:
+            if self._strategy.hit(self._item, self.name, str(key)):
+                return
+            reset_at = self._strategy.get_window_stats(self._item, self.name, str(key)).reset_time
+        except StorageError as error:
+            log.warning('rate limit store unreachable, %s is not limited: %s', self.name, error)
+            return
+        retry_after = max(1, math.ceil(reset_at - time.time()))
+        raise TooManyRequests(
+            f'too many {self.name}: at most {self.amount} per {self.window}; try again in {retry_after} s', retry_after
+        )
+
+    async def hit_async(self, key: object) -> None:
+        """In memory a hit takes microseconds, so it is counted on the event loop; a remote store is a network call."""
+        if isinstance(self._storage, MemoryStorage):
+            self.hit(key)
+        else:
+            await asyncio.to_thread(self.hit, key)
+
+
+@dataclass
+class RateLimits:
+    api: RateLimiter
+    onboard: RateLimiter
+    vr_connects: RateLimiter
+    vr_events: RateLimiter
+
+
+def build_rate_limits(settings: Settings) -> RateLimits:
+    storage = storage_from_string(settings.redis_url or 'memory://', wrap_exceptions=True)
+    assert isinstance(storage, Storage)  # a plain URI gives a synchronous store
+    return RateLimits(
+        api=RateLimiter('requests', amount=settings.api_requests_per_minute, window='minute', storage=storage),
+        onboard=RateLimiter(
+            'sign-ups or sign-ins', amount=settings.onboard_per_address_per_hour, window='hour', storage=storage
+        ),
+        vr_connects=RateLimiter(
+            'connections', amount=settings.vr_connects_per_address_per_minute, window='minute', storage=storage
+        ),
+        vr_events=RateLimiter(
+            'audio messages', amount=settings.vr_events_per_user_per_minute, window='minute', storage=storage
+        ),
+    )
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted_proxies: int) -> str:
+    """Who to count a request against. Each trusted proxy appends the address it got the request from to
+    X-Forwarded-For, so the client is that many entries from the right; anything further left the client wrote."""
+    if trusted_proxies > 0 and forwarded_for:
+        hops = [hop.strip() for hop in forwarded_for.split(',') if hop.strip()]
+        if len(hops) >= trusted_proxies:
+            return hops[-trusted_proxies]
+    return peer or 'unknown'

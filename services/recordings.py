@@ -1,11 +1,11 @@
 """A user's recordings: create, list, rename, delete. Every call is scoped to the owner."""
 
-import threading
+import logging
 import uuid
-import weakref
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import text
 from sqlmodel import Session, col, delete, func, select
 
 from .audio import audio_format
@@ -13,21 +13,16 @@ from .database import Database
 from .errors import InvalidInput, LimitReached, NotFound
 from .models import Chunk, Recording, Share, utc_now
 from .storage import Storage
+from .storage_keys import audio_key as _audio_key
+from .storage_keys import recording_prefix
 
+log = logging.getLogger(__name__)
 MAX_TITLE_LENGTH = 200
 MAX_PAGE_SIZE = 200
 
 
-def recording_prefix(recording_id: uuid.UUID) -> str:
-    return f'recordings/{recording_id}/'
-
-
-def chunk_key(recording_id: uuid.UUID, seq: int) -> str:
-    return f'recordings/{recording_id}/chunks/{seq}'
-
-
 def audio_key(recording: Recording) -> str:
-    return f'recordings/{recording.id}/audio.{audio_format(recording.mime_type).extension}'
+    return _audio_key(recording.id, audio_format(recording.mime_type).extension)
 
 
 def download_name(recording: Recording, *, mp3: bool = False) -> str:
@@ -59,35 +54,10 @@ def _owned_matching(user_id: uuid.UUID, search: str) -> list[Any]:
     return conditions
 
 
-class _Lock:
-    __slots__ = ('__weakref__', 'lock')
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-
-
-class RecordingLocks:
-    """One lock per recording in this process, so a chunk never lands while that recording is finalized."""
-
-    def __init__(self) -> None:
-        self._locks: weakref.WeakValueDictionary[uuid.UUID, _Lock] = weakref.WeakValueDictionary()
-        self._guard = threading.Lock()
-
-    def __call__(self, recording_id: uuid.UUID) -> _Lock:
-        with self._guard:
-            holder = self._locks.get(recording_id)
-            if holder is None:
-                holder = self._locks[recording_id] = _Lock()
-            return holder
-
-
 class RecordingService:
-    def __init__(
-        self, *, database: Database, storage: Storage, locks: RecordingLocks, max_recordings_per_user: int = 1000
-    ) -> None:
+    def __init__(self, *, database: Database, storage: Storage, max_recordings_per_user: int = 1000) -> None:
         self.database = database
         self.storage = storage
-        self.locks = locks
         self.max_recordings_per_user = max_recordings_per_user
 
     def create(self, *, user_id: uuid.UUID, mime_type: str, title: str | None = None) -> Recording:
@@ -150,11 +120,22 @@ class RecordingService:
             return recording
 
     def delete(self, *, user_id: uuid.UUID, recording_id: uuid.UUID) -> None:
-        """Audio goes first: if storage fails, the row stays and the user can retry, so no audio is orphaned."""
-        with self.locks(recording_id).lock, self.database.session() as session:
-            recording = load_owned(session, user_id=user_id, recording_id=recording_id)
-            self.storage.delete_prefix(recording_prefix(recording_id))
+        """The rows go first, in one transaction: from then on every writer racing us (a chunk, finalize, an MP3
+        export) sees the recording gone and removes what it wrote, and what is left in storage is removed here
+        or, if storage fails now, by the orphan sweep."""
+        with self.database.session() as session:
+            if session.connection().dialect.name == 'postgresql':  # waits for chunk inserts holding a key share
+                session.exec(text('SELECT 1 FROM recording WHERE id = :id FOR UPDATE').bindparams(id=recording_id))  # type: ignore[call-overload]
+            load_owned(session, user_id=user_id, recording_id=recording_id)
             session.exec(delete(Chunk).where(col(Chunk.recording_id) == recording_id))  # type: ignore[call-overload]
             session.exec(delete(Share).where(col(Share.recording_id) == recording_id))  # type: ignore[call-overload]
-            session.delete(recording)
+            session.exec(delete(Recording).where(col(Recording.id) == recording_id))  # type: ignore[call-overload]
             session.commit()
+        try:
+            self.storage.delete_prefix(recording_prefix(recording_id))
+        except Exception:
+            log.warning('the audio of deleted recording %s stays until the orphan sweep', recording_id, exc_info=True)
+
+    def exists(self, recording_id: uuid.UUID) -> bool:
+        with self.database.session() as session:
+            return session.get(Recording, recording_id) is not None

@@ -1,6 +1,8 @@
 """Share links: a recording made public to whoever has the link, until it expires or is revoked."""
 
+import time
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 
 from sqlmodel import col, delete, select
@@ -12,6 +14,7 @@ from .recordings import load_owned
 
 MIN_LIFETIME = timedelta(minutes=5)
 MAX_LIFETIME = timedelta(days=30)
+RECHECK_S = 15.0  # how long a stream already under way may outlive the revocation of its link
 
 
 class ShareService:
@@ -64,3 +67,27 @@ class ShareService:
         if recording is None or recording.status != RecordingStatus.READY:
             raise NotFound('this link has expired or was revoked')
         return share, recording
+
+    def is_active(self, share_id: uuid.UUID) -> bool:
+        try:
+            self.resolve(share_id)
+        except NotFound:
+            return False
+        return True
+
+    def while_active(
+        self, share_id: uuid.UUID, pieces: Iterator[bytes], *, recheck_s: float = RECHECK_S
+    ) -> Iterator[bytes]:
+        """Ends a stream soon after its link is revoked: a player may hold one response open for the whole recording."""
+        checked = time.monotonic()
+        try:
+            for piece in pieces:
+                if time.monotonic() - checked >= recheck_s:
+                    if not self.is_active(share_id):
+                        return
+                    checked = time.monotonic()
+                yield piece
+        finally:
+            close = getattr(pieces, 'close', None)
+            if close is not None:
+                close()  # let go of the file or S3 stream now, not when the generator is collected

@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import time
 import uuid
+from dataclasses import dataclass
 
 from .audio import audio_format
 from .exports import MP3_TYPE, mp3_key
@@ -52,37 +53,46 @@ class AudioLinks:
         return f'/api/recordings/{recording.id}/audio?expires={expires}&signature={signature}{suffix}'
 
 
+@dataclass(frozen=True)
+class UploadGrant:
+    user_id: uuid.UUID
+    credential_version: int
+
+
 class UploadTokens:
     """Short-lived credentials that let a recorder page stream audio, independent of the page's socket session.
 
     The page's NiceGUI client dies with a server restart; this token does not, so a recording in progress
-    can reconnect to a restarted server and keep uploading.
+    can reconnect to a restarted server and keep uploading. It carries the user's credential version, so
+    "sign out everywhere" and a key rotation end it at once.
     """
 
     def __init__(self, secret: str, lifetime_s: int = 24 * 3600) -> None:
         self._key = hashlib.sha256(b'upload-token:' + secret.encode()).digest()
         self.lifetime_s = lifetime_s
 
-    def issue(self, user_id: uuid.UUID, now: float | None = None) -> str:
+    def issue(self, user_id: uuid.UUID, credential_version: int = 1, now: float | None = None) -> str:
         expires = int((now if now is not None else time.time()) + self.lifetime_s)
-        return f'{user_id}.{expires}.{self._signature(str(user_id), expires)}'
+        claim = f'{user_id}.{credential_version}.{expires}'
+        return f'{claim}.{self._signature(claim)}'
 
-    def verify(self, token: object, now: float | None = None) -> uuid.UUID | None:
-        """The user the token speaks for, or None when it is malformed, tampered with or expired."""
-        if not isinstance(token, str) or token.count('.') != 2:
+    def verify(self, token: object, now: float | None = None) -> UploadGrant | None:
+        """Who the token speaks for, or None when it is malformed, tampered with or expired."""
+        if not isinstance(token, str) or token.count('.') != 3:
             return None
-        user, expires_text, signature = token.split('.')
-        if not expires_text.isdigit() or int(expires_text) < (now if now is not None else time.time()):
+        claim, _, signature = token.rpartition('.')
+        user, version, expires = claim.split('.')
+        if not (version.isdigit() and expires.isdigit()) or int(expires) < (now if now is not None else time.time()):
             return None
-        if not _same(self._signature(user, int(expires_text)), signature):
+        if not _same(self._signature(claim), signature):
             return None
         try:
-            return uuid.UUID(user)
+            return UploadGrant(uuid.UUID(user), int(version))
         except ValueError:
             return None
 
-    def _signature(self, user: str, expires: int) -> str:
-        return hmac.new(self._key, f'{user}:{expires}'.encode(), hashlib.sha256).hexdigest()
+    def _signature(self, claim: str) -> str:
+        return hmac.new(self._key, claim.encode(), hashlib.sha256).hexdigest()
 
 
 def _same(expected: str, given: str) -> bool:

@@ -38,7 +38,10 @@ class Storage(Protocol):
     def exists(self, key: str) -> bool: ...
 
     def delete_prefix(self, prefix: str) -> int:
-        """Delete every object under `prefix`; returns how many were deleted."""
+        """Delete every object whose key starts with `prefix` (a folder, or one whole key)."""
+
+    def list_children(self, prefix: str, *, after: str = '', limit: int = 1000) -> list[str]:
+        """The names one level below `prefix` (`recordings/` → recording ids), sorted, starting after `after`."""
 
     def check(self) -> None:
         """Raise ServiceUnavailable when the storage cannot be used."""
@@ -108,12 +111,24 @@ class LocalStorage:
         return self._path(key).is_file()
 
     def delete_prefix(self, prefix: str) -> int:
-        folder = self._path(prefix.rstrip('/'))
-        if not folder.exists():
-            return 0
-        count = sum(1 for item in folder.rglob('*') if item.is_file())
-        shutil.rmtree(folder)
+        path = self._path(prefix.rstrip('/'))
+        try:
+            if path.is_file():
+                path.unlink()
+                return 1
+            if not path.exists():
+                return 0
+            count = sum(1 for item in path.rglob('*') if item.is_file())
+            shutil.rmtree(path)
+        except OSError as error:
+            raise ServiceUnavailable('audio storage is unavailable, please try again shortly') from error
         return count
+
+    def list_children(self, prefix: str, *, after: str = '', limit: int = 1000) -> list[str]:
+        folder = self._path(prefix.rstrip('/'))
+        if not folder.is_dir():
+            return []
+        return sorted(name for name in (entry.name for entry in folder.iterdir()) if name > after)[:limit]
 
     def check(self) -> None:
         if not os.access(self.root, os.W_OK):

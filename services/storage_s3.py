@@ -120,6 +120,17 @@ class S3Storage:
                     deleted += len(batch)
         return deleted
 
+    def list_children(self, prefix: str, *, after: str = '', limit: int = 1000) -> list[str]:
+        """One delimited listing: S3 returns each child "folder" once, however many objects it holds."""
+        options = {'StartAfter': f'{prefix}{after}/~'} if after else {}  # '~' sorts after every key character used
+        with self._errors('list'):
+            response = self.client.list_objects_v2(
+                Bucket=self.bucket, Prefix=prefix, Delimiter='/', MaxKeys=min(limit, 1000), **options
+            )
+        names = [item['Prefix'][len(prefix) :].rstrip('/') for item in response.get('CommonPrefixes', [])]
+        names += [item['Key'][len(prefix) :] for item in response.get('Contents', [])]
+        return sorted(name for name in names if name > after)[:limit]
+
     def check(self) -> None:
         try:
             self.client.head_bucket(Bucket=self.bucket)

@@ -55,7 +55,11 @@ class SpooledStorage:
 
     def delete_prefix(self, prefix: str) -> int:
         deleted = self.remote.delete_prefix(prefix)
-        shutil.rmtree(self.folder / validate_key(prefix.rstrip('/')), ignore_errors=True)
+        spooled = self.folder / validate_key(prefix.rstrip('/'))
+        if spooled.is_file():
+            spooled.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(spooled, ignore_errors=True)
         if time.monotonic() >= self._next_sweep:
             self._next_sweep = time.monotonic() + SWEEP_EVERY_S
             self.sweep()
@@ -83,6 +87,9 @@ class SpooledStorage:
 
     def exists(self, key: str) -> bool:
         return self.remote.exists(key)
+
+    def list_children(self, prefix: str, *, after: str = '', limit: int = 1000) -> list[str]:
+        return self.remote.list_children(prefix, after=after, limit=limit)
 
     def check(self) -> None:
         self.remote.check()

@@ -1,7 +1,8 @@
-"""Finishes recordings nobody finished: a closed laptop, a lost tab, a crash mid-finalize.
+"""Finishes recordings nobody finished, and keeps late audio: a closed laptop, a lost tab, a train without signal.
 
-A recording left in `recording` (or stuck in `finalizing`) with no new audio for a while is finalized
-from the chunks it has, bridging any gap, so nothing stays half-done forever.
+A recording left in `recording` (or stuck in `finalizing`) with no new audio for a while is finalized from the
+chunks it has, bridging any gap, and keeps its chunks; when audio the browser held arrives later, the recording is
+assembled again once that audio has stopped arriving. Kept chunks are let go after `late_audio_retention`.
 """
 
 import asyncio
@@ -9,12 +10,16 @@ import logging
 import uuid
 from datetime import timedelta
 
-from sqlmodel import col, select
+from sqlalchemy import func
+from sqlmodel import col, select, update
 
 from .database import Database
 from .errors import AppError, Conflict, MissingChunks
 from .finalize import Finalizer
-from .models import Recording, RecordingStatus, utc_now
+from .models import Chunk, Recording, RecordingStatus, utc_now
+from .orphans import OrphanSweeper
+from .storage import Storage
+from .storage_keys import chunks_prefix
 from .waveforms import WaveformService
 
 log = logging.getLogger(__name__)
@@ -25,20 +30,36 @@ class StaleRecordingSweeper:
         self,
         *,
         database: Database,
+        storage: Storage,
         finalizer: Finalizer,
         idle_after: timedelta,
+        late_audio_retention: timedelta,
         waveforms: WaveformService | None = None,
+        orphans: OrphanSweeper | None = None,
     ) -> None:
         self.database = database
+        self.storage = storage
         self.finalizer = finalizer
         self.idle_after = idle_after
+        self.late_audio_retention = late_audio_retention
         self.waveforms = waveforms
+        self.orphans = orphans
 
     def stale_recordings(self, limit: int = 20) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """Idle recordings nobody finished, and finished ones whose late audio has stopped arriving."""
         cutoff = utc_now() - self.idle_after
+        chunk_count = (
+            select(func.count()).select_from(Chunk).where(col(Chunk.recording_id) == Recording.id).scalar_subquery()
+        )
+        unfinished = col(Recording.status).in_([RecordingStatus.RECORDING, RecordingStatus.FINALIZING])
+        late_audio = (
+            (col(Recording.status) == RecordingStatus.READY)
+            & col(Recording.chunks_kept)
+            & (chunk_count != col(Recording.assembled_chunks))
+        )
         query = (
             select(Recording.id, Recording.user_id)
-            .where(col(Recording.status).in_([RecordingStatus.RECORDING, RecordingStatus.FINALIZING]))
+            .where(unfinished | late_audio)
             .where(col(Recording.updated_at) < cutoff)
             .order_by(col(Recording.updated_at))
             .limit(limit)
@@ -60,24 +81,49 @@ class StaleRecordingSweeper:
                 self._mark_failed(recording_id, error.message)
             except AppError as error:  # storage or database trouble: the next sweep tries again
                 log.warning('idle recording %s could not be finalized: %s', recording_id, error.message)
+        self.release_kept_chunks()
         return finished
+
+    def release_kept_chunks(self, limit: int = 20) -> int:
+        """Chunks kept for late audio are let go once nothing has arrived for the retention time."""
+        cutoff = utc_now() - self.late_audio_retention
+        query = (
+            select(Recording.id)
+            .where(col(Recording.status) == RecordingStatus.READY)
+            .where(col(Recording.chunks_kept))
+            .where(col(Recording.updated_at) < cutoff)
+            .limit(limit)
+        )
+        with self.database.session() as session:
+            expired = list(session.exec(query).all())
+        released = 0
+        for recording_id in expired:
+            if self.finalizer.release_chunks(recording_id, idle_since=cutoff):
+                self.storage.delete_prefix(chunks_prefix(recording_id))
+                released += 1
+        return released
 
     def _mark_failed(self, recording_id: uuid.UUID, reason: str) -> None:
         log.warning('idle recording %s cannot be finalized: %s', recording_id, reason)
+        statement = (
+            update(Recording)
+            .where(col(Recording.id) == recording_id)
+            .where(col(Recording.status) != RecordingStatus.READY)
+            .values(status=RecordingStatus.FAILED, error=reason, updated_at=utc_now())
+        )
         with self.database.session() as session:
-            recording = session.get(Recording, recording_id)
-            if recording is not None and recording.status != RecordingStatus.READY:
-                recording.status, recording.error, recording.updated_at = RecordingStatus.FAILED, reason, utc_now()
-                session.add(recording)
-                session.commit()
+            session.exec(statement)  # type: ignore[call-overload]
+            session.commit()
 
     async def run_forever(self, interval_s: float) -> None:
-        """The background loop; the blocking sweep runs in a worker thread."""
+        """The background loop; the blocking sweeps run in a worker thread."""
         while True:
             await asyncio.sleep(interval_s)
             try:
                 await asyncio.to_thread(self.sweep)
                 if self.waveforms:
                     await asyncio.to_thread(self.waveforms.fill_missing)
+                if self.orphans:
+                    await asyncio.to_thread(self.orphans.sweep)
             except Exception:
                 log.exception('sweeping idle recordings failed; trying again in %s s', interval_s)

@@ -4,7 +4,7 @@ import hashlib
 import secrets
 import uuid
 
-from sqlmodel import func, select
+from sqlmodel import col, func, select, update
 
 from .database import Database
 from .errors import InvalidInput, NotFound, Unauthorized
@@ -54,16 +54,35 @@ class UserService:
         return user
 
     def rotate_token(self, user_id: uuid.UUID) -> str:
-        """A new credential; the old one stops working at once (it is revoked by losing its hash)."""
+        """A new credential; the old one stops working at once (it is revoked by losing its hash), and so does
+        every browser session and upload token issued before."""
         token = secrets.token_urlsafe(32)
-        with self.database.session() as session:
-            user = session.get(User, user_id)
-            if user is None:
-                raise NotFound('user not found')
-            user.token_hash = hash_token(token)
-            session.add(user)
-            session.commit()
+        self._revoke_sessions(user_id, new_token_hash=hash_token(token))
         return token
+
+    def sign_out_everywhere(self, user_id: uuid.UUID) -> None:
+        """End every browser session and upload token of the user; the recovery key still signs in."""
+        self._revoke_sessions(user_id)
+
+    def _revoke_sessions(self, user_id: uuid.UUID, new_token_hash: str | None = None) -> None:
+        values: dict[str, object] = {'credential_version': col(User.credential_version) + 1}
+        if new_token_hash:
+            values['token_hash'] = new_token_hash
+        with self.database.session() as session:
+            updated = session.exec(update(User).where(col(User.id) == user_id).values(**values)).rowcount  # type: ignore[call-overload]
+            session.commit()
+        if updated != 1:
+            raise NotFound('user not found')
+
+    def current(self, user_id: uuid.UUID, credential_version: int) -> User:
+        """The user a browser session or upload token speaks for, if that credential has not been revoked since."""
+        try:
+            user = self.get(user_id)
+        except NotFound as error:
+            raise Unauthorized('you have been signed out; sign in again') from error
+        if user.credential_version != credential_version:
+            raise Unauthorized('you have been signed out; sign in again')
+        return user
 
     def recording_count(self, user_id: uuid.UUID) -> int:
         with self.database.session() as session:

@@ -5,59 +5,71 @@ and streams ffmpeg's output in blocks: memory stays flat whatever the length.
 """
 
 import math
-import subprocess
 from array import array
 from pathlib import Path
+from typing import IO
 
-from .audio import ffmpeg_executable
-from .errors import AudioProcessingFailed
+from .audio import DEFAULT_FFMPEG_TIMEOUT_S, AudioFormat, ffmpeg_reading, format_of_file, processing_failed, run_ffmpeg
 
 PEAK_COUNT = 160
 SAMPLE_RATE = 2000  # plenty for a loudness outline
 READ_BLOCK = 64 * 1024
 
 
-def compute_peaks(path: Path, duration_ms: int, count: int = PEAK_COUNT) -> list[float]:
-    """`count` values from 0 to 1: the loudest sample of each equal slice of the recording."""
+def compute_peaks(
+    path: Path,
+    duration_ms: int,
+    count: int = PEAK_COUNT,
+    *,
+    fmt: AudioFormat | None = None,
+    timeout_s: float = DEFAULT_FFMPEG_TIMEOUT_S,
+) -> list[float]:
+    """`count` values from 0 to 1: the loudest sample of each equal slice of the recording.
+
+    `fmt` is the recording's container (default: the one the file name declares); it is forced, never guessed.
+    """
+    fmt = fmt or format_of_file(path)
     expected = max(1, duration_ms * SAMPLE_RATE // 1000)
-    per_bucket = max(1, math.ceil(expected / count))
-    command = [
-        ffmpeg_executable(),
-        '-v',
-        'error',
-        '-nostdin',
-        '-i',
-        str(path),
-        '-ac',
-        '1',
-        '-ar',
-        str(SAMPLE_RATE),
-        '-f',
-        's16le',
-        'pipe:1',
-    ]
-    peaks: list[int] = []
-    bucket_peak, bucket_fill = 0, 0
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as process:
-        assert process.stdout is not None
+    peaks = _Peaks(per_bucket=max(1, math.ceil(expected / count)))
+    output = ('-map', '0:a:0', '-ac', '1', '-ar', str(SAMPLE_RATE), '-f', 's16le', 'pipe:1')
+    run = run_ffmpeg(ffmpeg_reading(path, fmt, *output), timeout_s=timeout_s, read_output=peaks.read)
+    if run.returncode != 0:
+        raise processing_failed(run, fmt, 'the audio could not be decoded for its waveform')
+    found = peaks.finish()
+    loudest = max(found, default=0) or 1
+    return [round(peak / loudest, 3) for peak in found[:count]]
+
+
+class _Peaks:
+    """Folds 16-bit samples into bucket maxima as they stream in, so memory stays flat."""
+
+    def __init__(self, per_bucket: int) -> None:
+        self.per_bucket = per_bucket
+        self.peaks: list[int] = []
+        self.bucket_peak, self.bucket_fill = 0, 0
+
+    def read(self, stream: IO[bytes]) -> None:
         leftover = b''
-        while block := process.stdout.read(READ_BLOCK):
+        while block := stream.read(READ_BLOCK):
             block = leftover + block
             usable = len(block) - len(block) % 2
-            samples, leftover = array('h', block[:usable]), block[usable:]
-            position = 0
-            while position < len(samples):
-                take = min(per_bucket - bucket_fill, len(samples) - position)
-                piece = samples[position : position + take]
-                bucket_peak = max(bucket_peak, max(piece), -min(piece))
-                bucket_fill += take
-                position += take
-                if bucket_fill == per_bucket:
-                    peaks.append(bucket_peak)
-                    bucket_peak, bucket_fill = 0, 0
-    if process.returncode != 0:
-        raise AudioProcessingFailed('the audio could not be decoded for its waveform')
-    if bucket_fill:
-        peaks.append(bucket_peak)
-    loudest = max(peaks, default=0) or 1
-    return [round(peak / loudest, 3) for peak in peaks[:count]]
+            self.add(array('h', block[:usable]))
+            leftover = block[usable:]
+
+    def add(self, samples: array) -> None:
+        position = 0
+        while position < len(samples):
+            take = min(self.per_bucket - self.bucket_fill, len(samples) - position)
+            piece = samples[position : position + take]
+            self.bucket_peak = max(self.bucket_peak, max(piece), -min(piece))
+            self.bucket_fill += take
+            position += take
+            if self.bucket_fill == self.per_bucket:
+                self.peaks.append(self.bucket_peak)
+                self.bucket_peak, self.bucket_fill = 0, 0
+
+    def finish(self) -> list[int]:
+        if self.bucket_fill:
+            self.peaks.append(self.bucket_peak)
+            self.bucket_peak, self.bucket_fill = 0, 0
+        return self.peaks

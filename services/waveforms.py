@@ -10,7 +10,7 @@ from typing import BinaryIO, cast
 
 from sqlmodel import col, select
 
-from .audio import audio_format
+from .audio import DEFAULT_FFMPEG_TIMEOUT_S, audio_format
 from .database import Database
 from .errors import AppError
 from .models import Recording, RecordingStatus
@@ -22,10 +22,18 @@ log = logging.getLogger(__name__)
 
 
 class WaveformService:
-    def __init__(self, *, database: Database, storage: Storage, temp_dir: Path) -> None:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        storage: Storage,
+        temp_dir: Path,
+        ffmpeg_timeout_s: float = DEFAULT_FFMPEG_TIMEOUT_S,
+    ) -> None:
         self.database = database
         self.storage = storage
         self.temp_dir = temp_dir
+        self.ffmpeg_timeout_s = ffmpeg_timeout_s
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix='waveform')
 
     def schedule(self, recording_id: uuid.UUID) -> None:
@@ -38,11 +46,12 @@ class WaveformService:
         if recording is None or recording.status != RecordingStatus.READY or recording.duration_ms is None:
             return []
         self.temp_dir.mkdir(parents=True, exist_ok=True)
-        extension = audio_format(recording.mime_type).extension
-        with tempfile.NamedTemporaryFile(dir=self.temp_dir, suffix=f'.{extension}') as handle:
+        fmt = audio_format(recording.mime_type)
+        with tempfile.NamedTemporaryFile(dir=self.temp_dir, suffix=f'.{fmt.extension}') as handle:
             self.storage.copy_to(audio_key(recording), cast(BinaryIO, handle))
             handle.flush()
-            peaks = compute_peaks(Path(handle.name), recording.duration_ms)
+            # our own remuxed file, but read as the recording's container all the same: never a guess
+            peaks = compute_peaks(Path(handle.name), recording.duration_ms, fmt=fmt, timeout_s=self.ffmpeg_timeout_s)
         with self.database.session() as session:
             stored = session.get(Recording, recording_id)
             if stored is not None:

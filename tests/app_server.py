@@ -43,7 +43,7 @@ class AppServer:
             'VR_HOST': '127.0.0.1',
             'VR_PORT': str(self.port),
             'VR_DATA_DIR': str(data_dir),
-            'VR_SECRET': 'browser-test-secret',
+            'VR_SECRET': 'browser-test-secret-of-at-least-32-chars',
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None

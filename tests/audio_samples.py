@@ -65,3 +65,6 @@ def live_webm(wav: Path, target: Path) -> bytes:
 
 def split(data: bytes, size: int) -> list[bytes]:
     return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+WEBM_MAGIC = b'\x1a\x45\xdf\xa3'  # EBML: what every WebM file, and so every recording's first chunk, starts with

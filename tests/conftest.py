@@ -107,7 +107,7 @@ def settings(tmp_path: Path, database_url: str, storage_settings: dict[str, Any]
     return Settings(
         _env_file=None,
         data_dir=tmp_path / 'data',
-        secret='test-secret',
+        secret='test-secret-of-at-least-32-characters',
         max_chunk_bytes=64 * 1024,
         database_url=database_url,
         **storage_settings,
@@ -188,7 +188,7 @@ async def user(
 ) -> AsyncIterator[User]:
     """NiceGUI's simulated user, running the real main.py on a temp data folder."""
     monkeypatch.setenv('VR_DATA_DIR', str(tmp_path / 'data'))
-    monkeypatch.setenv('VR_SECRET', 'test-secret')
+    monkeypatch.setenv('VR_SECRET', 'test-secret-of-at-least-32-characters')
     async with user_simulation(main_file=get_path_to_main_file(request)) as simulated:
         yield simulated
     errors = [r for r in caplog.get_records('call') if r.levelname == 'ERROR']
@@ -198,6 +198,8 @@ async def user(
 @pytest.fixture
 def page_services(tmp_path: Path, user: User) -> Iterator[Services]:
     """Services on the same database and folder as the simulated app, to seed and inspect data."""
-    built = build_services(Settings(_env_file=None, data_dir=tmp_path / 'data', secret='test-secret'))
+    built = build_services(
+        Settings(_env_file=None, data_dir=tmp_path / 'data', secret='test-secret-of-at-least-32-characters')
+    )
     yield built
     built.close()

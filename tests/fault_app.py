@@ -50,6 +50,9 @@ class FlakyStorage:
         self._check()
         return self.inner.delete_prefix(prefix)
 
+    def list_children(self, prefix: str, *, after: str = '', limit: int = 1000) -> list[str]:
+        return self.inner.list_children(prefix, after=after, limit=limit)
+
     def check(self) -> None:
         self._check()
         self.inner.check()

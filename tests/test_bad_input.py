@@ -16,8 +16,8 @@ from services.models import Chunk, RecordingStatus
 from services.storage_s3 import S3Storage
 
 from .app_server import free_port
-from .audio_samples import split
-from .conftest import fetch
+from .audio_samples import WEBM_MAGIC, split
+from .conftest import fetch, stored_keys
 
 
 @dataclass
@@ -59,11 +59,11 @@ def another_user(w: World) -> dict[str, str]:
 
 def garbage_finalize(w: World) -> httpx.Response:
     rid = w.api.post('/api/recordings', json={'mime_type': 'audio/webm'}, headers=w.auth).json()['id']
-    chunk(w, 0, b'\x00garbage, not audio' * 50, rid)
+    chunk(w, 0, WEBM_MAGIC + b'\x00garbage, not audio' * 50, rid)
     response = w.api.post(f'/api/recordings/{rid}/finalize', headers=w.auth)
     after = w.api.get(f'/api/recordings/{rid}', headers=w.auth).json()
     assert after['status'] == RecordingStatus.FAILED and after['error'], after
-    assert w.services.storage.exists(f'recordings/{rid}/chunks/0'), 'chunks must be kept for inspection'
+    assert stored_keys(w.services.storage, f'recordings/{rid}/chunks/'), 'chunks must be kept for inspection'
     return response
 
 
@@ -106,7 +106,7 @@ def storage_down(w: World) -> httpx.Response:
 
 
 def rate_limited(w: World) -> httpx.Response:
-    w.services.rate_limiter.per_minute = 3
+    w.services.rate_limits.api.amount = 3
     try:
         for _ in range(3):
             w.api.get(f'/api/profile/{w.user_id}', headers=w.auth)
@@ -114,8 +114,7 @@ def rate_limited(w: World) -> httpx.Response:
         assert int(response.headers['retry-after']) >= 1
         return response
     finally:
-        w.services.rate_limiter.per_minute = 10_000
-        w.services.rate_limiter._hits.clear()
+        w.services.rate_limits.api.amount = 10_000
 
 
 def signed_params(w: World) -> dict[str, str]:
@@ -133,7 +132,7 @@ CASES: list[tuple[str, Callable[[World], httpx.Response], int, str]] = [
     ('empty chunk', lambda w: chunk(w, 1, b''), 422, 'empty'),
     ('negative seq', lambda w: chunk(w, -1, b'abc'), 422, 'seq'),
     ('huge seq', lambda w: chunk(w, 10**12, b'abc'), 403, 'maximum length'),
-    ('non-integer seq', lambda w: chunk(w, '1.5', b'abc'), 422, ''),
+    ('non-integer seq', lambda w: chunk(w, '1.5', b'abc'), 422, 'seq: input should be a valid integer'),
     ('duplicate seq, other bytes', lambda w: chunk(w, 0, b'tampered'), 409, 'different bytes'),
     ('chunk after finalize', lambda w: chunk(w, 99, b'late', w.ready['id']), 409, 'already finished'),
     (
@@ -159,7 +158,7 @@ CASES: list[tuple[str, Callable[[World], httpx.Response], int, str]] = [
             '/api/recordings', content=b'{"mime_type": "audio/webm"}', headers={**w.auth, 'Content-Type': 'text/plain'}
         ),
         422,
-        '',
+        'the request body must be a JSON object',
     ),
     (
         'malformed JSON',
@@ -167,7 +166,7 @@ CASES: list[tuple[str, Callable[[World], httpx.Response], int, str]] = [
             '/api/recordings', content=b'{"mime_type": ', headers={**w.auth, 'Content-Type': 'application/json'}
         ),
         422,
-        '',
+        'the request body is not valid JSON',
     ),
     (
         'unknown fields',
@@ -175,19 +174,29 @@ CASES: list[tuple[str, Callable[[World], httpx.Response], int, str]] = [
             f'/api/recordings/{w.ready["id"]}', json={'title': 'x', 'user_id': str(uuid.uuid4())}, headers=w.auth
         ),
         422,
-        '',
+        "unknown field 'user_id'",
     ),
-    ('non-UUID id', lambda w: w.api.get('/api/recordings/12345', headers=w.auth), 422, ''),
-    ('path traversal id', lambda w: w.api.get('/api/recordings/..%2F..%2Fsecret.key', headers=w.auth), 404, ''),
-    ('dot-dot encoded id', lambda w: w.api.get('/api/recordings/%2e%2e', headers=w.auth), 422, ''),
-    ('NUL in id', lambda w: w.api.get('/api/recordings/%00', headers=w.auth), 422, ''),
+    ('non-UUID id', lambda w: w.api.get('/api/recordings/12345', headers=w.auth), 422, 'recording_id must be an id'),
+    (
+        'path traversal id',
+        lambda w: w.api.get('/api/recordings/..%2F..%2Fsecret.key', headers=w.auth),
+        404,
+        'not found',
+    ),
+    ('dot-dot encoded id', lambda w: w.api.get('/api/recordings/%2e%2e', headers=w.auth), 422, 'must be an id'),
+    ('NUL in id', lambda w: w.api.get('/api/recordings/%00', headers=w.auth), 422, 'must be an id'),
     (
         'unsupported audio type',
         lambda w: w.api.post('/api/recordings', json={'mime_type': 'text/html'}, headers=w.auth),
         422,
         'unsupported audio type',
     ),
-    ('10 kB name', lambda w: w.api.post('/api/onboard', json={'name': 'x' * 10_000}), 422, ''),
+    (
+        '10 kB name',
+        lambda w: w.api.post('/api/onboard', json={'name': 'x' * 10_000}),
+        422,
+        'name: string should have at most',
+    ),
     (
         'empty title',
         lambda w: w.api.patch(f'/api/recordings/{w.ready["id"]}', json={'title': '   '}, headers=w.auth),
@@ -213,7 +222,7 @@ CASES: list[tuple[str, Callable[[World], httpx.Response], int, str]] = [
         'signed URL of another recording',
         lambda w: w.api.get(f'/api/recordings/{w.open_id}/audio', params=signed_params(w)),
         403,
-        '',
+        'not valid',
     ),
     ('missing token', lambda w: w.api.get(f'/api/recordings/{w.ready["id"]}'), 401, 'missing bearer token'),
     ('revoked token', revoked_token, 401, 'invalid'),
@@ -273,5 +282,5 @@ def test_nul_is_stripped_from_titles(world: World) -> None:
 
 @pytest.fixture(autouse=True)
 def _generous_rate_limit(services: Services) -> Iterator[None]:
-    services.rate_limiter.per_minute = 10_000
+    services.rate_limits.api.amount = 10_000
     yield

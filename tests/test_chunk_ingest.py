@@ -1,5 +1,6 @@
 """Chunk ingest shares commits between callers: each learns its own outcome only after its own row is written."""
 
+import hashlib
 import io
 import threading
 import time
@@ -12,7 +13,9 @@ from sqlmodel import select
 from services.container import Services
 from services.group_commit import GroupCommit
 from services.models import Chunk
-from services.recordings import chunk_key
+from services.storage_keys import chunk_key
+
+from .audio_samples import WEBM_MAGIC
 
 
 class Ledger:
@@ -64,6 +67,36 @@ def test_a_failed_item_fails_only_its_caller() -> None:
     assert all(r == f'ok {i}' for i, r in enumerate(results) if i not in {3, 7})
 
 
+def test_a_batch_whose_bookkeeping_fails_once_leaves_no_caller_waiting_forever() -> None:
+    """A writer that breaks its contract once (here: too few outcomes) fails that batch, and every caller queued
+    behind it still gets its own answer: the leader hands over whatever happened."""
+    ledger = Ledger()
+    broken = {'left': 1}
+
+    def write_once_wrong(items: list[int]) -> list[str | BaseException]:
+        outcomes = ledger.write(items)
+        with ledger.lock:
+            if broken['left'] and len(items) > 0:
+                broken['left'] -= 1
+                return outcomes[:-1]
+        return outcomes
+
+    group: GroupCommit[int, str] = GroupCommit(write_once_wrong)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        futures = [pool.submit(group.submit, i) for i in range(100)]
+        outcomes = []
+        for future in futures:
+            try:
+                outcomes.append(future.result(timeout=20))
+            except RuntimeError as error:
+                outcomes.append(error)
+    failed = [o for o in outcomes if isinstance(o, RuntimeError)]
+    assert 1 <= len(failed) <= len(ledger.batches[0])  # only the first batch failed, loudly
+    assert [o for o in outcomes if not isinstance(o, RuntimeError)] == [
+        f'ok {i}' for i, o in enumerate(outcomes) if not isinstance(o, RuntimeError)
+    ]
+
+
 def test_a_failed_batch_fails_its_callers_and_the_next_batch_still_runs() -> None:
     ledger = Ledger(fail_batch=True)
     group: GroupCommit[int, str] = GroupCommit(ledger.write)
@@ -77,7 +110,7 @@ def test_chunks_arriving_together_are_each_stored_and_readable(services: Service
     """The chunk path shares commits between callers; every acknowledged chunk must still be there, byte for byte."""
     user_id = services.users.onboard(name='Ada')[0].id
     recordings = [services.recordings.create(user_id=user_id, mime_type='audio/webm').id for _ in range(8)]
-    jobs = [(rid, seq, f'{rid}:{seq}'.encode() * 50) for rid in recordings for seq in range(10)]
+    jobs = [(rid, seq, WEBM_MAGIC + f'{rid}:{seq}'.encode() * 50) for rid in recordings for seq in range(10)]
 
     def send(job: tuple[uuid.UUID, int, bytes]) -> int:
         rid, seq, data = job
@@ -87,7 +120,7 @@ def test_chunks_arriving_together_are_each_stored_and_readable(services: Service
         assert list(pool.map(send, jobs)) == [len(data) for _, _, data in jobs]
     for rid, seq, data in jobs:
         stored = io.BytesIO()
-        services.storage.copy_to(chunk_key(rid, seq), stored)
+        services.storage.copy_to(chunk_key(rid, seq, hashlib.sha256(data).hexdigest()), stored)
         assert stored.getvalue() == data
     with services.database.session() as session:
         assert len(session.exec(select(Chunk)).all()) == len(jobs)

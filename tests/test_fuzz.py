@@ -11,7 +11,7 @@ EXAMPLES_PER_OPERATION = 40
 
 
 def test_no_input_causes_a_server_error(services: Services) -> None:
-    services.rate_limiter.per_minute = 1_000_000
+    services.rate_limits.api.amount = 1_000_000
     app = FastAPI()
     app.include_router(create_router(services))
     install_error_handler(app)

@@ -5,6 +5,7 @@ import sys
 import uuid
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -12,7 +13,7 @@ from sqlalchemy import inspect, text
 from sqlmodel import SQLModel, col, select
 
 from services.database import Database
-from services.models import Chunk, Recording, User, utc_now
+from services.models import Chunk, Recording, User, UTCDateTime, utc_now
 from services.schema import BASELINE, alembic_config, current_revision, head_revision, upgrade
 
 from .app_server import ROOT, free_port
@@ -51,9 +52,17 @@ def test_a_database_made_before_migrations_is_adopted_with_its_data(database_url
         with database.engine.begin() as connection:  # the first release's schema, made without Alembic's table
             command.upgrade(alembic_config(connection), BASELINE)
             connection.execute(text('DROP TABLE alembic_version'))
-        with database.session() as session:
-            session.add(User(name='Early', token_hash='0' * 64))
-            session.commit()
+            # the first release's user row: only the columns that release had
+            early = sa.table(
+                'user',
+                sa.column('id', sa.Uuid()),
+                sa.column('name'),
+                sa.column('token_hash'),
+                sa.column('created_at', UTCDateTime()),
+            )
+            connection.execute(
+                sa.insert(early).values(id=uuid.uuid4(), name='Early', token_hash='0' * 64, created_at=utc_now())
+            )
         assert upgrade(database.engine) == head_revision()
         with database.session() as session:
             assert [user.name for user in session.exec(select(User)).all()] == ['Early']

@@ -1,6 +1,9 @@
 """Page logic with NiceGUI's simulated user: onboarding, redirects, the records list and its actions."""
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -10,6 +13,7 @@ from sqlmodel import select
 from services.container import Services
 from services.models import User as UserRow
 
+from .app_server import ROOT
 from .conftest import record
 
 
@@ -187,3 +191,18 @@ async def test_sign_out_and_back_in_with_the_recovery_key(user: User) -> None:
     user.find(marker='recovery-submit').click()
     await user.should_see('Your recordings')
     await user.should_see('Rosa')
+
+
+def test_times_show_without_the_operating_systems_time_zone_database() -> None:
+    """Minimal images have no /usr/share/zoneinfo; the `tzdata` package must stand in, or /records fails."""
+    script = (
+        'from datetime import UTC, datetime; from pages.formatting import format_local_time; '
+        "print(format_local_time(datetime(2026, 1, 2, 3, 4, tzinfo=UTC), 'Europe/Berlin'), "
+        'format_local_time(datetime(2026, 1, 2, 3, 4, tzinfo=UTC), None))'
+    )
+    environment = {**os.environ, 'PYTHONTZPATH': ''}  # no OS time-zone folders at all
+    result = subprocess.run(
+        [sys.executable, '-c', script], cwd=ROOT, env=environment, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ['2026-01-02', '04:04', '2026-01-02', '03:04']

@@ -1,5 +1,6 @@
 """The service layer: chunk ingest, finalize, ownership and deletion, on every database and storage backend."""
 
+import hashlib
 import uuid
 
 import pytest
@@ -17,9 +18,10 @@ from services.errors import (
     NotFound,
 )
 from services.models import Chunk, Recording, RecordingStatus
-from services.recordings import audio_key, chunk_key, recording_prefix
+from services.recordings import audio_key
+from services.storage_keys import chunk_key, recording_prefix
 
-from .audio_samples import split
+from .audio_samples import WEBM_MAGIC, split
 from .conftest import record, stored_keys
 
 MATROSKA_CUES_ID = bytes.fromhex('1C53BB6B')
@@ -37,8 +39,8 @@ def chunk_rows(services: Services, recording_id: uuid.UUID) -> list[Chunk]:
 def test_same_chunk_twice_is_stored_once(services: Services) -> None:
     user_id = make_user(services)
     recording = services.recordings.create(user_id=user_id, mime_type='audio/webm')
-    first = services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=b'abc')
-    again = services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=b'abc')
+    first = services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=WEBM_MAGIC + b'abc')
+    again = services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=WEBM_MAGIC + b'abc')
     assert (first.duplicate, again.duplicate) == (False, True)
     assert len(chunk_rows(services, recording.id)) == 1
 
@@ -46,12 +48,15 @@ def test_same_chunk_twice_is_stored_once(services: Services) -> None:
 def test_same_seq_with_other_bytes_is_refused_and_keeps_the_original(services: Services) -> None:
     user_id = make_user(services)
     recording = services.recordings.create(user_id=user_id, mime_type='audio/webm')
-    services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=b'original')
+    services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=WEBM_MAGIC + b'original')
     with pytest.raises(Conflict, match='different bytes'):
-        services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=b'tampered')
+        tampered = WEBM_MAGIC + b'tampered'
+        services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=tampered)
     stored = bytearray()
-    services.storage.copy_to(chunk_key(recording.id, 0), _Sink(stored))
-    assert bytes(stored) == b'original'
+    services.storage.copy_to(
+        chunk_key(recording.id, 0, hashlib.sha256(WEBM_MAGIC + b'original').hexdigest()), _Sink(stored)
+    )
+    assert bytes(stored) == WEBM_MAGIC + b'original'
 
 
 class _Sink:
@@ -132,23 +137,26 @@ def test_finalize_without_audio_is_a_clear_conflict(services: Services) -> None:
         services.finalizer.finalize(user_id=user_id, recording_id=recording.id)
 
 
+GARBAGE = WEBM_MAGIC + b'not audio at all' * 100
+
+
 def test_garbage_audio_fails_cleanly_and_keeps_the_chunks(services: Services) -> None:
     user_id = make_user(services)
     recording = services.recordings.create(user_id=user_id, mime_type='audio/webm')
-    services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=b'not audio at all' * 100)
+    services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=GARBAGE)
     with pytest.raises(AudioProcessingFailed):
         services.finalizer.finalize(user_id=user_id, recording_id=recording.id)
     failed = services.recordings.get(user_id=user_id, recording_id=recording.id)
     assert failed.status == RecordingStatus.FAILED
     assert failed.error
-    assert services.storage.exists(chunk_key(recording.id, 0))
+    assert services.storage.exists(chunk_key(recording.id, 0, hashlib.sha256(GARBAGE).hexdigest()))
 
 
 def test_delete_leaves_nothing_behind(services: Services, webm_5s: bytes) -> None:
     user_id = make_user(services)
     ready = record(services, user_id, webm_5s)
     unfinished = services.recordings.create(user_id=user_id, mime_type='audio/webm')
-    services.chunks.add_chunk(user_id=user_id, recording_id=unfinished.id, seq=0, data=b'abc')
+    services.chunks.add_chunk(user_id=user_id, recording_id=unfinished.id, seq=0, data=WEBM_MAGIC + b'abc')
     for recording_id in (ready.id, unfinished.id):
         assert stored_keys(services.storage, recording_prefix(recording_id))
         services.recordings.delete(user_id=user_id, recording_id=recording_id)
@@ -165,7 +173,7 @@ def test_another_users_recording_looks_missing(services: Services, webm_5s: byte
         lambda: services.recordings.get(user_id=intruder, recording_id=ready.id),
         lambda: services.recordings.rename(user_id=intruder, recording_id=ready.id, title='mine now'),
         lambda: services.recordings.delete(user_id=intruder, recording_id=ready.id),
-        lambda: services.chunks.add_chunk(user_id=intruder, recording_id=ready.id, seq=0, data=b'x'),
+        lambda: services.chunks.add_chunk(user_id=intruder, recording_id=ready.id, seq=0, data=WEBM_MAGIC),
         lambda: services.finalizer.finalize(user_id=intruder, recording_id=ready.id),
     ]
     for call in calls:
@@ -236,3 +244,27 @@ def test_production_needs_a_chosen_secret(tmp_path, environment: str, secret: st
             settings.check_production_ready()
     else:
         settings.check_production_ready()
+
+
+def test_the_orphan_sweep_removes_only_what_no_recording_owns(services: Services, webm_5s: bytes) -> None:
+    user_id = make_user(services)
+    kept = record(services, user_id, webm_5s)
+    orphan = uuid.uuid4()  # a delete whose storage step failed, or a writer that raced it
+    services.storage.put_bytes(f'recordings/{orphan}/audio.mp3', b'left behind')
+    services.storage.put_bytes(f'recordings/{orphan}/chunks/3.abcd', b'left behind')
+    assert services.sweeper.orphans is not None
+    assert services.sweeper.orphans.sweep() == 1
+    assert stored_keys(services.storage, f'recordings/{orphan}/') == []
+    assert stored_keys(services.storage, recording_prefix(kept.id)) == [audio_key(kept)]
+
+
+def test_audio_longer_than_the_recording_limit_is_refused_at_finalize(services: Services, webm_5s: bytes) -> None:
+    """A crafted upload can pack hours of silence into a few chunks; the file's own duration is what counts."""
+    services.finalizer.max_duration_ms, services.finalizer.duration_slack_ms = 2000, 0
+    user_id = make_user(services)
+    with pytest.raises(AudioProcessingFailed, match='longer than the'):
+        record(services, user_id, webm_5s)
+    [refused] = services.recordings.list(user_id=user_id)
+    assert refused.status == RecordingStatus.FAILED and 'limit of one recording' in (refused.error or '')
+    assert stored_keys(services.storage, f'recordings/{refused.id}/chunks/')  # kept, as with any refused audio
+    assert not services.storage.exists(audio_key(refused))

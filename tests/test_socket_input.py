@@ -15,7 +15,7 @@ from services.signing import UploadTokens
 from .app_server import AppServer
 from .audio_samples import split
 
-SECRET = 'browser-test-secret'
+SECRET = 'browser-test-secret-of-at-least-32-chars'
 
 
 @pytest.fixture(scope='module')

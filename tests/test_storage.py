@@ -56,6 +56,20 @@ def test_objects_round_trip_with_ranges_sizes_and_prefix_deletes(storage: Storag
     storage.check()
 
 
+def test_one_key_can_be_deleted_and_children_are_listed_in_pages(storage: Storage) -> None:
+    """What the chunk path (a refused chunk's own object) and the orphan sweep (recordings by id) rely on."""
+    for name in ('r3', 'r1', 'r2'):
+        storage.put_bytes(f'recordings/{name}/chunks/0.aaaa', b'a')
+        storage.put_bytes(f'recordings/{name}/chunks/0.bbbb', b'b')
+    assert storage.delete_prefix('recordings/r1/chunks/0.aaaa') == 1
+    assert stored_keys(storage, 'recordings/r1/') == ['recordings/r1/chunks/0.bbbb']
+    assert storage.list_children('recordings/') == ['r1', 'r2', 'r3']
+    assert storage.list_children('recordings/', limit=2) == ['r1', 'r2']
+    assert storage.list_children('recordings/', after='r2') == ['r3']
+    assert storage.list_children('recordings/r2/chunks/') == ['0.aaaa', '0.bbbb']
+    assert storage.list_children('nothing/') == []
+
+
 @pytest.mark.parametrize('workers', [1, 8])
 def test_chunks_are_joined_in_order_with_bounded_read_ahead(storage: Storage, workers: int) -> None:
     pieces = [uuid.uuid4().bytes * (1 + seq % 37) for seq in range(120)]

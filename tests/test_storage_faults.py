@@ -18,6 +18,7 @@ from services.storage import Storage
 from services.storage_s3 import S3Storage
 
 from .app_server import free_port
+from .audio_samples import WEBM_MAGIC
 from .s3_server import REGION, S3Server
 
 BARE_S3 = pytest.mark.parametrize('storage', ['s3'], indirect=True)
@@ -27,7 +28,7 @@ def s3_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(
         _env_file=None,
         data_dir=tmp_path / 'data',
-        secret='test-secret',
+        secret='test-secret-of-at-least-32-characters',
         storage='s3',
         s3_region=REGION,
         s3_path_style=True,
@@ -64,7 +65,7 @@ def test_missing_bucket_is_one_error_line_a_failing_healthz_and_plain_503s(
         token = api.post('/api/onboard', json={'name': 'Ada'}).json()['token']
         auth = {'Authorization': f'Bearer {token}'}
         recording_id = api.post('/api/recordings', json={'mime_type': 'audio/webm'}, headers=auth).json()['id']
-        chunk = api.put(f'/api/recordings/{recording_id}/chunks/0', content=b'audio', headers=auth)
+        chunk = api.put(f'/api/recordings/{recording_id}/chunks/0', content=WEBM_MAGIC + b'audio', headers=auth)
     services.close()
     assert chunk.status_code == 503
     assert chunk.json() == {'error': 'audio storage is unavailable, please try again shortly'}

@@ -9,7 +9,7 @@ from sqlmodel import update
 from services.container import Services
 from services.errors import Busy
 from services.models import Recording, RecordingStatus, utc_now
-from services.signing import UploadTokens
+from services.signing import UploadGrant, UploadTokens
 
 from .audio_samples import split
 
@@ -73,10 +73,11 @@ def test_upload_tokens_name_their_user_until_they_expire() -> None:
     tokens = UploadTokens('secret', lifetime_s=60)
     user_id = uuid.uuid4()
     token = tokens.issue(user_id, now=1000)
-    assert tokens.verify(token, now=1059) == user_id
+    assert tokens.verify(token, now=1059) == UploadGrant(user_id, 1)
     assert tokens.verify(token, now=1061) is None
     forged = token.replace(str(user_id), str(uuid.uuid4()))
     assert tokens.verify(forged, now=1000) is None
     assert UploadTokens('other secret').verify(token, now=1000) is None
-    for garbage in (None, 42, '', 'a.b', 'a.b.c', f'{user_id}.notanumber.sig', f'{user_id}.1030.é'):
+    garbage_tokens = (None, 42, '', 'a.b', 'a.b.c', 'a.b.c.d', f'{user_id}.1.notanumber.sig', f'{user_id}.1.1030.é')
+    for garbage in garbage_tokens:
         assert tokens.verify(garbage, now=1000) is None
