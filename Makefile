@@ -2,9 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages the tests use: real ffmpeg, a real browser with its driver, speech for the fake
-# microphone, sox to shape it, and PostgreSQL for the production-database tests.
-SYSTEM_PACKAGES := ffmpeg chromium chromium-driver espeak-ng sox postgresql redis-server
+# Debian packages the tests use: real ffmpeg, real browsers (Chromium with its driver, Firefox ESR), speech for
+# the fake microphone, sox to shape it, and PostgreSQL for the production-database tests.
+SYSTEM_PACKAGES := ffmpeg chromium chromium-driver firefox-esr espeak-ng sox postgresql redis-server
 
 .PHONY: run test lint bench screenshots system-packages clean
 

@@ -16,6 +16,11 @@ const REFUSED_CONNECTION_RETRY_MS = 5000;
 const LEAVING_HANDOVER_MS = 100; // while the page is being left, audio is handed over this often…
 const LEAVING_HANDOVER_FOR_MS = 2000; // …for at most this long, in case the user chose to stay
 const ACTIVE_STATES = ["starting", "recording", "paused", "uploading", "finalizing"];
+const SILENT_TIMESLICES = 3; // no chunk for this many timeslices while recording: the browser ignores the timeslice
+const ONLY_AT_STOP_TEXT = "This browser saves the audio only when you press Stop, so keep this page open until then";
+const SCREEN_HINT =
+  "Keep this page open and the screen on while recording: this browser cannot keep the screen awake, " +
+  "and a phone may stop recording when its screen locks.";
 
 function formatClock(ms) {
   const total = Math.floor(ms / 1000);
@@ -305,6 +310,7 @@ export default {
       <canvas v-if="!recoverOnly" ref="meter" class="vr-meter" width="320" height="14" data-testid="level-meter"
               role="meter" aria-label="microphone level" aria-valuemin="0" aria-valuemax="100"></canvas>
       <slot></slot>
+      <p v-if="screenHint" class="vr-screen-hint text-caption" role="note" data-testid="screen-hint">{{ screenHint }}</p>
       <div v-for="item in refused" :key="item.localId" class="vr-refused" role="alert" data-testid="refused-recording">
         <span data-testid="refused-message">{{ item.message }}</span>
         <div class="vr-refused-actions">
@@ -327,6 +333,7 @@ export default {
     return {
       state: "idle",
       refused: [], // what the server refused for good, shown with save and discard
+      screenHint: null, // while recording, when the screen cannot be kept awake
       // /records keeps this element hidden (class "hidden", a layered !important rule only an inline one beats)
       // except while it has refused audio to offer.
       showEvenIfHidden: { display: "flex !important", width: "100%" },
@@ -353,7 +360,10 @@ export default {
     };
     window.addEventListener("beforeunload", this.onBeforeUnload);
     this.onPageHide = () => this.handOverAudio();
-    this.onVisibilityChange = () => document.visibilityState === "hidden" && this.handOverAudio();
+    this.onVisibilityChange = () => {
+      if (document.visibilityState === "hidden") this.handOverAudio();
+      else this.keepScreenOn(); // the browser let the wake lock go while the page was hidden
+    };
     window.addEventListener("pagehide", this.onPageHide);
     document.addEventListener("visibilitychange", this.onVisibilityChange);
     this.onKeyDown = (event) => this.shortcut(event);
@@ -422,6 +432,7 @@ export default {
       this.segmentStart = this.lastDataAt = performance.now();
       this.startMeter(stream);
       this.setState("recording");
+      this.keepScreenOn();
       session.create();
     },
     pause() {
@@ -627,6 +638,11 @@ export default {
       if (this.live?.finalizing && this.state === "uploading") this.state = "finalizing";
       this.tick();
     },
+    deliversOnlyAtStop() {
+      // Safari may ignore MediaRecorder's timeslice and hand over all the audio at Stop: nothing is lost (that
+      // last chunk is split and sent like any other), but nothing is on the server until then.
+      return this.state === "recording" && performance.now() - this.lastDataAt > SILENT_TIMESLICES * this.timesliceMs;
+    },
     elapsedMs() {
       return this.elapsedBefore + (this.segmentStart === null ? 0 : performance.now() - this.segmentStart);
     },
@@ -639,6 +655,7 @@ export default {
       const recovering = sessions.some((session) => session.recovered);
       const live = this.live;
       if (live?.record.refused) return refusalText(live.record.refused);
+      if (live && this.deliversOnlyAtStop()) return ONLY_AT_STOP_TEXT;
       if (!live && !recovering) {
         if (this.state === "saved") return "All audio saved";
         return this.notice || "Ready to record";
@@ -672,6 +689,7 @@ export default {
     startMeter(stream) {
       try {
         this.audioContext = new AudioContext();
+        this.audioContext.resume().catch(() => {}); // Safari starts it suspended, and the meter would stay still
         const analyser = this.audioContext.createAnalyser();
         analyser.fftSize = 1024;
         this.audioContext.createMediaStreamSource(stream).connect(analyser);
@@ -705,6 +723,35 @@ export default {
       this.stream?.getTracks().forEach((track) => track.stop());
       this.stream = null;
       this.drawLevel(0);
+      this.letScreenSleep();
+    },
+
+    // ---- phones: the screen stays on while recording ------------------------------------------------------------
+    async keepScreenOn() {
+      // A phone that locks its screen suspends the page, and the recording with it. The browser lets the lock go
+      // whenever the page is hidden, so this runs again when it is shown.
+      const recording = () => this.state === "recording" || this.state === "paused";
+      if (!recording() || this.wakeLock || this.wakeLockPending || document.visibilityState !== "visible") return;
+      if (!navigator.wakeLock) return (this.screenHint = SCREEN_HINT);
+      this.wakeLockPending = true;
+      try {
+        const lock = await navigator.wakeLock.request("screen");
+        lock.addEventListener("release", () => {
+          if (this.wakeLock === lock) this.wakeLock = null;
+        });
+        this.wakeLock = lock;
+        this.screenHint = null;
+        if (!recording()) this.letScreenSleep(); // stopped while the browser was deciding
+      } catch (error) {
+        if (recording()) this.screenHint = SCREEN_HINT; // refused, e.g. to save the battery
+      } finally {
+        this.wakeLockPending = false;
+      }
+    },
+    letScreenSleep() {
+      this.wakeLock?.release().catch(() => {});
+      this.wakeLock = null;
+      this.screenHint = null;
     },
   },
 };

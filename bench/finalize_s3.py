@@ -2,19 +2,18 @@
 
 Run: .venv/bin/python bench/finalize_s3.py [--minutes 60] [--workers 1,16]
 
-S3 is moto's server in a process of its own on a loopback port, reached over HTTP exactly as the app
-reaches S3. The audio is synthetic opus in WebM (pink noise at 128 kbit/s, so one second is ~16 KB),
-written to a pipe as a browser's MediaRecorder writes it. Each case stores the chunks the way ingest
-leaves them (objects + rows), then times `Finalizer.finalize`: fetch and join, ffmpeg remux, upload
-of the final file, deletion of the chunks. S3 runs without the local chunk spool (what an instance that
-did not receive the chunks does, fetching them back with N workers) and with it (the default: the
-instance that received the chunks reads them from its own disk). Prints a Markdown table.
+S3 is SeaweedFS (the tests' server, tests/s3_server.py) in a process of its own on loopback ports, reached
+over HTTP exactly as the app reaches S3, checking every signature. The audio is synthetic opus in WebM (pink
+noise at 128 kbit/s, so one second is ~16 KB), written to a pipe as a browser's MediaRecorder writes it. Each
+case stores the chunks the way ingest leaves them (objects + rows), then times `Finalizer.finalize`: fetch
+and join, ffmpeg remux, upload of the final file, deletion of the chunks. S3 runs without the local chunk
+spool (what an instance that did not receive the chunks does, fetching them back with N workers) and with it
+(the default: the instance that received the chunks reads them from its own disk). Prints a Markdown table.
 """
 
 import argparse
 import hashlib
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,8 +22,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from services.audio import ffmpeg_executable
@@ -32,12 +29,7 @@ from services.config import Settings
 from services.container import Services, build_services
 from services.models import Chunk
 from services.storage_keys import chunk_key
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(('127.0.0.1', 0))
-        return int(probe.getsockname()[1])
+from tests.s3_server import CREDENTIALS, REGION, S3Server
 
 
 def synthetic_opus(seconds: int, folder: Path) -> bytes:
@@ -50,23 +42,6 @@ def synthetic_opus(seconds: int, folder: Path) -> bytes:
         )
         path.write_bytes(encoded.stdout)
     return path.read_bytes()
-
-
-def start_moto(log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    with log.open('ab') as output:
-        process = subprocess.Popen(
-            [sys.executable, '-m', 'moto.server', '-H', '127.0.0.1', '-p', str(port)], stdout=output, stderr=output
-        )
-    url = f'http://127.0.0.1:{port}'
-    for _ in range(300):
-        try:
-            if httpx.get(f'{url}/moto-api/', timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f'moto did not start: {log.read_text()[-2000:]}')
 
 
 def store_chunks(services: Services, audio: bytes, count: int) -> tuple[uuid.UUID, uuid.UUID]:
@@ -121,8 +96,9 @@ def main() -> None:
     parser.add_argument('--workers', default='1,16', help='S3 fetch concurrencies to compare')
     args = parser.parse_args()
     count = args.minutes * 60
-    os.environ.update(AWS_ACCESS_KEY_ID='bench', AWS_SECRET_ACCESS_KEY='bench-secret', AWS_EC2_METADATA_DISABLED='true')
-    with tempfile.TemporaryDirectory(prefix='vr-bench-') as folder_name:
+    os.environ.update(CREDENTIALS, AWS_EC2_METADATA_DISABLED='true')
+    # Services.close() does not wait for a waveform being drawn, which may still write here during the cleanup.
+    with tempfile.TemporaryDirectory(prefix='vr-bench-', ignore_cleanup_errors=True) as folder_name:
         folder = Path(folder_name)
         began = time.perf_counter()
         audio = synthetic_opus(count, folder)
@@ -131,8 +107,8 @@ def main() -> None:
             f'(encoded in {time.perf_counter() - began:.0f} s)',
             file=sys.stderr,
         )
-        moto, endpoint = start_moto(folder / 'moto.log')
-        s3 = {'storage': 's3', 's3_endpoint_url': endpoint, 's3_region': 'us-east-1', 's3_path_style': True}
+        server = S3Server(folder / 'seaweedfs.log').start()
+        s3 = {'storage': 's3', 's3_endpoint_url': server.url, 's3_region': REGION, 's3_path_style': True}
         cases: dict[str, dict[str, object]] = {'local folder': {}}
         for workers in (int(w) for w in args.workers.split(',')):
             cases[f'S3, no spool, {workers} at a time'] = {**s3, 's3_spool': False, 's3_max_concurrency': workers}
@@ -154,8 +130,7 @@ def main() -> None:
                 print(f'| {name} | {result["seconds"]:.2f} | {result["duration_s"]:.0f} s of audio, '
                       f'{result["size_mb"]:.1f} MB | {result["peak_mb"]:.0f} |', flush=True)  # fmt: skip
         finally:
-            moto.terminate()
-            moto.wait(timeout=10)
+            server.stop()
 
 
 if __name__ == '__main__':

@@ -35,6 +35,7 @@ class WaveformService:
         self.temp_dir = temp_dir
         self.ffmpeg_timeout_s = ffmpeg_timeout_s
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix='waveform')
+        self._closing = False
 
     def schedule(self, recording_id: uuid.UUID) -> None:
         """Off the finalize path: a user waits for the file, not for its picture."""
@@ -75,12 +76,15 @@ class WaveformService:
         return len(missing)
 
     def close(self) -> None:
+        self._closing = True
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _compute_logged(self, recording_id: uuid.UUID) -> None:
         try:
             self.compute(recording_id)
         except AppError as error:
+            if self._closing:  # cut off by shutdown, not bad audio: the next start tries again
+                return
             log.warning('no waveform for recording %s: %s', recording_id, error.message)
             self._mark_unavailable(recording_id)
         except Exception:

@@ -55,7 +55,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         environment.setenv('AWS_EC2_METADATA_DISABLED', 'true')  # never look for credentials off this machine
         for name in ('AWS_PROFILE', 'AWS_SESSION_TOKEN', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3'):
             environment.delenv(name, raising=False)
-        server = S3Server(tmp_path_factory.mktemp('moto') / 'moto.log').start()
+        server = S3Server(tmp_path_factory.mktemp('s3') / 'seaweedfs.log').start()
         yield server
         server.stop()
 
