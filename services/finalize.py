@@ -8,8 +8,10 @@ holds may arrive late, and the recording is then assembled again with it.
 
 import logging
 import tempfile
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,7 +21,7 @@ from sqlmodel import Session, col, delete, or_, select, update
 
 from .audio import audio_format, remux
 from .database import Database
-from .errors import AudioProcessingFailed, Busy, Conflict, InvalidInput, MissingChunks
+from .errors import AppError, AudioProcessingFailed, Busy, Conflict, InvalidInput, MissingChunks
 from .models import Chunk, Recording, RecordingStatus, utc_now
 from .ordered_fetch import copy_in_order
 from .recordings import audio_key, load_owned
@@ -27,8 +29,10 @@ from .storage import Storage
 from .storage_keys import chunk_key, chunks_prefix, legacy_chunk_key, mp3_key, recording_prefix
 
 log = logging.getLogger(__name__)
-# A finalize that has not finished in this long died with its process; another may take over.
-FINALIZE_TAKEOVER = timedelta(minutes=5)
+# A running finalize renews its claim every HEARTBEAT; one not renewed for FINALIZE_TAKEOVER died with its process
+# (a kill, a crash, a lost instance), and another finalize or the sweeper may take over.
+HEARTBEAT_S = 5.0
+FINALIZE_TAKEOVER = timedelta(seconds=20)
 # Browsers stop at the limit by their own clock; the file may run a little longer than that clock.
 DURATION_SLACK_MS = 30_000
 
@@ -159,7 +163,8 @@ class Finalizer:
 
     def _finish(self, recording: Recording, plan: _Plan) -> Recording:
         try:
-            duration_ms, size = self._assemble(recording, plan.chunks)
+            with self._heartbeat(recording.id):
+                duration_ms, size = self._assemble(recording, plan.chunks)
         except AudioProcessingFailed as error:
             again = plan.previous == RecordingStatus.READY  # the earlier file stays; the new chunks wait for a fix
             self._release(recording, plan.previous if again else RecordingStatus.FAILED, error=error.message)
@@ -171,15 +176,49 @@ class Finalizer:
             log.info('recording %s was deleted while it was being saved; removing what was written', recording.id)
             self.storage.delete_prefix(recording_prefix(recording.id))
             raise Conflict('this recording was deleted')
-        if plan.previous == RecordingStatus.READY:
-            self.storage.delete_prefix(mp3_key(recording.id))  # made from the earlier, shorter file
-        if not plan.keep_chunks:
-            self.storage.delete_prefix(chunks_prefix(recording.id))
+        try:
+            if plan.previous == RecordingStatus.READY:
+                self.storage.delete_prefix(mp3_key(recording.id))  # made from the earlier, shorter file
+            if not plan.keep_chunks:
+                self.storage.delete_prefix(chunks_prefix(recording.id))
+        except AppError:  # the recording is ready; what is left is only a cost, retried by the orphan sweep
+            log.warning('could not remove the chunks of finalized recording %s', recording.id, exc_info=True)
         log.info(
             'finalized recording %s: %d chunks, %d ms, %d bytes', recording.id, len(plan.chunks), duration_ms, size
         )
         self.on_ready(recording.id)
         return recording
+
+    @contextmanager
+    def _heartbeat(self, recording_id: uuid.UUID) -> Iterator[None]:
+        """Renew the claim while assembling, so a long finalize is never taken over but a dead one soon is."""
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(HEARTBEAT_S):
+                try:
+                    self._touch_claim(recording_id)
+                except Exception:  # the database is down: the claim may lapse, which only allows a retry
+                    log.warning('could not renew the finalize claim of %s', recording_id, exc_info=True)
+
+        beat = threading.Thread(target=renew, name=f'finalize-heartbeat-{recording_id}', daemon=True)
+        beat.start()
+        try:
+            yield
+        finally:
+            done.set()
+            beat.join()
+
+    def _touch_claim(self, recording_id: uuid.UUID) -> None:
+        statement = (
+            update(Recording)
+            .where(col(Recording.id) == recording_id)
+            .where(col(Recording.status) == RecordingStatus.FINALIZING)
+            .values(updated_at=utc_now())
+        )
+        with self.database.session() as session:
+            session.exec(statement)  # type: ignore[call-overload]
+            session.commit()
 
     def _mark_ready(self, recording: Recording, plan: _Plan, duration_ms: int, size: int) -> bool:
         """Only a recording still claimed becomes ready: one deleted meanwhile stays deleted."""

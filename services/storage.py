@@ -119,7 +119,7 @@ class LocalStorage:
             if not path.exists():
                 return 0
             count = sum(1 for item in path.rglob('*') if item.is_file())
-            shutil.rmtree(path)
+            shutil.rmtree(path, onerror=_gone_is_fine)
         except OSError as error:
             raise ServiceUnavailable('audio storage is unavailable, please try again shortly') from error
         return count
@@ -145,6 +145,12 @@ class LocalStorage:
             return self._path(key).open('rb')
         except FileNotFoundError as error:
             raise NotFound('audio not found') from error
+
+
+def _gone_is_fine(_function: object, _path: str, error: tuple[type[BaseException], BaseException, object]) -> None:
+    """A file another writer removed while we delete its folder (a refused chunk cleaning up) is already gone."""
+    if not isinstance(error[1], FileNotFoundError):
+        raise error[1]
 
 
 def _fsync_dir(folder: Path) -> None:

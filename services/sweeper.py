@@ -14,7 +14,7 @@ from sqlalchemy import func
 from sqlmodel import col, select, update
 
 from .database import Database
-from .errors import AppError, Conflict, MissingChunks
+from .errors import AppError, Busy, Conflict, MissingChunks
 from .finalize import Finalizer
 from .models import Chunk, Recording, RecordingStatus, utc_now
 from .orphans import OrphanSweeper
@@ -79,6 +79,8 @@ class StaleRecordingSweeper:
                 self._mark_failed(recording_id, 'the beginning of the recording never arrived')
             except Conflict as error:
                 self._mark_failed(recording_id, error.message)
+            except Busy:  # another finalize holds a live claim; it renews it until it is done
+                log.debug('idle recording %s is being finalized elsewhere', recording_id)
             except AppError as error:  # storage or database trouble: the next sweep tries again
                 log.warning('idle recording %s could not be finalized: %s', recording_id, error.message)
         self.release_kept_chunks()
