@@ -17,6 +17,7 @@ from services.container import build_services, build_storage
 from services.errors import AppError
 from services.schema import migrate
 from services.storage import Storage
+from services.worker_process import EMBEDDED_FLAG, EmbeddedWorker, run_worker
 
 ASSETS = Path(__file__).parent / 'assets'
 log = logging.getLogger('voice_recorder')
@@ -41,12 +42,19 @@ def main(*, wrap_storage: Callable[[Storage], Storage] | None = None) -> None:
         if sys.argv[1:] == ['migrate']:  # for deployments that migrate as a step of their own (VR_AUTO_MIGRATE=false)
             log.info('the database is at revision %s, the newest', migrate(settings.resolved_database_url))
             return
+        if sys.argv[1:2] == ['worker']:  # transcribes recordings; the app runs one itself unless told it is external
+            run_worker(settings, embedded=sys.argv[2:] == [EMBEDDED_FLAG])
+            return
         storage = build_storage(settings)
         services = build_services(settings, storage=wrap_storage(storage) if wrap_storage else storage)
     except (AppError, ValueError) as error:  # a bad setting or an unreachable database: one clear line
         log.error('cannot start: %s', _problem(error))
         raise SystemExit(1) from None
     app.on_shutdown(services.close)
+    if settings.transcribe and settings.transcribe_worker == 'embedded':
+        worker = EmbeddedWorker(Path(__file__).resolve())
+        app.on_startup(worker.start)
+        app.on_shutdown(worker.stop)
     app.on_startup(
         lambda: background_tasks.create(
             services.sweeper.run_forever(settings.sweep_interval_s), name='finalize idle recordings'

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import finalize, footprint, ingest, playback, records
+from . import finalize, footprint, ingest, playback, records, transcripts
 from .report import Row, load_average, machine, table, write
 
 Benchmark = Callable[..., list[Row]]
@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     'playback': playback.run,
     'records': records.run,
     'footprint': footprint.run,
+    'transcripts': transcripts.run,
 }
 NOTES = [
     'Ingest: each simulated recorder loads /recorder with its own signed-in browser identity (made through '
@@ -41,6 +42,10 @@ NOTES = [
     '`wsproto` one, which is part of the gap.',
     'Playback: a new connection per request, timed to the first body bytes. Records page: time until the list is '
     'on the page (in the first HTML, or HTML plus the websocket update that brings it).',
+    'Transcripts: WER is word errors (substitutions, insertions, deletions) over reference words, after lower-casing '
+    'and removing punctuation; real-time factor is compute time over audio time (0.1: an hour in 6 minutes). Human '
+    "reading: the LibriVox clips of Debian's pocketsphinx-testdata with their transcripts. The worker figure is a real "
+    '`python main.py worker` process transcribing one long espeak recording, model load included.',
 ]
 
 

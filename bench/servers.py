@@ -24,6 +24,7 @@ def app_server(workspace: Path, **env: str) -> AppServer:
         'NICEGUI_STORAGE_PATH': str(workspace / 'nicegui'),
         # Every simulated recorder comes from 127.0.0.1, so the per-address limits would count them as one client.
         'VR_ONBOARD_PER_ADDRESS_PER_HOUR': '1000000',
+        'VR_TRANSCRIBE': 'false',  # the figures measure ingest and playback, not a transcriber sharing the cores
         'VR_VR_CONNECTS_PER_ADDRESS_PER_MINUTE': '1000000',
         **env,
     }

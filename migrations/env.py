@@ -10,6 +10,7 @@ from sqlmodel import SQLModel
 
 from services.config import Settings
 from services.database import Database
+from services.transcript_search import include_name
 
 target_metadata = SQLModel.metadata
 
@@ -20,6 +21,7 @@ def run_migrations(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == 'sqlite',
+        include_name=include_name,  # the full-text search structures are made by hand in 0004, not from models
     )
     with context.begin_transaction():
         context.run_migrations()

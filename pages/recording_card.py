@@ -10,10 +10,13 @@ from services.container import Services
 from services.errors import AppError
 from services.models import Recording, RecordingStatus, User
 from services.recordings import MAX_TITLE_LENGTH
+from services.transcript_shapes import TranscriptPublic
+from services.transcripts import SearchHit
 from services.waveforms import peaks_of
 
 from .formatting import format_duration, format_local_time, format_size
 from .frame import notify_error
+from .transcript_panel import TranscriptPanel, search_snippet
 from .waveform_element import Waveform
 
 STATUS_TEXT = {
@@ -31,11 +34,15 @@ class RecordingCard:
         *,
         time_zone: str | None,
         on_delete: Callable[[Recording], Awaitable[None]],
+        transcript: TranscriptPublic | None = None,
+        hit: SearchHit | None = None,
     ) -> None:
         self.services = services
         self.user = user
         self.recording = recording
         self.on_delete = on_delete
+        self.transcript = transcript
+        self.hit = hit  # set when the card answers a search: its snippet and where the match is spoken
         with (
             ui.card()
             .classes('vr-card w-full')
@@ -63,6 +70,10 @@ class RecordingCard:
             )
             if peaks := peaks_of(recording):
                 Waveform(peaks, player).classes('w-full').props('data-testid=waveform').mark('waveform')
+            if self.hit is not None:
+                search_snippet(self.hit.snippet, self.hit.match_ms, player)
+            if self.transcript is not None:
+                TranscriptPanel(self.services, self.user.id, self.transcript, player, share=False)
         elif recording.status == RecordingStatus.FAILED:
             ui.label(f'This recording could not be processed: {recording.error}').classes('text-negative')
         else:

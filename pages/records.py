@@ -9,7 +9,9 @@ from nicegui import app, background_tasks, run, ui
 
 from services.container import Services
 from services.errors import AppError
-from services.models import Recording, User
+from services.models import Recording, RecordingStatus, User
+from services.transcript_shapes import TranscriptPublic
+from services.transcripts import SearchHit
 
 from .formatting import format_duration
 from .frame import frame, notify_error, signed_in_user
@@ -69,8 +71,8 @@ class RecordList:
         self.hidden: set[uuid.UUID] = set()  # deleted, but still undoable
         self.pending_deletes: dict[uuid.UUID, asyncio.Task[None]] = {}
         with ui.row().classes('w-full items-center justify-between'):
-            ui.input(placeholder='Search titles', on_change=self.search_for).props(
-                'dense clearable debounce=300 aria-label="Search titles" data-testid=search-input'
+            ui.input(placeholder='Search titles and what was said', on_change=self.search_for).props(
+                'dense clearable debounce=300 aria-label="Search titles and transcripts" data-testid=search-input'
             ).classes('w-64').mark('search-input')
             self.totals = ui.label().classes('text-caption').props('data-testid=totals').mark('totals')
         self.undo_area = ui.row().classes('w-full')
@@ -92,19 +94,13 @@ class RecordList:
     @ui.refreshable_method
     async def show(self) -> None:
         try:
-            found = await run.io_bound(
-                self.services.recordings.list,
-                user_id=self.user.id,
-                limit=min(self.limit + len(self.hidden) + 1, 200),
-                search=self.search,
-            )
-            count, total_ms = await run.io_bound(
-                self.services.recordings.summary, user_id=self.user.id, search=self.search
-            )
+            loaded = await run.io_bound(self.load)
+            if loaded is None:  # the app is shutting down
+                return
+            found, hits, count, total_ms = loaded
+            transcripts = await run.io_bound(self.transcripts_of, [r for r in found if r.id not in self.hidden]) or {}
         except AppError as error:
             ui.label(f'Your recordings could not be loaded: {error.message}').classes('text-negative')
-            return
-        if found is None:  # the app is shutting down
             return
         visible = [r for r in found if r.id not in self.hidden]
         self.poller.active = any(r.status in STATUS_TEXT for r in visible)
@@ -115,14 +111,37 @@ class RecordList:
             self.empty_state()
             return
         for recording in visible[: self.limit]:
-            RecordingCard(self.services, self.user, recording, time_zone=self.time_zone, on_delete=self.delete)
+            RecordingCard(
+                self.services,
+                self.user,
+                recording,
+                time_zone=self.time_zone,
+                on_delete=self.delete,
+                transcript=transcripts.get(recording.id),
+                hit=hits.get(recording.id),
+            )
         if len(visible) > self.limit:
             ui.button('Show more', on_click=self.show_more).props('flat data-testid=show-more').mark('show-more')
+
+    def load(self) -> tuple[list[Recording], dict[uuid.UUID, SearchHit], int, int]:
+        """The page's recordings, newest first; with a search, the best matches of titles and transcripts first."""
+        limit = min(self.limit + len(self.hidden) + 1, 200)
+        if not self.search.strip():
+            found = self.services.recordings.list(user_id=self.user.id, limit=limit)
+            count, total_ms = self.services.recordings.summary(user_id=self.user.id)
+            return found, {}, count, total_ms
+        hits = self.services.transcripts.search(user_id=self.user.id, query=self.search, limit=limit)
+        found = [hit.recording for hit in hits]
+        return found, {hit.recording.id: hit for hit in hits}, len(found), sum(r.duration_ms or 0 for r in found)
+
+    def transcripts_of(self, recordings: list[Recording]) -> dict[uuid.UUID, TranscriptPublic]:
+        ready = [r for r in recordings[: self.limit] if r.status == RecordingStatus.READY]
+        return {r.id: self.services.transcripts.get(user_id=self.user.id, recording_id=r.id) for r in ready}
 
     def empty_state(self) -> None:
         with ui.column().classes('vr-empty items-center w-full').mark('empty-state'):
             if self.search:
-                ui.label(f'No recording has “{self.search}” in its title.')
+                ui.label(f'No recording has “{self.search}” in its title or in what was said.')
                 return
             ui.icon('mic', size='3rem')
             ui.label('No recordings yet.').classes('text-h6')

@@ -10,6 +10,7 @@ from services.waveforms import peaks_of
 
 from .formatting import format_duration
 from .frame import frame
+from .transcript_panel import TranscriptPanel
 from .waveform_element import Waveform
 
 
@@ -33,3 +34,8 @@ def create(services: Services) -> None:
             )
             if peaks := peaks_of(recording):
                 Waveform(peaks, player).classes('w-full').mark('waveform')
+            transcript = await run.io_bound(
+                services.transcripts.get, user_id=recording.user_id, recording_id=recording.id
+            )
+            if transcript is not None:
+                TranscriptPanel(services, recording.user_id, transcript, player, share=True)

@@ -27,6 +27,9 @@ from .http_range import parse_range
 from .models import Recording, RecordingStatus, User
 from .rate_limit import client_address
 from .recordings import audio_key, download_name
+from .transcript_files import FileKind
+from .transcript_search import SnippetPiece
+from .transcript_shapes import TranscriptPublic
 from .version import app_version
 
 
@@ -88,6 +91,14 @@ class RecordingOut(BaseModel):
     status: RecordingStatus
     error: str | None
     audio_url: str | None
+
+
+class RecordingHitOut(RecordingOut):
+    """A search result: the recording, the passage that matched (runs of text, `match` marking the words found;
+    render them as text) and where the first matching word is spoken."""
+
+    snippet: list[SnippetPiece]
+    match_ms: int | None
 
 
 class ChunkOut(BaseModel):
@@ -189,11 +200,17 @@ def create_router(services: Services) -> APIRouter:
         user: CurrentUser,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         offset: Annotated[int, Query(ge=0)] = 0,
-        q: Annotated[str, Query(max_length=200, description='search in titles')] = '',
-    ) -> list[RecordingOut]:
+        q: Annotated[str, Query(max_length=200, description='search in titles and transcripts')] = '',
+    ) -> list[RecordingHitOut] | list[RecordingOut]:
         if user_id != user.id:
             raise NotFound('user not found')
-        found = services.recordings.list(user_id=user.id, limit=limit, offset=offset, search=q)
+        if q.strip():  # ranked full-text hits first, then titles that merely contain q
+            hits = services.transcripts.search(user_id=user.id, query=q, limit=limit, offset=offset)
+            return [
+                RecordingHitOut(**public(hit.recording).model_dump(), snippet=hit.snippet, match_ms=hit.match_ms)
+                for hit in hits
+            ]
+        found = services.recordings.list(user_id=user.id, limit=limit, offset=offset)
         return [public(r) for r in found]
 
     @router.post('/token/rotate')
@@ -257,6 +274,28 @@ def create_router(services: Services) -> APIRouter:
         """Makes the MP3 copy (once; later calls return at once) and answers with its download URL."""
         recording = services.exports.mp3(user_id=user.id, recording_id=recording_id)
         return LinkOut(url=services.links.url(recording, download=True, mp3=True))
+
+    @router.get(
+        '/recordings/{recording_id}/transcript',
+        response_model=TranscriptPublic,
+        responses={200: {'content': {'text/plain': {}, 'text/vtt': {}}}},
+    )
+    def transcript(
+        recording_id: uuid.UUID,
+        user: CurrentUser,
+        format: Annotated[FileKind | None, Query(description='a file: txt, srt or vtt subtitles')] = None,
+    ) -> TranscriptPublic | Response:
+        """State, progress and the words with their times; with `format`, the finished transcript as a file."""
+        if format is None:
+            return services.transcripts.get(user_id=user.id, recording_id=recording_id)
+        found = services.transcripts.file(user_id=user.id, recording_id=recording_id, kind=format)
+        disposition = f'attachment; filename="{found.name}"'
+        return Response(found.content, media_type=found.media_type, headers={'Content-Disposition': disposition})
+
+    @router.post('/recordings/{recording_id}/transcript', status_code=202)
+    def transcribe_again(recording_id: uuid.UUID, user: CurrentUser) -> TranscriptPublic:
+        """Queue the recording's transcript to be made again."""
+        return services.transcripts.transcribe_again(user_id=user.id, recording_id=recording_id)
 
     @router.post('/recordings/{recording_id}/shares', status_code=201)
     def share(recording_id: uuid.UUID, body: ShareIn, user: CurrentUser) -> ShareOut:

@@ -56,6 +56,19 @@ class Settings(BaseSettings):
         description='shares the rate limits between instances; default: NICEGUI_REDIS_URL, else in memory',
     )
     secure_cookies: bool | None = Field(default=None, description='Secure cookies; default: on in production')
+    # Transcripts: a worker process (never the web process) turns each ready recording's speech into text, offline.
+    transcribe: bool = Field(default=True, description='false: no transcripts, no jobs, no worker')
+    transcribe_worker: Literal['embedded', 'external'] = Field(
+        default='embedded', description='embedded: the app runs one worker itself; external: `python main.py worker`'
+    )
+    transcribe_model: Path | None = Field(
+        default=None, description='a CTranslate2 Whisper model folder; default: the bundled Whisper tiny.en'
+    )
+    transcribe_language: str = Field(default='en', pattern=r'^[a-z]{2,3}$', description='the language spoken')
+    transcribe_timeout_s: float = Field(default=3600, gt=0, description='one recording; longer ones fail')
+    transcribe_lease_s: float = Field(
+        default=60, ge=1, le=3600, description='a job whose worker fell silent this long is taken up again'
+    )
 
     @property
     def cookies_secure(self) -> bool:

@@ -1,5 +1,6 @@
 """Builds every service from settings, lazily and in one place, so tests can point them anywhere."""
 
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -19,6 +20,8 @@ from .storage import LocalStorage, Storage
 from .storage_s3 import S3Storage
 from .storage_spool import SpooledStorage
 from .sweeper import StaleRecordingSweeper
+from .transcript_queue import TranscriptQueue
+from .transcripts import TranscriptService
 from .users import UserService
 from .waveforms import WaveformService
 
@@ -39,6 +42,7 @@ class Services:
     waveforms: WaveformService
     exports: ExportService
     shares: ShareService
+    transcripts: TranscriptService
     secret: str
 
     def close(self) -> None:
@@ -64,6 +68,15 @@ def build_storage(settings: Settings) -> Storage:
     return SpooledStorage(storage, settings.data_dir / 'spool') if settings.s3_spool else storage
 
 
+def build_transcripts(settings: Settings, database: Database) -> TranscriptService:
+    """Jobs are queued only when transcripts are on; a worker process (worker.py) does them."""
+    queue = None
+    if settings.transcribe:
+        lease = timedelta(seconds=settings.transcribe_lease_s)
+        queue = TranscriptQueue(database=database, lease=lease, language=settings.transcribe_language)
+    return TranscriptService(database=database, queue=queue, language=settings.transcribe_language)
+
+
 def build_services(settings: Settings, *, storage: Storage | None = None) -> Services:
     database = Database(settings.resolved_database_url)
     if settings.auto_migrate:
@@ -87,7 +100,13 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         temp_dir=settings.data_dir / 'tmp',
         ffmpeg_timeout_s=settings.ffmpeg_timeout_s,
     )
-    finalizer.on_ready = waveforms.schedule
+    transcripts = build_transcripts(settings, database)
+
+    def on_ready(recording_id: uuid.UUID) -> None:  # a new or re-assembled recording
+        waveforms.schedule(recording_id)
+        transcripts.on_ready(recording_id)
+
+    finalizer.on_ready = on_ready
     return Services(
         settings=settings,
         database=database,
@@ -125,5 +144,6 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
             ffmpeg_timeout_s=settings.ffmpeg_timeout_s,
         ),
         shares=ShareService(database),
+        transcripts=transcripts,
         secret=secret,
     )

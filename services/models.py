@@ -88,3 +88,33 @@ class Chunk(SQLModel, table=True):
     sha256: str = Field(max_length=64)
     # Stored by version 0.1 under `chunks/<seq>`, before keys carried the content hash (see storage_keys.py).
     legacy_key: bool = Field(default=False, sa_column_kwargs={'server_default': false()})
+
+
+class TranscriptState(StrEnum):
+    QUEUED = 'queued'
+    TRANSCRIBING = 'transcribing'
+    DONE = 'done'
+    FAILED = 'failed'
+    OFF = 'off'  # shown when the server has transcripts turned off (VR_TRANSCRIBE=false); never stored
+
+
+class Transcript(SQLModel, table=True):
+    """A recording's words with their times, and the job that makes them (see transcript_queue.py)."""
+
+    __table_args__ = (Index('ix_transcript_state_queued', 'state', 'queued_at'),)
+
+    recording_id: uuid.UUID = Field(foreign_key='recording.id', primary_key=True)
+    state: TranscriptState = Field(default=TranscriptState.QUEUED, max_length=16)
+    progress: float = Field(default=0.0, description='the fraction of the audio transcribed, 0..1')
+    error: str | None = Field(default=None, max_length=500)
+    language: str = Field(default='en', max_length=16)
+    text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # the words, joined by spaces
+    segments: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # JSON, see transcript_shapes.py
+    attempts: int = Field(default=0)
+    # Raised by every queueing and every claim: a worker's writes count only while it still holds its generation,
+    # so a job queued again, or taken over after its lease ran out, never gets an older result.
+    generation: int = Field(default=0)
+    lease_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    queued_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp_column())
+    created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp_column())
+    updated_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp_column())

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, delete, func, select
 from .audio import audio_format
 from .database import Database
 from .errors import InvalidInput, LimitReached, NotFound
-from .models import Chunk, Recording, Share, utc_now
+from .models import Chunk, Recording, Share, Transcript, utc_now
 from .storage import Storage
 from .storage_keys import audio_key as _audio_key
 from .storage_keys import recording_prefix
@@ -129,6 +129,7 @@ class RecordingService:
             load_owned(session, user_id=user_id, recording_id=recording_id)
             session.exec(delete(Chunk).where(col(Chunk.recording_id) == recording_id))  # type: ignore[call-overload]
             session.exec(delete(Share).where(col(Share.recording_id) == recording_id))  # type: ignore[call-overload]
+            session.exec(delete(Transcript).where(col(Transcript.recording_id) == recording_id))  # type: ignore[call-overload]
             session.exec(delete(Recording).where(col(Recording.id) == recording_id))  # type: ignore[call-overload]
             session.commit()
         try:

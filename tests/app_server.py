@@ -44,6 +44,9 @@ class AppServer:
             'VR_PORT': str(self.port),
             'VR_DATA_DIR': str(data_dir),
             'VR_SECRET': 'browser-test-secret-of-at-least-32-chars',
+            # A transcriber working beside a timing-sensitive test would share its 2 cores; the transcript tests
+            # turn it on (VR_TRANSCRIBE=true).
+            'VR_TRANSCRIBE': 'false',
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None

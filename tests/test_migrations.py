@@ -15,6 +15,7 @@ from sqlmodel import SQLModel, col, select
 from services.database import Database
 from services.models import Chunk, Recording, User, UTCDateTime, utc_now
 from services.schema import BASELINE, alembic_config, current_revision, head_revision, upgrade
+from services.transcript_search import include_name  # the search structures live in migrations only
 
 from .app_server import ROOT, free_port
 from .postgres_server import PostgresServer
@@ -24,7 +25,7 @@ POSTGRES_ONLY = pytest.mark.parametrize('database_kind', ['postgresql'], indirec
 
 def schema_differences(database: Database) -> list[object]:
     with database.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={'compare_type': True})
+        context = MigrationContext.configure(connection, opts={'compare_type': True, 'include_name': include_name})
         return list(compare_metadata(context, SQLModel.metadata))
 
 

@@ -150,7 +150,7 @@ async def test_search_totals_and_more_on_demand(user: User, page_services: Servi
     await user.should_see('1 recording · 0:05 in all')
     assert [e.text for e in user.find(marker='recording-title').elements] == ['Idea for a song']
     user.find(marker='search-input').clear().type('100%_')
-    await user.should_see('No recording has “100%_” in its title.')
+    await user.should_see('No recording has “100%_” in its title or in what was said.')
 
 
 async def test_unfinished_recordings_show_their_state(user: User, page_services: Services) -> None:

@@ -1,0 +1,164 @@
+"""The transcription jobs, kept in the `transcript` table: no broker, nothing but the database the app already has.
+
+No maintained job library runs on both SQLite and PostgreSQL without a broker, and the queue needs few moves, so
+it is written out here. A claim is a conditional UPDATE on the generation the worker read (compare-and-set), which
+is enough on SQLite, where writers take turns; on PostgreSQL the read is `FOR UPDATE SKIP LOCKED`, so workers never
+wait for each other. The claim holds a lease the worker renews while it works; a worker that dies stops renewing,
+and once the lease has run out the job is claimed again, at most MAX_ATTEMPTS times.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, or_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select, update
+
+from .database import Database
+from .models import Recording, RecordingStatus, Transcript, TranscriptState, utc_now
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 3
+_TABLE: Any = Transcript.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Job:
+    recording_id: uuid.UUID
+    generation: int  # the claim's: every write below counts only while the row still has it
+    attempt: int
+
+
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    running = col(Transcript.state) == TranscriptState.TRANSCRIBING
+    return or_(col(Transcript.state) == TranscriptState.QUEUED, and_(running, col(Transcript.lease_until) < now))
+
+
+class TranscriptQueue:
+    def __init__(self, *, database: Database, lease: timedelta, language: str = 'en') -> None:
+        self.database = database
+        self.lease = lease
+        self.language = language
+
+    def enqueue(self, recording_id: uuid.UUID) -> bool:
+        """Queue the recording (again); a finished transcript stays readable until the new one replaces it.
+        False when the recording is gone."""
+        now = utc_now()
+        again = {'state': TranscriptState.QUEUED, 'progress': 0.0, 'error': None, 'attempts': 0, 'queued_at': now}
+        with self.database.session() as session:
+            insert = sqlite.insert if session.connection().dialect.name == 'sqlite' else postgresql.insert
+            statement = (
+                insert(_TABLE)
+                .values(recording_id=recording_id, language=self.language, generation=0, created_at=now, **again)
+                .values(updated_at=now)
+                .on_conflict_do_update(
+                    index_elements=['recording_id'],
+                    set_={**again, 'generation': _TABLE.c.generation + 1, 'lease_until': None, 'updated_at': now},
+                )
+            )
+            try:
+                session.exec(statement)  # type: ignore[call-overload]
+                session.commit()
+            except IntegrityError:  # the recording was deleted meanwhile
+                return False
+        return True
+
+    def claim(self) -> Job | None:
+        """The oldest queued job (or one whose worker died), now ours until the lease runs out."""
+        now = utc_now()
+        with self.database.session() as session:
+            self._give_up_on_stuck(session, now)
+            query = (
+                select(Transcript.recording_id, Transcript.generation, Transcript.attempts)
+                .where(_claimable(now))
+                .order_by(col(Transcript.queued_at))
+                .limit(1)
+                .with_for_update(skip_locked=True)  # PostgreSQL; SQLite has one writer and ignores it
+            )
+            row = session.exec(query).first()
+            if row is None:
+                session.commit()
+                return None
+            recording_id, generation, attempts = row
+            claimed = self._set(
+                session,
+                Job(recording_id, generation, attempts),
+                _claimable(now),
+                state=TranscriptState.TRANSCRIBING,
+                generation=generation + 1,
+                attempts=attempts + 1,
+                progress=0.0,
+                lease_until=now + self.lease,
+            )
+            session.commit()
+        return Job(recording_id, generation + 1, attempts + 1) if claimed else None
+
+    def renew(self, job: Job, progress: float | None = None) -> bool:
+        """Extend the lease (and note the progress); False when the job is no longer this worker's."""
+        values: dict[str, Any] = {'lease_until': utc_now() + self.lease}
+        if progress is not None:
+            values['progress'] = progress
+        return self._update(job, **values)
+
+    def complete(self, job: Job, *, text: str, segments: str) -> bool:
+        done = TranscriptState.DONE
+        return self._update(job, state=done, progress=1.0, text=text, segments=segments, error=None, lease_until=None)
+
+    def fail(self, job: Job, reason: str) -> bool:
+        return self._update(job, state=TranscriptState.FAILED, error=reason[:500], lease_until=None)
+
+    def release(self, job: Job, *, count_attempt: bool = False) -> bool:
+        """Back in the queue at once: the worker is stopping, or the storage is down for now."""
+        attempts = job.attempt if count_attempt else job.attempt - 1
+        if attempts >= MAX_ATTEMPTS:
+            return self.fail(job, 'the audio could not be read; run the transcript again later')
+        return self._update(job, state=TranscriptState.QUEUED, attempts=attempts, lease_until=None)
+
+    def backfill(self, limit: int = 3) -> int:
+        """Queue a few ready recordings made before transcripts existed (or while they were off), newest first."""
+        has_transcript = exists().where(col(Transcript.recording_id) == Recording.id)
+        query = (
+            select(Recording.id)
+            .where(col(Recording.status) == RecordingStatus.READY)
+            .where(~has_transcript)
+            .order_by(col(Recording.created_at).desc())
+            .limit(limit)
+        )
+        with self.database.session() as session:
+            missing = list(session.exec(query).all())
+        return sum(self.enqueue(recording_id) for recording_id in missing)
+
+    def _update(self, job: Job, **values: Any) -> bool:
+        with self.database.session() as session:
+            done = self._set(session, job, col(Transcript.state) == TranscriptState.TRANSCRIBING, **values)
+            session.commit()
+        return done
+
+    @staticmethod
+    def _set(session: Session, job: Job, condition: ColumnElement[bool], **values: Any) -> bool:
+        statement = (
+            update(Transcript)
+            .where(col(Transcript.recording_id) == job.recording_id)
+            .where(col(Transcript.generation) == job.generation)
+            .where(condition)
+            .values(updated_at=utc_now(), **values)
+        )
+        return bool(session.exec(statement).rowcount == 1)  # type: ignore[call-overload]
+
+    @staticmethod
+    def _give_up_on_stuck(session: Session, now: datetime) -> None:
+        """A job whose worker died MAX_ATTEMPTS times (a recording that kills it, say) is not tried again."""
+        statement = (
+            update(Transcript)
+            .where(col(Transcript.state) == TranscriptState.TRANSCRIBING)
+            .where(col(Transcript.lease_until) < now)
+            .where(col(Transcript.attempts) >= MAX_ATTEMPTS)
+            .values(state=TranscriptState.FAILED, error='transcribing stopped unexpectedly, several times')
+            .values(updated_at=now)
+        )
+        if session.exec(statement).rowcount:  # type: ignore[call-overload]
+            log.warning('gave up on transcripts whose worker stopped %d times', MAX_ATTEMPTS)

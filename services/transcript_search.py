@@ -1,0 +1,156 @@
+"""Full-text search over titles and transcripts with the database's own engine: FTS5 on SQLite, tsvector on PostgreSQL.
+
+The search structures live in migration 0004 (SQLite keeps its FTS5 table in step with triggers, PostgreSQL computes
+its vectors itself), so no code path has to remember to update them. User text never becomes query syntax: SQLite
+gets each word quoted, PostgreSQL parses it with `websearch_to_tsquery`, which accepts any input.
+"""
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlmodel import Session
+
+# Made by migration 0004 and deliberately not in the models: comparisons of models and migrations skip them.
+SEARCH_SCHEMA_NAMES = frozenset(
+    {
+        'recording_search',
+        *(f'recording_search_{shadow}' for shadow in ('config', 'content', 'data', 'docsize', 'idx')),
+        'search_vector',
+        'ix_transcript_search_vector',
+        'ix_recording_title_search',
+    }
+)
+START, STOP = '\x02', '\x03'  # match markers: titles and transcripts are stored without control characters
+MAX_TERMS = 16
+_WORD = re.compile(r'\w+')
+
+
+def include_name(name: str | None, _type: str, _parents: object) -> bool:
+    """Alembic's name filter: the search structures are the migrations' business, not the models'."""
+    return name not in SEARCH_SCHEMA_NAMES
+
+
+class SnippetPiece(BaseModel):
+    """A run of snippet text; `match` marks the words the query found. Render as text, never as markup."""
+
+    text: str
+    match: bool
+
+
+@dataclass(frozen=True)
+class FoundRow:
+    recording_id: uuid.UUID
+    rank: float  # higher is better
+    title: str  # marked
+    body: str | None  # a marked passage of the transcript, when the transcript matched
+    body_offset: int  # where the first match starts in the transcript text (1-based; 0: none)
+
+
+def pieces(marked: str) -> list[SnippetPiece]:
+    """`a \x02b\x03 c` → [a , b (match), c]."""
+    found: list[SnippetPiece] = []
+    for part in re.split(f'({START}[^{STOP}]*{STOP})', marked):
+        if part.startswith(START):
+            found.append(SnippetPiece(text=part.strip(START + STOP), match=True))
+        elif part:
+            found.append(SnippetPiece(text=part.replace(START, '').replace(STOP, ''), match=False))
+    return found
+
+
+def fts5_match(user_id: uuid.UUID, query: str) -> str | None:
+    """An FTS5 expression for the user's rows holding every word of `query` in the title or the transcript."""
+    terms = _WORD.findall(query.lower())[:MAX_TERMS]
+    if not terms:
+        return None
+    words = ' AND '.join(f'"{term}"' for term in terms)  # \w+ holds no quote: every term stays one string
+    return f'owner_key:"{user_id.hex}" AND {{title body}}: ({words})'
+
+
+def matching_ids(session: Session, *, user_id: uuid.UUID, query: str) -> set[uuid.UUID]:
+    """Every recording of the user that the full-text search finds, unranked (cheap: no snippets)."""
+    if session.connection().dialect.name == 'postgresql':
+        statement = text(_PG_MATCHING + 'SELECT id FROM matching').bindparams(query=query, user_id=user_id)
+    else:
+        match = fts5_match(user_id, query)
+        if match is None:
+            return set()
+        statement = text('SELECT recording_key FROM recording_search WHERE recording_search MATCH :match')
+        statement = statement.bindparams(match=match)
+    return {uuid.UUID(str(row[0])) for row in session.exec(statement).all()}  # type: ignore[call-overload]
+
+
+def find(session: Session, *, user_id: uuid.UUID, query: str, limit: int, offset: int = 0) -> list[FoundRow]:
+    """Best first; the page's snippets only are computed."""
+    if session.connection().dialect.name == 'postgresql':
+        rows = _postgresql(session, user_id, query, limit, offset)
+    else:
+        match = fts5_match(user_id, query)
+        rows = _sqlite(session, match, limit, offset) if match else []
+    return [FoundRow(uuid.UUID(str(r[0])), float(r[1]), r[2], r[3], int(r[4] or 0)) for r in rows]
+
+
+# Ranked first, then the snippets of the page only (computed for every match, they would cost more than the search).
+_SQLITE = text(
+    """
+    SELECT recording_key, page.score, highlight(recording_search, 2, char(2), char(3)),
+        snippet(recording_search, 3, char(2), char(3), '…', 24),
+        instr(highlight(recording_search, 3, char(2), char(3)), char(2))
+    FROM (
+        SELECT rowid AS id, -bm25(recording_search, 0, 0, 4.0, 1.0) AS score FROM recording_search
+        WHERE recording_search MATCH :match ORDER BY score DESC LIMIT :limit OFFSET :offset
+    ) AS page CROSS JOIN recording_search ON recording_search.rowid = page.id
+    WHERE recording_search MATCH :match
+    ORDER BY page.score DESC
+    """
+)
+
+
+def _sqlite(session: Session, match: str, limit: int, offset: int) -> list[Any]:
+    found = session.exec(_SQLITE.bindparams(match=match, limit=limit, offset=offset)).all()  # type: ignore[call-overload]
+    return [(key, rank, title, body if START in body else None, at) for key, rank, title, body, at in found]
+
+
+# Written against the indexes of migration 0004: the same expressions, so the planner can use them.
+_PG_MATCHING = """
+    WITH query AS (SELECT websearch_to_tsquery('english', :query) AS q),
+    matching AS (
+        SELECT t.recording_id AS id FROM transcript t JOIN recording r ON r.id = t.recording_id, query
+        WHERE t.search_vector @@ query.q AND r.user_id = :user_id
+        UNION
+        SELECT r.id FROM recording r, query
+        WHERE to_tsvector('english', r.title) @@ query.q AND r.user_id = :user_id
+    )
+"""
+_POSTGRESQL = text(
+    _PG_MATCHING
+    + """,
+    page AS (
+        SELECT r.id, r.title, r.created_at, t.text,
+            ts_rank(coalesce(t.search_vector, setweight(to_tsvector('english', r.title), 'A')), query.q, 1) AS rank
+        FROM matching JOIN recording r ON r.id = matching.id LEFT JOIN transcript t ON t.recording_id = r.id, query
+        ORDER BY rank DESC, r.created_at DESC, r.id LIMIT :limit OFFSET :offset
+    )
+    SELECT page.id, page.rank, ts_headline('english', page.title, query.q, :whole),
+        CASE WHEN page.text <> '' THEN ts_headline('english', page.text, query.q, :passage) END,
+        CASE WHEN page.text <> '' THEN strpos(ts_headline('english', page.text, query.q, :whole), chr(2)) END
+    FROM page, query ORDER BY page.rank DESC, page.created_at DESC, page.id
+    """
+)
+_MARKS = f'StartSel={START}, StopSel={STOP}'
+
+
+def _postgresql(session: Session, user_id: uuid.UUID, query: str, limit: int, offset: int) -> list[Any]:
+    statement = _POSTGRESQL.bindparams(
+        query=query,
+        user_id=user_id,
+        limit=limit,
+        offset=offset,
+        whole=f'{_MARKS}, HighlightAll=true',
+        passage=f'{_MARKS}, MaxWords=30, MinWords=12, MaxFragments=1',
+    )
+    found = session.exec(statement).all()  # type: ignore[call-overload]
+    return [(key, rank, title, body if body and START in body else None, at) for key, rank, title, body, at in found]

@@ -1,0 +1,137 @@
+"""Transcripts for the API and the pages: a recording's words with their times, its job's state, files, and search.
+
+The work itself happens in the worker process (worker.py); this service only reads, queues and searches.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, select
+
+from . import transcript_search
+from .database import Database
+from .errors import AppError, Conflict, InvalidInput, NotFound
+from .models import Recording, RecordingStatus, Transcript, TranscriptState
+from .recordings import MAX_PAGE_SIZE, _owned_matching, load_owned
+from .transcript_files import MEDIA_TYPES, FileKind, TranscriptFile, render
+from .transcript_queue import TranscriptQueue
+from .transcript_search import FoundRow, SnippetPiece, pieces
+from .transcript_shapes import TranscriptPublic, decode, time_at
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    recording: Recording
+    rank: float  # higher is better; 0 for a title that only contains the query inside a word
+    snippet: list[SnippetPiece]  # from the transcript when it matched, else the title
+    match_ms: int | None  # where the first matching word is spoken (None: only the title matched)
+
+
+class TranscriptService:
+    def __init__(self, *, database: Database, queue: TranscriptQueue | None, language: str = 'en') -> None:
+        self.database = database
+        self.queue = queue  # None: transcripts are off (VR_TRANSCRIBE=false)
+        self.language = language
+
+    def get(self, *, user_id: uuid.UUID, recording_id: uuid.UUID) -> TranscriptPublic:
+        with self.database.session() as session:
+            recording = load_owned(session, user_id=user_id, recording_id=recording_id)
+            stored = session.get(Transcript, recording_id)
+        return self._public(recording, stored)
+
+    def transcribe_again(self, *, user_id: uuid.UUID, recording_id: uuid.UUID) -> TranscriptPublic:
+        with self.database.session() as session:
+            recording = load_owned(session, user_id=user_id, recording_id=recording_id)
+        if self.queue is None:
+            raise Conflict('transcripts are turned off on this server')
+        if recording.status != RecordingStatus.READY:
+            raise Conflict('the recording is not ready yet; it is transcribed once it is')
+        if not self.queue.enqueue(recording_id):
+            raise NotFound('recording not found')
+        return self.get(user_id=user_id, recording_id=recording_id)
+
+    def on_ready(self, recording_id: uuid.UUID) -> None:
+        """Finalize's hook: a new or re-assembled recording is (re)queued. Never fails the finalize."""
+        if self.queue is None:
+            return
+        try:
+            self.queue.enqueue(recording_id)
+        except AppError as error:
+            log.warning('recording %s was not queued for its transcript: %s', recording_id, error.message)
+
+    def file(self, *, user_id: uuid.UUID, recording_id: uuid.UUID, kind: FileKind) -> TranscriptFile:
+        transcript = self.get(user_id=user_id, recording_id=recording_id)
+        if transcript.state != TranscriptState.DONE:
+            raise Conflict(f'the transcript is not ready (it is {transcript.state.value})')
+        content = render(kind, transcript.segments)
+        return TranscriptFile(f'recording-{recording_id}.{kind}', MEDIA_TYPES[kind], content)
+
+    def search(self, *, user_id: uuid.UUID, query: str, limit: int = 50, offset: int = 0) -> list[SearchHit]:
+        """Titles and transcripts, best first; then titles that merely contain the query (e.g. part of a word)."""
+        if not 1 <= limit <= MAX_PAGE_SIZE or offset < 0:
+            raise InvalidInput(f'limit must be 1..{MAX_PAGE_SIZE} and offset at least 0')
+        query = ''.join(ch for ch in query if ch.isprintable())  # no NUL or other control character reaches SQL
+        if not query.strip():
+            return []
+        with self.database.session() as session:
+            found = transcript_search.find(session, user_id=user_id, query=query, limit=limit, offset=offset)
+            hits = self._hits(session, found)
+            if len(found) < limit:  # the ranked hits end on this page: so there are fewer than offset + limit
+                matched = transcript_search.matching_ids(session, user_id=user_id, query=query)
+                skip = max(0, offset - len(matched))
+                hits += self._title_matches(session, user_id, query, matched, skip, limit - len(hits))
+        return hits
+
+    def _public(self, recording: Recording, stored: Transcript | None) -> TranscriptPublic:
+        state, error = (stored.state, stored.error) if stored else (TranscriptState.QUEUED, None)
+        if stored is None and recording.status == RecordingStatus.FAILED:
+            state, error = TranscriptState.FAILED, 'the recording has no audio to transcribe'
+        return TranscriptPublic(
+            recording_id=recording.id,
+            state=TranscriptState.OFF if self.queue is None else state,
+            progress=stored.progress if stored else 0.0,
+            language=stored.language if stored else self.language,
+            error=error,
+            segments=decode(stored.segments if stored else None),
+        )
+
+    @staticmethod
+    def _hits(session: Session, found: list[FoundRow]) -> list[SearchHit]:
+        ids = [row.recording_id for row in found]
+        recordings = {r.id: r for r in session.exec(select(Recording).where(col(Recording.id).in_(ids))).all()}
+        spoken = [row.recording_id for row in found if row.body_offset]
+        query = select(Transcript.recording_id, Transcript.segments).where(col(Transcript.recording_id).in_(spoken))
+        segments = dict(session.exec(query).all()) if spoken else {}
+        return [
+            SearchHit(
+                recording=recordings[row.recording_id],
+                rank=row.rank,
+                snippet=pieces(row.body if row.body is not None else row.title),
+                match_ms=time_at(segments.get(row.recording_id), row.body_offset - 1) if row.body_offset else None,
+            )
+            for row in found
+            if row.recording_id in recordings
+        ]
+
+    @staticmethod
+    def _title_matches(
+        session: Session, user_id: uuid.UUID, query: str, exclude: set[uuid.UUID], skip: int, count: int
+    ) -> list[SearchHit]:
+        ordered = select(Recording.id).where(*_owned_matching(user_id, query))
+        ordered = ordered.order_by(col(Recording.created_at).desc(), col(Recording.id).desc())
+        ids = [i for i in session.exec(ordered).all() if i not in exclude][skip : skip + count]
+        recordings = {r.id: r for r in session.exec(select(Recording).where(col(Recording.id).in_(ids))).all()}
+        found = [recordings[i] for i in ids if i in recordings]
+        return [SearchHit(recording, 0.0, _title_pieces(recording.title, query), None) for recording in found]
+
+
+def _title_pieces(title: str, query: str) -> list[SnippetPiece]:
+    at = title.lower().find(query.strip().lower())
+    if at < 0:
+        return [SnippetPiece(text=title, match=False)]
+    end = at + len(query.strip())
+    parts = [(title[:at], False), (title[at:end], True), (title[end:], False)]
+    return [SnippetPiece(text=text, match=match) for text, match in parts if text]

@@ -1,0 +1,149 @@
+"""The transcription worker: a process of its own (`python main.py worker`), never the web process.
+
+One job at a time, at a lower CPU priority than the app, so recording and playback stay responsive while it works.
+When the queue is empty it queues a few recordings made before transcripts existed, newest first.
+"""
+
+import logging
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO, cast
+
+from .audio import audio_format
+from .errors import AppError, ServiceUnavailable
+from .models import Recording
+from .recordings import audio_key
+from .storage import Storage
+from .transcribe import Segment, Transcriber, TranscriptionFailed
+from .transcript_queue import Job, TranscriptQueue
+from .transcript_shapes import encode
+
+log = logging.getLogger(__name__)
+BACKFILL_EVERY_S = 30.0
+
+
+class Stopped(Exception):
+    """The job is no longer ours (queued again, deleted, or its lease was taken over), or the worker is stopping."""
+
+
+class TranscriptWorker:
+    def __init__(
+        self,
+        *,
+        queue: TranscriptQueue,
+        storage: Storage,
+        transcriber: Callable[[], Transcriber],
+        temp_dir: Path,
+        timeout_s: float,
+        poll_s: float = 2.0,
+    ) -> None:
+        self.queue = queue
+        self.database = queue.database
+        self.storage = storage
+        self._make_transcriber = transcriber
+        self._transcriber: Transcriber | None = None
+        self.temp_dir = temp_dir
+        self.timeout_s = timeout_s
+        self.poll_s = poll_s
+
+    def run(self, stop: threading.Event) -> None:
+        next_backfill = 0.0
+        while not stop.is_set():
+            try:
+                if self.work_once(stop):
+                    continue
+                if time.monotonic() >= next_backfill:
+                    next_backfill = time.monotonic() + BACKFILL_EVERY_S
+                    if self.queue.backfill():
+                        continue
+            except AppError as error:  # the database is away: wait and try again
+                log.warning('transcription worker: %s', error.message)
+            stop.wait(self.poll_s)
+
+    def work_once(self, stop: threading.Event | None = None) -> bool:
+        """Claim one job and see it through; False when there was none."""
+        job = self.queue.claim()
+        if job is None:
+            return False
+        lost = threading.Event()
+        heartbeat = threading.Thread(target=self._keep_lease, args=(job, lost), daemon=True)
+        heartbeat.start()
+        try:
+            self._run(job, lambda: lost.is_set() or bool(stop and stop.is_set()))
+        finally:
+            lost.set()
+            heartbeat.join()
+        return True
+
+    def _run(self, job: Job, given_up: Callable[[], bool]) -> None:
+        started = time.monotonic()
+        try:
+            recording, segments = self._transcribe(job, given_up)
+        except Stopped:
+            if not self.queue.release(job):
+                log.info('transcript of %s was queued again or deleted while it was being made', job.recording_id)
+            return
+        except ServiceUnavailable as error:  # storage or database down for now: later, not never
+            log.warning('transcript of %s must wait: %s', job.recording_id, error.message)
+            self.queue.release(job, count_attempt=True)
+            return
+        except AppError as error:
+            log.warning('no transcript for %s: %s', job.recording_id, error.message)
+            self.queue.fail(job, error.message)
+            return
+        except Exception:
+            log.exception('transcribing %s failed', job.recording_id)
+            self.queue.fail(job, 'transcribing failed unexpectedly')
+            return
+        assert recording.duration_ms is not None
+        text, stored = encode(segments, recording.duration_ms)
+        if self.queue.complete(job, text=text, segments=stored):
+            took = time.monotonic() - started
+            log.info('transcribed %s: %d ms of audio in %.1f s', job.recording_id, recording.duration_ms, took)
+
+    def _transcribe(self, job: Job, given_up: Callable[[], bool]) -> tuple[Recording, list[Segment]]:
+        with self.database.session() as session:
+            recording = session.get(Recording, job.recording_id)
+        if recording is None:
+            raise Stopped
+        if recording.duration_ms is None:
+            raise TranscriptionFailed('there is no audio to transcribe')
+        fmt = audio_format(recording.mime_type)
+        last_report = 0.0
+
+        def progress(done: float) -> None:
+            nonlocal last_report
+            if given_up():
+                raise Stopped
+            if time.monotonic() - last_report >= 1.0:
+                last_report = time.monotonic()
+                if not self.queue.renew(job, progress=done):
+                    raise Stopped
+
+        self.temp_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=self.temp_dir, prefix='transcribe-', suffix=f'.{fmt.extension}') as audio:
+            self.storage.copy_to(audio_key(recording), cast(BinaryIO, audio))
+            audio.flush()
+            transcriber = self.transcriber()
+            segments = transcriber.transcribe_file(
+                Path(audio.name), fmt, duration_ms=recording.duration_ms, timeout_s=self.timeout_s, on_progress=progress
+            )
+        return recording, segments
+
+    def transcriber(self) -> Transcriber:
+        """The model is loaded on the first job and kept: an idle worker stays small."""
+        if self._transcriber is None:
+            self._transcriber = self._make_transcriber()
+        return self._transcriber
+
+    def _keep_lease(self, job: Job, lost: threading.Event) -> None:
+        interval = max(0.2, self.queue.lease.total_seconds() / 3)
+        while not lost.wait(interval):
+            try:
+                if not self.queue.renew(job):
+                    lost.set()
+            except AppError as error:
+                log.warning('could not renew the lease on %s: %s', job.recording_id, error.message)

@@ -1,0 +1,426 @@
+"""Transcripts, fully offline: speech with known words becomes text with word times, is searchable, survives a
+killed worker, goes with its recording, and exports as well-formed subtitles.
+
+The bundled Whisper model is loaded once per session; the services run on SQLite and PostgreSQL, local storage.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from sqlmodel import select
+
+from services.audio import FORMATS
+from services.container import Services
+from services.models import Transcript, TranscriptState
+from services.transcribe import Transcriber, TranscriberUnavailable, check_model, load_model, model_folder
+from services.transcript_search import fts5_match
+from services.worker import TranscriptWorker
+
+from .app_server import ROOT, AppServer
+from .audio_samples import spoken_webm
+from .conftest import record, settings_env
+
+LOCAL_ONLY = pytest.mark.parametrize('storage_kind', ['local'], indirect=True)
+SQLITE_ONLY = pytest.mark.parametrize('database_kind', ['sqlite'], indirect=True)
+PELICANS = 'Seven pelicans flew across the harbour at noon, looking for sardines.'
+SHOPPING = 'Please remember to buy apples, bread and cheese tomorrow morning.'
+# Plain prose: tiny.en hears espeak's voice well in sentences, but may drop a whole 30-second window of
+# audio_samples.speech_wav's repeated counting as "no speech".
+PARAGRAPH = (
+    f'{PELICANS} {SHOPPING} The library opens at nine and closes early on Sundays. '
+    'Our meeting about the garden project moved to Thursday afternoon. '
+    'A gentle breeze carried the smell of fresh coffee down the street.'
+)
+
+
+@pytest.fixture(scope='session')
+def transcriber() -> Transcriber:
+    return Transcriber(load_model(*model_folder(None)))
+
+
+@pytest.fixture(scope='session')
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    folder = tmp_path_factory.mktemp('spoken')
+    texts = {'pelicans': PELICANS, 'shopping': SHOPPING, 'paragraph': PARAGRAPH, 'long': ' '.join([PARAGRAPH] * 3)}
+    return {name: spoken_webm(text, folder, name) for name, text in texts.items()}
+
+
+@pytest.fixture
+def worker(services: Services, transcriber: Transcriber) -> TranscriptWorker:
+    """The worker's loop in this process, with the session's model."""
+    assert services.transcripts.queue is not None
+    return TranscriptWorker(
+        queue=services.transcripts.queue,
+        storage=services.storage,
+        transcriber=lambda: transcriber,
+        temp_dir=services.settings.data_dir / 'tmp',
+        timeout_s=120,
+    )
+
+
+def onboard(services: Services, name: str = 'Speaker') -> uuid.UUID:
+    user, _token = services.users.onboard(name=name)
+    return user.id
+
+
+def transcribed(services: Services, worker: TranscriptWorker, audio: bytes, user_id: uuid.UUID, title: str) -> Any:
+    recording = record(services, user_id, audio, title=title)
+    assert services.transcripts.get(user_id=user_id, recording_id=recording.id).state == TranscriptState.QUEUED
+    assert worker.work_once()
+    return recording
+
+
+def words_of(text: str) -> set[str]:
+    return set(re.findall(r'[a-z]+', text.lower()))
+
+
+@LOCAL_ONLY
+def test_a_ready_recording_gets_its_words_with_times(
+    services: Services, worker: TranscriptWorker, clips: dict[str, bytes]
+) -> None:
+    user_id = onboard(services)
+    recording = transcribed(services, worker, clips['pelicans'], user_id, 'Harbour notes')
+    transcript = services.transcripts.get(user_id=user_id, recording_id=recording.id)
+    assert (transcript.state, transcript.progress, transcript.error) == (TranscriptState.DONE, 1.0, None)
+    spoken = ' '.join(segment.text for segment in transcript.segments)
+    assert {'pelicans', 'flew', 'across', 'noon', 'sardines'} <= words_of(spoken), spoken
+    starts = [word.start_ms for segment in transcript.segments for word in segment.words]
+    assert starts == sorted(starts) and len(starts) >= 8
+    assert all(0 <= w.start_ms <= w.end_ms <= recording.duration_ms for s in transcript.segments for w in s.words)
+    assert worker.work_once() is False, 'one job, done once'
+
+
+@LOCAL_ONLY
+def test_search_finds_a_recording_by_a_spoken_word_not_in_its_title(
+    services: Services, worker: TranscriptWorker, clips: dict[str, bytes]
+) -> None:
+    user_id, stranger = onboard(services), onboard(services, 'Stranger')
+    birds = transcribed(services, worker, clips['pelicans'], user_id, 'Monday')
+    transcribed(services, worker, clips['shopping'], user_id, 'Tuesday')
+    transcribed(services, worker, clips['pelicans'], stranger, 'Their pelicans')
+
+    [hit] = services.transcripts.search(user_id=user_id, query='pelicans')
+    assert hit.recording.id == birds.id and hit.rank > 0
+    matched = [piece.text.lower() for piece in hit.snippet if piece.match]
+    assert matched and all(text.startswith('pelican') for text in matched)
+    spoken = [w for s in services.transcripts.get(user_id=user_id, recording_id=birds.id).segments for w in s.words]
+    pelicans = next(w for w in spoken if w.word.lower().startswith('pelican'))
+    assert hit.match_ms == pelicans.start_ms
+
+    # titles too, kept in step with a rename; words from both; nothing of another user's
+    services.recordings.rename(user_id=user_id, recording_id=birds.id, title='Birdwatching trip')
+    assert [h.recording.id for h in services.transcripts.search(user_id=user_id, query='birdwatching')] == [birds.id]
+    assert [h.recording.id for h in services.transcripts.search(user_id=user_id, query='birdwatching noon')] == [
+        birds.id
+    ]
+    assert services.transcripts.search(user_id=user_id, query='Monday') == []
+    assert [h.recording.title for h in services.transcripts.search(user_id=stranger, query='sardines')] == [
+        'Their pelicans'
+    ]
+
+
+@LOCAL_ONLY
+@pytest.mark.parametrize(
+    'query', ['"', 'pelicans" OR "', 'owner_key:x', '{title}: x', 'NEAR(a b', 'a AND', '*', "'; DROP TABLE x; --", '-']
+)
+def test_search_takes_any_text_as_words(services: Services, query: str) -> None:
+    user_id = onboard(services)
+    record_title = services.recordings.create(user_id=user_id, mime_type='audio/webm', title='x and a')
+    hits = services.transcripts.search(user_id=user_id, query=query)
+    assert all(hit.recording.id == record_title.id for hit in hits)
+
+
+def test_fts5_queries_quote_every_word() -> None:
+    owner = uuid.UUID(int=1)
+    assert (
+        fts5_match(owner, 'Pelicans" OR x:')
+        == f'owner_key:"{owner.hex}" AND {{title body}}: ("pelicans" AND "or" AND "x")'
+    )
+    assert fts5_match(owner, '"*:(){}') is None
+
+
+@LOCAL_ONLY
+def test_a_title_containing_the_query_comes_after_the_ranked_hits(
+    services: Services, worker: TranscriptWorker, clips: dict[str, bytes]
+) -> None:
+    user_id = onboard(services)
+    spoken = transcribed(services, worker, clips['shopping'], user_id, 'Errands')
+    partial = services.recordings.create(user_id=user_id, mime_type='audio/webm', title='Breadmaking class')
+    hits = services.transcripts.search(user_id=user_id, query='bread')
+    assert [hit.recording.id for hit in hits] == [spoken.id, partial.id]
+    assert hits[1].match_ms is None and [p.text for p in hits[1].snippet if p.match] == ['Bread']
+    assert [h.recording.id for h in services.transcripts.search(user_id=user_id, query='bread', offset=1)] == [
+        partial.id
+    ]
+
+
+@LOCAL_ONLY
+def test_the_api_serves_the_transcript_its_files_and_search(
+    services: Services, worker: TranscriptWorker, api: httpx.Client, clips: dict[str, bytes]
+) -> None:
+    answer = api.post('/api/onboard', json={'name': 'Reader'}).json()
+    auth = {'Authorization': f'Bearer {answer["token"]}'}
+    recording = record(services, uuid.UUID(answer['user_id']), clips['shopping'], title='Errands')
+    url = f'/api/recordings/{recording.id}/transcript'
+    assert api.get(url, headers=auth).json()['state'] == 'queued'
+    assert api.get(url, params={'format': 'srt'}, headers=auth).status_code == 409
+    assert worker.work_once()
+
+    body = api.get(url, headers=auth).json()
+    assert (body['state'], body['progress'], body['language']) == ('done', 1.0, 'en')
+    assert {'start_ms', 'end_ms', 'word'} == set(body['segments'][0]['words'][0])
+
+    srt = api.get(url, params={'format': 'srt'}, headers=auth)
+    assert srt.headers['content-type'].startswith('text/plain')
+    assert srt.headers['content-disposition'] == f'attachment; filename="recording-{recording.id}.srt"'
+    assert_srt(srt.text)
+    vtt = api.get(url, params={'format': 'vtt'}, headers=auth)
+    assert vtt.headers['content-type'].startswith('text/vtt') and vtt.headers['content-disposition'].endswith('.vtt"')
+    assert_vtt(vtt.text)
+    txt = api.get(url, params={'format': 'txt'}, headers=auth)
+    assert {'apples', 'cheese'} <= words_of(txt.text) and txt.headers['content-disposition'].endswith('.txt"')
+    assert api.get(url, params={'format': 'pdf'}, headers=auth).status_code == 422
+
+    found = api.get(f'/api/records/{answer["user_id"]}', params={'q': 'cheese'}, headers=auth).json()
+    assert [item['id'] for item in found] == [str(recording.id)]
+    assert found[0]['match_ms'] > 0 and any(p['match'] and p['text'].lower() == 'cheese' for p in found[0]['snippet'])
+    assert 'snippet' not in api.get(f'/api/records/{answer["user_id"]}', headers=auth).json()[0]
+
+    again = api.post(url, headers=auth)
+    assert again.status_code == 202 and again.json()['state'] == 'queued'
+    assert again.json()['segments'], 'the finished transcript stays readable while it is made again'
+
+    other = {'Authorization': f'Bearer {api.post("/api/onboard", json={"name": "Other"}).json()["token"]}'}
+    assert api.get(url, headers=other).status_code == 404
+    assert api.get(url, params={'format': 'txt'}, headers=other).status_code == 404
+    assert api.post(url, headers=other).status_code == 404
+
+
+TIME = r'(\d\d):(\d\d):(\d\d)[,.](\d\d\d)'
+
+
+def cue_times(line: str) -> tuple[int, int]:
+    match = re.fullmatch(f'{TIME} --> {TIME}', line)
+    assert match, line
+    h1, m1, s1, ms1, h2, m2, s2, ms2 = map(int, match.groups())
+    return (h1 * 3600 + m1 * 60 + s1) * 1000 + ms1, (h2 * 3600 + m2 * 60 + s2) * 1000 + ms2
+
+
+def assert_srt(text: str) -> None:
+    blocks = text.strip().split('\n\n')
+    assert blocks
+    for number, block in enumerate(blocks, start=1):
+        index, times, *words = block.split('\n')
+        assert index == str(number) and ',' in times and words and all(words)
+        start, end = cue_times(times)
+        assert start <= end
+
+
+def assert_vtt(text: str) -> None:
+    header, *blocks = text.strip().split('\n\n')
+    assert header == 'WEBVTT' and blocks
+    for block in blocks:
+        times, *words = block.split('\n')
+        assert '.' in times and words and '<' not in ''.join(words)
+        start, end = cue_times(times)
+        assert start <= end
+
+
+@LOCAL_ONLY
+def test_a_deleted_recording_takes_its_transcript_and_search_entries_along(
+    services: Services, worker: TranscriptWorker, clips: dict[str, bytes]
+) -> None:
+    user_id = onboard(services)
+    recording = transcribed(services, worker, clips['pelicans'], user_id, 'Gone soon')
+    assert services.transcripts.search(user_id=user_id, query='sardines')
+    services.recordings.delete(user_id=user_id, recording_id=recording.id)
+    assert services.transcripts.search(user_id=user_id, query='sardines') == []
+    assert services.transcripts.search(user_id=user_id, query='gone') == []
+    with services.database.session() as session:
+        assert session.get(Transcript, recording.id) is None
+        if session.connection().dialect.name == 'sqlite':
+            from sqlalchemy import text
+
+            left = session.exec(text('SELECT count(*) FROM recording_search')).one()  # type: ignore[call-overload]
+            assert left[0] == 0
+
+
+@LOCAL_ONLY
+def test_a_job_queued_again_never_takes_an_older_result(services: Services, clips: dict[str, bytes]) -> None:
+    """Late audio re-assembles a recording while its transcript is being made: the newer queueing wins."""
+    queue = services.transcripts.queue
+    assert queue is not None
+    user_id = onboard(services)
+    recording = record(services, user_id, clips['pelicans'])
+    job = queue.claim()
+    assert job is not None and job.recording_id == recording.id
+    services.finalizer.on_ready(recording.id)  # what a re-assembly calls
+    assert queue.complete(job, text='stale', segments='[]') is False
+    assert queue.renew(job) is False
+    again = queue.claim()
+    assert again is not None and again.generation > job.generation and again.attempt == 1
+
+
+@LOCAL_ONLY
+def test_recordings_made_before_transcripts_are_queued_newest_first(services: Services, webm_5s: bytes) -> None:
+    queue = services.transcripts.queue
+    assert queue is not None
+    user_id = onboard(services)
+    made = [record(services, user_id, webm_5s, title=f'Old {i}') for i in range(3)]
+    with services.database.session() as session:  # as if made before this release
+        session.exec(Transcript.__table__.delete())  # type: ignore[attr-defined]
+        session.commit()
+    assert queue.backfill(limit=2) == 2
+    with services.database.session() as session:
+        queued = set(session.exec(select(Transcript.recording_id)).all())
+    assert queued == {made[2].id, made[1].id}
+    assert queue.backfill(limit=2) == 1 and queue.backfill() == 0
+
+
+@LOCAL_ONLY
+@SQLITE_ONLY
+def test_transcripts_can_be_turned_off(settings: Any, webm_5s: bytes) -> None:
+    from services.container import build_services
+
+    services = build_services(settings.model_copy(update={'transcribe': False}))
+    try:
+        user_id = onboard(services)
+        recording = record(services, user_id, webm_5s)
+        assert services.transcripts.get(user_id=user_id, recording_id=recording.id).state == TranscriptState.OFF
+        with services.database.session() as session:
+            assert session.exec(select(Transcript)).all() == []
+        with pytest.raises(Exception, match='turned off'):
+            services.transcripts.transcribe_again(user_id=user_id, recording_id=recording.id)
+    finally:
+        services.close()
+
+
+def test_long_audio_is_heard_in_windows_with_nothing_lost_or_doubled(
+    transcriber: Transcriber, clips: dict[str, bytes], tmp_path: Path
+) -> None:
+    """Windows of 7 s instead of 10 minutes: speech cut by a window's end is heard again whole, never twice."""
+    audio = tmp_path / 'speech.webm'
+    audio.write_bytes(clips['paragraph'])
+    whole = transcriber.transcribe_file(audio, FORMATS['audio/webm'], duration_ms=23_000, timeout_s=60)
+    windowed = Transcriber(transcriber.model, window_s=7).transcribe_file(
+        audio, FORMATS['audio/webm'], duration_ms=23_000, timeout_s=60
+    )
+    words = [w for s in windowed for w in s.words]
+    starts = [w.start_ms for w in words]
+    assert starts == sorted(starts) and starts[-1] > 18_000
+    heard = [w.text for w in words]
+    assert abs(len(words) - sum(len(s.words) for s in whole)) <= 4, heard
+    assert {'pelicans', 'cheese', 'library', 'garden', 'coffee', 'street'} <= words_of(' '.join(heard)), heard
+
+
+def test_silence_stays_silent(transcriber: Transcriber) -> None:
+    assert transcriber.transcribe_samples(np.zeros(16_000 * 8, np.float32)) == []
+
+
+def test_a_wrong_or_missing_model_is_refused_plainly(tmp_path: Path) -> None:
+    with pytest.raises(TranscriberUnavailable, match=r'has model\.bin'):
+        check_model(tmp_path, None)
+    (tmp_path / 'model.bin').write_bytes(b'not a model')
+    with pytest.raises(TranscriberUnavailable, match='damaged or not ours'):
+        check_model(tmp_path, model_folder(None)[1])
+    check_model(tmp_path, None)  # an operator's own model: only its presence is checked
+
+
+def worker_process(settings: Any, log: Path) -> 'subprocess.Popen[bytes]':
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(('PYTEST', 'NICEGUI', 'VR_'))}
+    env = {**inherited, **settings_env(settings), 'VR_TRANSCRIBE_LEASE_S': '2'}
+    with log.open('ab') as output:
+        return subprocess.Popen(
+            [sys.executable, 'main.py', 'worker'], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+
+
+def state_of(services: Services, recording_id: uuid.UUID) -> Transcript:
+    with services.database.session() as session:
+        found = session.get(Transcript, recording_id)
+    assert found is not None
+    return found
+
+
+def wait_for(condition: Any, timeout_s: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f'{what} did not happen in {timeout_s} s:\n{log.read_text()[-3000:]}'
+        time.sleep(0.05)
+
+
+@LOCAL_ONLY
+def test_a_killed_workers_job_is_taken_up_by_another(
+    services: Services, clips: dict[str, bytes], tmp_path: Path
+) -> None:
+    user_id = onboard(services)
+    recording = record(services, user_id, clips['long'])  # about a minute: several seconds of work
+    log = tmp_path / 'workers.log'
+    first = worker_process(services.settings, log)
+    try:
+        transcribing = lambda: state_of(services, recording.id).progress > 0  # noqa: E731
+        wait_for(transcribing, 60, 'the first worker starting the job', log)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        stalled = state_of(services, recording.id)
+        assert (stalled.state, stalled.attempts) == (TranscriptState.TRANSCRIBING, 1) and stalled.progress < 1
+        second = worker_process(services.settings, log)
+        try:
+            done = lambda: state_of(services, recording.id).state == TranscriptState.DONE  # noqa: E731
+            wait_for(done, 120, 'the second worker finishing the job', log)
+        finally:
+            second.terminate()
+            assert second.wait(timeout=30) == 0, log.read_text()[-3000:]
+    finally:
+        first.kill()
+    finished = state_of(services, recording.id)
+    assert finished.attempts == 2 and finished.error is None
+    assert {'pelicans', 'library', 'garden', 'coffee'} <= words_of(finished.text or ''), finished.text
+
+
+def worker_children(pid: int) -> list[int]:
+    """The transcription workers `pid` started, read from /proc."""
+    found = []
+    for folder in Path('/proc').glob('[0-9]*'):
+        try:
+            parent = int((folder / 'stat').read_text().rsplit(')', 1)[1].split()[1])
+            if parent == pid and b'worker' in (folder / 'cmdline').read_bytes():
+                found.append(int(folder.name))
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+    return found
+
+
+def test_the_app_runs_its_own_worker_and_stops_it(tmp_path: Path, clips: dict[str, bytes]) -> None:
+    """Embedded mode: `python main.py` starts a worker process at start-up, and it goes when the app goes."""
+    server = AppServer(tmp_path / 'data', env={'VR_TRANSCRIBE': 'true'}).start()
+    try:
+        api = httpx.Client(base_url=server.url, timeout=30)
+        answer = api.post('/api/onboard', json={'name': 'Embedded'}).json()
+        auth = {'Authorization': f'Bearer {answer["token"]}'}
+        recording_id = api.post('/api/recordings', json={'mime_type': 'audio/webm'}, headers=auth).json()['id']
+        headers = {**auth, 'Content-Type': 'application/octet-stream'}
+        for seq, start in enumerate(range(0, len(clips['pelicans']), 16_000)):
+            piece = clips['pelicans'][start : start + 16_000]
+            assert api.put(f'/api/recordings/{recording_id}/chunks/{seq}', content=piece, headers=headers).is_success
+        assert api.post(f'/api/recordings/{recording_id}/finalize', headers=auth).is_success
+        url = f'/api/recordings/{recording_id}/transcript'
+        wait_for(lambda: api.get(url, headers=auth).json()['state'] == 'done', 90, 'the transcript', server.log_path)
+        assert 'pelicans' in api.get(url, params={'format': 'txt'}, headers=auth).text.lower()
+        assert server.process is not None
+        workers = worker_children(server.process.pid)
+        assert workers, server.log()
+    finally:
+        server.stop()
+    gone = lambda: not any(Path(f'/proc/{pid}').exists() for pid in workers)  # noqa: E731
+    wait_for(gone, 15, 'the worker ending', server.log_path)
