@@ -611,6 +611,9 @@ export default {
         if (this.holdsUnsavedAudio()) {
           console.log("keeping the page: audio is still being recorded or uploaded");
           window.vrReloadDeferred = true;
+          // NiceGUI's "Connection lost. Trying to reconnect..." would stay up for good (its client is gone, it never
+          // reconnects) beside a status line saying "All audio saved": the status line speaks for the connection.
+          document.getElementById("popup")?.setAttribute("aria-hidden", "true");
           return;
         }
         niceguiHandlers.forEach((handler) => handler(error));

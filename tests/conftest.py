@@ -28,6 +28,7 @@ from services.storage_spool import SpooledStorage
 from .audio_samples import live_webm, speech_wav, split
 from .postgres_server import PostgresServer
 from .s3_server import CREDENTIALS, REGION, S3Server
+from .support.redis_server import RedisServer
 
 
 @pytest.fixture(scope='session')
@@ -58,6 +59,19 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         server = S3Server(tmp_path_factory.mktemp('s3') / 'seaweedfs.log').start()
         yield server
         server.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of the test's own: NiceGUI's user storage and the rate limits start empty."""
+    server = RedisServer(tmp_path / 'redis').start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url
 
 
 @pytest.fixture(params=['sqlite', 'postgresql'])
@@ -189,6 +203,7 @@ async def user(
     """NiceGUI's simulated user, running the real main.py on a temp data folder."""
     monkeypatch.setenv('VR_DATA_DIR', str(tmp_path / 'data'))
     monkeypatch.setenv('VR_SECRET', 'test-secret-of-at-least-32-characters')
+    monkeypatch.setenv('VR_TRANSCRIBE', 'false')  # no worker process beside the simulated user
     async with user_simulation(main_file=get_path_to_main_file(request)) as simulated:
         yield simulated
     errors = [r for r in caplog.get_records('call') if r.levelname == 'ERROR']

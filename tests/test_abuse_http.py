@@ -4,7 +4,6 @@ flat and another user's recording unchanged."""
 
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -22,8 +21,8 @@ from services.config import Settings
 from services.container import Services, build_services
 from services.signing import UploadTokens
 
-from .app_server import ROOT, AppServer, free_port, stop_process
-from .audio_samples import require, split
+from .app_server import ROOT, AppServer
+from .audio_samples import split
 from .conftest import fresh_bucket, record
 from .s3_server import S3Server
 
@@ -168,22 +167,6 @@ def test_an_onboarding_flood_from_one_address_gets_429_and_forwarded_for_does_no
             assert 1 <= int(answer.headers['Retry-After']) <= 3600
             assert answer.json()['error'].startswith('too many sign-ups or sign-ins: at most 5 per hour')
         assert_unharmed(flooded, victim)
-
-
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    executable = require('redis-server')  # fail loudly, never skip: `make test` installs it
-    port = free_port()
-    command = [executable, '--port', str(port), '--bind', '127.0.0.1', '--save', '', '--dir', str(tmp_path)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    try:
-        for _ in range(50):
-            if subprocess.run(['redis-cli', '-p', str(port), 'ping'], capture_output=True).stdout.strip() == b'PONG':
-                break
-            time.sleep(0.1)
-        yield f'redis://127.0.0.1:{port}/0'
-    finally:
-        stop_process(process)
 
 
 def test_with_redis_two_instances_count_in_the_same_window(tmp_path: Path, redis_url: str) -> None:

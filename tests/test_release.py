@@ -137,7 +137,10 @@ def test_workflows_use_no_secret_but_the_workflow_token(name: str) -> None:
 
 def test_the_image_keeps_pyproject_beside_the_code_for_the_version() -> None:
     """services/version.py reads ../pyproject.toml: the image must copy both into the same folder."""
-    copies = re.findall(r'^COPY\s+(\S+)\s+(\S+)', (ROOT / 'Dockerfile').read_text(), re.M)
+    copies = set()
+    for line in re.findall(r'^COPY\s+(.+)$', (ROOT / 'Dockerfile').read_text(), re.M):
+        *sources, target = line.split()  # COPY a b ./ copies each source into the target folder
+        copies |= {(source, target) for source in sources if not source.startswith('--')}
     assert ('pyproject.toml', './') in copies
     assert ('services', './services') in copies
 

@@ -1,1 +1,2 @@
-"""What the tests start and drive besides the app: browsers that Playwright cannot reach."""
+"""What the tests start and drive besides the app: Redis, HAProxy, the container image, and browsers that Playwright
+cannot reach."""

@@ -1,0 +1,141 @@
+"""Two app instances behind a real load balancer (HAProxy with the deploy guide's `docs/haproxy.cfg`), sharing one
+PostgreSQL, one bucket and one Redis: an instance dies under a recording browser, and the user loses nothing.
+"""
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import BrowserContext, Page
+
+from services.config import Settings
+from services.container import Services
+from services.recordings import recording_prefix
+
+from .app_server import AppServer
+from .audio_samples import speech_wav
+from .browser import audio_metadata, chromium, onboard
+from .conftest import settings_env, stored_keys
+from .support.load_balancer import COOKIE, LoadBalancer
+from .support.redis_server import RedisServer
+from .test_loss import assert_saved_audio, ready_recordings, start_recording, stop_and_wait_until_saved, wait_for_status
+
+BACKENDS = pytest.mark.parametrize(('database_kind', 'storage_kind'), [('postgresql', 's3')], indirect=True)
+
+
+@pytest.fixture(scope='module')
+def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return speech_wav(tmp_path_factory.mktemp('mic') / 'speech-40s.wav', 40.0)
+
+
+@pytest.fixture
+def balancer(tmp_path: Path, settings: Settings, redis_url: str) -> Iterator[LoadBalancer]:
+    """Two instances with the same settings, each with its own data folder, behind HAProxy."""
+    env = {k: v for k, v in settings_env(settings).items() if k != 'VR_DATA_DIR'}
+    # No transcription workers: two of them beside a browser would crowd two cores, and this is not about words.
+    env.update(NICEGUI_REDIS_URL=redis_url, VR_TRUSTED_PROXY_COUNT='1', VR_TRANSCRIBE='false')
+
+    def instance(name: str) -> AppServer:  # nothing shared on disk, as on two machines: not even NiceGUI's folder
+        return AppServer(
+            tmp_path / name / 'data', env={**env, 'NICEGUI_STORAGE_PATH': str(tmp_path / name / 'nicegui')}
+        )
+
+    apps = (instance('app1'), instance('app2'))
+    balancer = LoadBalancer(apps, tmp_path / 'haproxy.log')
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(AppServer.start, apps))
+        yield balancer.start()
+    finally:
+        balancer.stop()
+        for app in apps:
+            app.stop()
+
+
+# What the status line says from now on, with the milliseconds since: the test prints what a user saw.
+WATCH_STATUS = """() => {
+    const status = document.querySelector('[data-testid=upload-status]');
+    const t0 = performance.now();
+    window.vrStatusLog = [];
+    new MutationObserver(() => {
+        const text = status.textContent;
+        const last = window.vrStatusLog.at(-1);
+        if (!last || last[1] !== text) window.vrStatusLog.push([Math.round(performance.now() - t0), text]);
+    }).observe(status, {childList: true, characterData: true, subtree: true});
+}"""
+
+
+async def sticky_instance(context: BrowserContext) -> str:
+    """The instance the load balancer's cookie sends this browser to: app1 or app2."""
+    (value,) = [cookie['value'] for cookie in await context.cookies() if cookie['name'] == COOKIE]
+    return value
+
+
+async def delete_through_the_page(page: Page, base_url: str, recording_id: str) -> None:
+    await page.goto(f'{base_url}/records')
+    card = page.locator(f'[data-recording-id="{recording_id}"]')
+    await card.get_by_test_id('delete-button').click()
+    await page.get_by_test_id('confirm-delete').click()
+    await card.wait_for(state='detached')
+
+
+@BACKENDS
+async def test_a_recording_survives_the_death_of_the_instance_the_browser_is_stuck_to(
+    balancer: LoadBalancer,
+    services: Services,
+    redis_server: RedisServer,
+    microphone: Path,
+    tmp_path: Path,
+) -> None:
+    lb = balancer
+    async with chromium(microphone) as browser:
+        context = await browser.new_context()
+        page = await context.new_page()
+        console: list[str] = []
+        page.on('console', lambda message: console.append(message.text))
+        await onboard(page, lb.url, 'Roaming Rosa')
+        started = await start_recording(page, lb.url)
+        await page.wait_for_timeout(10_000)
+
+        stuck_to = await sticky_instance(context)
+        assert set(lb.served_by()[1:]) == {stuck_to}, 'after its first request, the browser only met one instance'
+        await page.evaluate(WATCH_STATUS)
+        lb.apps[stuck_to].kill()
+        await page.wait_for_timeout(10_000)
+        # Ten seconds on, the audio is flowing to the other instance: nothing waits in the browser.
+        await wait_for_status(page, 'All audio saved', timeout_ms=5_000)
+        print(f'{stuck_to} killed; the status line since:', await page.evaluate('window.vrStatusLog'))
+        assert not await page.get_by_text('Connection lost.').is_visible(), 'no "Connection lost" beside it'
+        moved_to = await sticky_instance(context)
+        assert moved_to != stuck_to, 'the load balancer moved the browser, and its cookie says so'
+        stopped = await stop_and_wait_until_saved(page)
+        # The page's NiceGUI client died with its instance; once the audio is saved the page reloads on the other
+        # one, still signed in (user storage in Redis), and shows what was saved.
+        assert page.url.startswith(f'{lb.url}/recorder?saved='), page.url
+        assert 'keeping the page: audio is still being recorded or uploaded' in console
+        assert redis_server.keys('nicegui:user-*'), 'where the other instance learnt who the browser is'
+        recording = assert_saved_audio(services, stopped - started, microphone, tmp_path)
+        recording_id = str(recording.id)
+
+        await page.goto(f'{lb.url}/records')
+        player = page.locator(f'[data-recording-id="{recording_id}"] [data-testid="audio-player"]')
+        assert await audio_metadata(page, recording_id) == pytest.approx(recording.duration_ms / 1000, abs=0.5)
+        audio_url = await player.get_attribute('src')
+        assert audio_url
+        whole = httpx.get(audio_url, timeout=30)
+        part = httpx.get(audio_url, headers={'Range': 'bytes=0-999'}, timeout=30)
+        assert (whole.status_code, part.status_code, part.content) == (200, 206, whole.content[:1000])
+
+        await delete_through_the_page(page, lb.url, recording_id)
+    deadline = time.monotonic() + 20
+    while ready_recordings(services) and time.monotonic() < deadline:  # deleted once the undo window has passed
+        await asyncio.sleep(0.5)
+    assert ready_recordings(services) == []
+    assert stored_keys(services.storage, recording_prefix(uuid.UUID(recording_id))) == []
+    survivor = lb.apps['app2' if stuck_to == 'app1' else 'app1']
+    assert 'Traceback' not in survivor.log(), survivor.log()
