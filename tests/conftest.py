@@ -146,8 +146,12 @@ def s3_of(storage: Storage) -> S3Storage:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The same settings as VR_* variables, for an app started as a process of its own."""
-    values = settings.model_dump(exclude_none=True, exclude={'host', 'port'})
+    """The same settings as VR_* variables, for an app started as a process of its own.
+
+    Its address, data folder and transcriber are the AppServer's own: two instances must not share one data folder
+    (spool, temp files), and a transcriber runs only where a test asks for it.
+    """
+    values = settings.model_dump(exclude_none=True, exclude={'host', 'port', 'data_dir', 'transcribe'})
     return {f'VR_{name.upper()}': str(value) for name, value in values.items()}
 
 

@@ -338,7 +338,8 @@ def test_a_wrong_or_missing_model_is_refused_plainly(tmp_path: Path) -> None:
 
 def worker_process(settings: Any, log: Path) -> 'subprocess.Popen[bytes]':
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(('PYTEST', 'NICEGUI', 'VR_'))}
-    env = {**inherited, **settings_env(settings), 'VR_TRANSCRIBE_LEASE_S': '2'}
+    own = {'VR_DATA_DIR': str(settings.data_dir), 'VR_TRANSCRIBE_LEASE_S': '2'}
+    env = {**inherited, **settings_env(settings), **own}
     with log.open('ab') as output:
         return subprocess.Popen(
             [sys.executable, 'main.py', 'worker'], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
