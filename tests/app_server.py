@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -28,6 +29,23 @@ def stop_process(process: 'subprocess.Popen[bytes] | None') -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def wait_until_healthy(
+    process: 'subprocess.Popen[bytes]', url: str, what: str, timeout: float, log: Callable[[], str]
+) -> None:
+    """Poll `url` until it answers 200; a process that exits or stays silent fails with the tail of its log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f'{what} exited with {process.returncode}:\n{log()}')
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f'{what} did not become healthy in {timeout} s:\n{log()}')
 
 
 class AppServer:
@@ -62,17 +80,9 @@ class AppServer:
         self.process = subprocess.Popen(
             [sys.executable, self.script], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:  # NiceGUI treats a PYTEST_* environment as its own screen test
-                raise RuntimeError(f'the app exited with {self.process.returncode}:\n{self.log()}')
-            try:
-                if httpx.get(f'{self.url}/api/healthz', timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f'the app did not become healthy in {timeout} s:\n{self.log()}')
+        # NiceGUI treats a PYTEST_* environment as its own screen test: such an app exits at once
+        wait_until_healthy(self.process, f'{self.url}/api/healthz', 'the app', timeout, self.log)
+        return self
 
     def stop(self) -> None:
         stop_process(self.process)

@@ -1,5 +1,6 @@
 """Known audio for the tests: speech from espeak-ng, encoded like a browser's MediaRecorder output."""
 
+import hashlib
 import shutil
 import subprocess
 from pathlib import Path
@@ -80,3 +81,14 @@ def spoken_webm(text: str, folder: Path, name: str = 'spoken') -> bytes:
         capture_output=True,
     )
     return live_webm(wav, folder / f'{name}.webm')
+
+
+def decoded_sha256(path: Path) -> str:
+    """Decode the whole file; any decoder complaint fails the test. Returns the hash of its samples."""
+    run = subprocess.run(
+        [require('ffmpeg'), '-v', 'error', '-i', str(path), '-f', 's16le', '-ac', '1', 'pipe:1'],
+        capture_output=True,
+        check=False,
+    )
+    assert (run.returncode, run.stderr.decode(errors='replace')) == (0, ''), f'{path} does not decode cleanly'
+    return hashlib.sha256(run.stdout).hexdigest()

@@ -6,7 +6,6 @@ local folder, SIGKILLed while chunks are being stored or while recordings are be
 from a seeded generator and are printed, so a failing run can be replayed (CRASH_TEST_SEED=<seed>).
 """
 
-import hashlib
 import os
 import random
 import subprocess
@@ -32,7 +31,7 @@ from services.storage import LocalStorage
 from services.storage_keys import audio_key, chunk_key
 
 from .app_server import AppServer, free_port
-from .audio_samples import live_webm, speech_wav, split
+from .audio_samples import decoded_sha256, live_webm, speech_wav, split
 
 SEED = int(os.environ.get('CRASH_TEST_SEED', '20251130'))
 ROUNDS = 20
@@ -63,17 +62,6 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
     remuxed = folder / 'remuxed.webm'
     duration_ms = remux(folder / 'speech-20s.webm', remuxed, audio_format('audio/webm'))
     return Reference(split(webm, len(webm) // CHUNKS + 1), duration_ms, decoded_sha256(remuxed))
-
-
-def decoded_sha256(path: Path) -> str:
-    """Decode the whole file; any decoder complaint fails the test, the samples' hash is returned."""
-    run = subprocess.run(
-        ['ffmpeg', '-v', 'error', '-i', str(path), '-f', 's16le', '-ac', '1', 'pipe:1'],
-        capture_output=True,
-        check=False,
-    )
-    assert (run.returncode, run.stderr.decode(errors='replace')) == (0, ''), f'{path} does not decode cleanly'
-    return hashlib.sha256(run.stdout).hexdigest()
 
 
 def ffprobe_errors(path: Path) -> str:

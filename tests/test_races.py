@@ -9,7 +9,6 @@ import contextlib
 import hashlib
 import io
 import random
-import subprocess
 import threading
 import time
 import uuid
@@ -39,7 +38,7 @@ from services.storage_keys import chunk_key, chunks_prefix, recording_prefix
 from services.storage_s3 import S3Storage
 
 from .app_server import AppServer
-from .audio_samples import WEBM_MAGIC, split
+from .audio_samples import WEBM_MAGIC, decoded_sha256, split
 from .conftest import fresh_bucket, settings_env, stored_keys
 from .postgres_server import PostgresServer
 from .s3_server import S3Server
@@ -72,28 +71,17 @@ class Audio:
     pcm_sha256: str
 
 
-def decoded(path: Path) -> str:
-    """Decode the whole file; any decoder complaint fails the test. Returns the samples' hash."""
-    run = subprocess.run(
-        ['ffmpeg', '-v', 'error', '-i', str(path), '-f', 's16le', '-ac', '1', 'pipe:1'],
-        capture_output=True,
-        check=False,
-    )
-    assert (run.returncode, run.stderr.decode(errors='replace')) == (0, ''), f'{path} does not decode cleanly'
-    return hashlib.sha256(run.stdout).hexdigest()
-
-
 def expected_audio(chunks: list[bytes], folder: Path) -> Audio:
     """What finalize must make of exactly these chunks: joined in seq order, stream-copied into a new file."""
     name = uuid.uuid4().hex
     joined, output = folder / f'{name}-joined.webm', folder / f'{name}-expected.webm'
     joined.write_bytes(b''.join(chunks))
-    return Audio(remux(joined, output, WEBM), decoded(output))
+    return Audio(remux(joined, output, WEBM), decoded_sha256(output))
 
 
 def assert_same_audio(path: Path, duration_ms: int | None, expected: Audio) -> None:
     assert duration_ms is not None and abs(duration_ms - expected.duration_ms) <= 500, (duration_ms, expected)
-    assert decoded(path) == expected.pcm_sha256, f'{path} does not hold exactly the acknowledged chunks'
+    assert decoded_sha256(path) == expected.pcm_sha256, f'{path} does not hold exactly the acknowledged chunks'
 
 
 def run_together(*work: Callable[[], Any]) -> None:

@@ -3,12 +3,9 @@
 import os
 import re
 import subprocess
-import time
 from pathlib import Path
 
-import httpx
-
-from ..app_server import ROOT, AppServer, free_port, stop_process
+from ..app_server import ROOT, AppServer, free_port, stop_process, wait_until_healthy
 from ..audio_samples import require
 
 CONFIG = ROOT / 'docs' / 'haproxy.cfg'
@@ -39,17 +36,8 @@ class LoadBalancer:
         command = [require('haproxy'), '-f', str(CONFIG), '-db']  # -db: in the foreground, one process to stop
         with self.log_path.open('ab') as log:
             self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f'haproxy exited with {self.process.returncode}:\n{self.log()}')
-            try:
-                if httpx.get(f'{self.url}/api/healthz', timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f'haproxy did not answer in {timeout} s:\n{self.log()}')
+        wait_until_healthy(self.process, f'{self.url}/api/healthz', 'haproxy', timeout, self.log)
+        return self
 
     def stop(self) -> None:
         stop_process(self.process)
