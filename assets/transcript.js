@@ -8,7 +8,7 @@ export default {
           <span v-for="(word, w) in segment[1]" :key="w" class="vr-word" :data-start="word[0]"
                 :class="{ 'vr-word--current': current === word[0] }" role="button" tabindex="0"
                 :title="'Play from ' + clock(word[0])" @click="playFrom(word[0])"
-                @keydown.enter.prevent="playFrom(word[0])">{{ word[1] }} </span>
+                @keydown.enter.prevent="playFrom(word[0])">{{ word[1] + " " }}</span>
         </template>
       </p>
       <button v-if="long" type="button" class="vr-transcript-toggle" data-testid="transcript-toggle"

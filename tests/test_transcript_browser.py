@@ -46,6 +46,8 @@ async def test_a_spoken_word_plays_from_its_moment_and_finds_its_recording(serve
             assert time.monotonic() < deadline, await page.locator('[data-testid=recording-item]').inner_text()
             await page.wait_for_timeout(1000)
         spoken = ' '.join(await words.all_inner_texts()).lower()
+        shown = await page.locator('.vr-transcript-text').first.inner_text()
+        assert shown.lower().split() == spoken.split(), shown  # the words read apart, as spoken
         assert 'cheese' in spoken and 'apples' in spoken, spoken
 
         word = words.filter(has_text='cheese').first
