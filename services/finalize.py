@@ -102,6 +102,11 @@ class Finalizer:
             return self._after_lost_claim(user_id, recording_id)
         with self.database.session() as session:
             chunks = _chunks_of(session, recording_id)  # now final: nothing is accepted while we hold the claim
+        try:  # chunks that landed between the first look and the claim may have opened a gap: judge the final set
+            self._check_complete([seq for seq, _sha, _legacy in chunks], chunk_count, bridge_gaps)
+        except MissingChunks:
+            self._release(recording, previous)
+            raise
         return self._finish(recording, _Plan(chunks, previous, keep_chunks=bridge_gaps))
 
     def _check_complete(self, seqs: list[int], chunk_count: int | None, bridge_gaps: bool) -> None:

@@ -202,6 +202,7 @@ def test_every_chunk_acknowledged_while_a_finalize_runs_is_in_the_final_file(
         )
         assert final.status == RecordingStatus.READY
         assert set(out.acked) | set(out.refused) == set(range(len(pieces))), 'every chunk got an answer'
+        assert sorted(out.acked) == list(range(len(out.acked))), 'the file runs from chunk 0 with no gap'
         assert final.assembled_chunks == len(out.acked), 'the file holds exactly the acknowledged chunks'
         path = tmp_path / f'{recording.id}.webm'
         with path.open('wb') as handle:
@@ -279,6 +280,32 @@ def test_a_chunk_still_being_committed_when_finalize_begins_is_waited_for_and_ke
     with path.open('wb') as handle:
         services.storage.copy_to(audio_key(final), handle)
     assert_same_audio(path, final.duration_ms, expected_audio(pieces, tmp_path))
+
+
+@LOCAL
+def test_a_chunk_that_lands_between_the_first_look_and_the_claim_never_makes_a_file_with_a_gap(
+    services: Services, pieces: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finalize looks at the chunks, then claims the recording: a chunk past a gap that lands in between must send
+    the client back for the missing one, not into a file that skips it."""
+    user_id = services.users.onboard(name='Gap')[0].id
+    recording = services.recordings.create(user_id=user_id, mime_type='audio/webm')
+    services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=pieces[0])
+    claim = services.finalizer._claim
+
+    def claim_after_a_later_chunk_lands(recording_id: uuid.UUID, now: object) -> bool:
+        services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=2, data=pieces[2])
+        return claim(recording_id, now)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(services.finalizer, '_claim', claim_after_a_later_chunk_lands)
+    with pytest.raises(MissingChunks) as missing:
+        services.finalizer.finalize(user_id=user_id, recording_id=recording.id)
+    assert missing.value.details['missing'] == [1]
+    monkeypatch.undo()
+    assert services.recordings.get(user_id=user_id, recording_id=recording.id).status == RecordingStatus.RECORDING
+    services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=1, data=pieces[1])
+    final = services.finalizer.finalize(user_id=user_id, recording_id=recording.id)
+    assert (final.status, final.assembled_chunks) == (RecordingStatus.READY, 3)
 
 
 def chunk_row_sha256(services: Services, recording_id: uuid.UUID, seq: int) -> str:
@@ -667,6 +694,7 @@ def test_every_chunk_acknowledged_by_one_instance_while_the_other_finalizes_is_i
             f'acknowledged by A, {out.busy} busy answers, {len(out.refused)} refused after ready'
         )
         assert set(out.acked) | set(out.refused) == set(range(len(pieces))), 'every chunk got an answer'
+        assert sorted(out.acked) == list(range(len(out.acked))), 'the file runs from chunk 0 with no gap'
         expected = expected_audio([pieces[seq] for seq in sorted(out.acked)], tmp_path)
         assert_same_audio(download(ready, tmp_path), ready['duration_ms'], expected)
 
