@@ -16,8 +16,8 @@ from services.config import Settings
 from services.container import build_services, build_storage
 from services.errors import AppError
 from services.schema import migrate
-from services.storage import Storage
-from services.worker_process import EMBEDDED_FLAG, EmbeddedWorker, run_worker
+from services.storage.protocol import Storage
+from services.transcripts.worker_process import EMBEDDED_FLAG, EmbeddedWorker, run_worker
 
 ASSETS = Path(__file__).parent / 'assets'
 log = logging.getLogger('voice_recorder')

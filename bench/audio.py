@@ -3,7 +3,7 @@
 import subprocess
 from pathlib import Path
 
-from services.audio import ffmpeg_executable
+from services.audio.ffmpeg import ffmpeg_executable
 
 CHUNK_BYTES = 16 * 1024  # what a browser's MediaRecorder sends per second at its default 128 kbit/s opus
 BITRATE = '128k'

@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from services.config import Settings
 from services.container import build_services
 from services.models import Chunk
-from services.storage_keys import chunk_key
+from services.storage.keys import chunk_key
 
 from .loadgen import ACK_TIMEOUT_S, WorkerResult, WorkerSpec, worker_main
 from .report import percentile

@@ -22,10 +22,11 @@ import numpy as np
 import psutil
 from sqlalchemy import insert, text
 
-from services.audio import FORMATS, ffmpeg_executable
+from services.audio.ffmpeg import ffmpeg_executable
+from services.audio.formats import FORMATS
 from services.models import Recording, RecordingStatus, Transcript, TranscriptState
-from services.transcribe import Segment, Transcriber, Word, load_model, model_folder
-from services.transcript_shapes import encode
+from services.transcripts.engine import Segment, Transcriber, Word, load_model, model_folder
+from services.transcripts.shapes import encode
 from tests.audio_samples import require
 
 from .finalize import ROOT, open_services, settings_fields

@@ -10,7 +10,7 @@ from sqlmodel import SQLModel
 
 from services.config import Settings
 from services.database import Database
-from services.transcript_search import include_name
+from services.transcripts.search import include_name
 
 target_metadata = SQLModel.metadata
 

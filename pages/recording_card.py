@@ -6,13 +6,13 @@ from datetime import timedelta
 
 from nicegui import run, ui
 
+from services.audio.waveforms import peaks_of
 from services.container import Services
 from services.errors import AppError
 from services.models import Recording, RecordingStatus, User
 from services.recordings import MAX_TITLE_LENGTH
-from services.transcript_shapes import TranscriptPublic
-from services.transcripts import SearchHit
-from services.waveforms import peaks_of
+from services.transcripts.service import SearchHit
+from services.transcripts.shapes import TranscriptPublic
 
 from .formatting import format_duration, format_local_time, format_size
 from .frame import notify_error

@@ -10,8 +10,8 @@ from nicegui import app, background_tasks, run, ui
 from services.container import Services
 from services.errors import AppError
 from services.models import Recording, RecordingStatus, User
-from services.transcript_shapes import TranscriptPublic
-from services.transcripts import SearchHit
+from services.transcripts.service import SearchHit
+from services.transcripts.shapes import TranscriptPublic
 
 from .formatting import format_duration
 from .frame import frame, notify_error, signed_in_user

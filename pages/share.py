@@ -4,9 +4,9 @@ import uuid
 
 from nicegui import run, ui
 
+from services.audio.waveforms import peaks_of
 from services.container import Services
 from services.errors import AppError
-from services.waveforms import peaks_of
 
 from .formatting import format_duration
 from .frame import frame

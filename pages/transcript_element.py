@@ -2,7 +2,7 @@
 
 from nicegui import ui
 
-from services.transcript_shapes import SegmentPublic
+from services.transcripts.shapes import SegmentPublic
 
 
 class TranscriptView(ui.element, component='../assets/transcript.js'):

@@ -10,8 +10,8 @@ from nicegui import run, ui
 from services.container import Services
 from services.errors import AppError
 from services.models import TranscriptState
-from services.transcript_search import SnippetPiece
-from services.transcript_shapes import TranscriptPublic
+from services.transcripts.search import SnippetPiece
+from services.transcripts.shapes import TranscriptPublic
 
 from .frame import notify_error
 from .transcript_element import TranscriptView

@@ -11,25 +11,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from .audio import audio_format
+from .audio.exports import MP3_TYPE, mp3_key
+from .audio.formats import audio_format
 from .container import Services
-from .errors import (
-    AppError,
-    ChunkTooLarge,
-    Forbidden,
-    NotFound,
-    TooManyRequests,
-    Unauthorized,
-    UnsupportedMediaType,
-)
-from .exports import MP3_TYPE, mp3_key
+from .errors import AppError, ChunkTooLarge, Forbidden, NotFound, TooManyRequests, Unauthorized, UnsupportedMediaType
 from .http_range import parse_range
 from .models import Recording, RecordingStatus, User
 from .rate_limit import client_address
 from .recordings import audio_key, download_name
-from .transcript_files import FileKind
-from .transcript_search import SnippetPiece
-from .transcript_shapes import TranscriptPublic
+from .transcripts.files import FileKind
+from .transcripts.search import SnippetPiece
+from .transcripts.shapes import TranscriptPublic
 from .version import app_version
 
 

@@ -15,14 +15,14 @@ from sqlalchemy import Table, and_, bindparam, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from .audio import audio_format, check_container
+from .audio.formats import audio_format, check_container
 from .database import Database
 from .errors import Busy, ChunkTooLarge, Conflict, InvalidInput, LimitReached, NotFound
 from .group_commit import GroupCommit
 from .models import Chunk, Recording, RecordingStatus, utc_now
 from .quota import StorageQuota
-from .storage import Storage
-from .storage_keys import chunk_key
+from .storage.keys import chunk_key
+from .storage.protocol import Storage
 
 log = logging.getLogger(__name__)
 OPEN_STATUSES = (RecordingStatus.RECORDING, RecordingStatus.FAILED)

@@ -4,10 +4,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from .audio.exports import ExportService
+from .audio.waveforms import WaveformService
+from .audio_links import AudioLinks, AudioUrlSigner
 from .chunks import ChunkService
 from .config import Settings
 from .database import Database
-from .exports import ExportService
 from .finalize import Finalizer
 from .orphans import OrphanSweeper
 from .quota import StorageQuota
@@ -15,15 +17,15 @@ from .rate_limit import RateLimits, build_rate_limits
 from .recordings import RecordingService
 from .schema import upgrade
 from .sharing import ShareService
-from .signing import AudioLinks, AudioUrlSigner, UploadTokens
-from .storage import LocalStorage, Storage
-from .storage_s3 import S3Storage
-from .storage_spool import SpooledStorage
+from .storage.local import LocalStorage
+from .storage.protocol import Storage
+from .storage.s3 import S3Storage
+from .storage.spool import SpooledStorage
 from .sweeper import StaleRecordingSweeper
-from .transcript_queue import TranscriptQueue
-from .transcripts import TranscriptService
+from .transcripts.queue import TranscriptQueue
+from .transcripts.service import TranscriptService
+from .upload_tokens import UploadTokens
 from .users import UserService
-from .waveforms import WaveformService
 
 
 @dataclass

@@ -19,14 +19,15 @@ from pathlib import Path
 from sqlalchemy import func, text
 from sqlmodel import Session, col, delete, or_, select, update
 
-from .audio import audio_format, remux
+from .audio.ffmpeg import remux
+from .audio.formats import audio_format
 from .database import Database
 from .errors import AppError, AudioProcessingFailed, Busy, Conflict, InvalidInput, MissingChunks
 from .models import Chunk, Recording, RecordingStatus, utc_now
-from .ordered_fetch import copy_in_order
 from .recordings import audio_key, load_owned
-from .storage import Storage
-from .storage_keys import chunk_key, chunks_prefix, legacy_chunk_key, mp3_key, recording_prefix
+from .storage.keys import chunk_key, chunks_prefix, legacy_chunk_key, mp3_key, recording_prefix
+from .storage.ordered_fetch import copy_in_order
+from .storage.protocol import Storage
 
 log = logging.getLogger(__name__)
 # A running finalize renews its claim every HEARTBEAT; one not renewed for FINALIZE_TAKEOVER died with its process

@@ -63,7 +63,7 @@ class Recording(SQLModel, table=True):
     duration_ms: int | None = None
     size_bytes: int | None = None
     error: str | None = Field(default=None, max_length=500)
-    peaks: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # JSON list, see waveform.py
+    peaks: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # JSON list, see audio/peaks.py
     # Set when the server finished the recording without the browser's word (it went idle): the chunks are kept,
     # so audio the browser still holds can arrive late and the recording is assembled again with it.
     chunks_kept: bool = Field(default=False)
@@ -86,7 +86,7 @@ class Chunk(SQLModel, table=True):
     seq: int = Field(primary_key=True)
     size: int
     sha256: str = Field(max_length=64)
-    # Stored by version 0.1 under `chunks/<seq>`, before keys carried the content hash (see storage_keys.py).
+    # Stored by version 0.1 under `chunks/<seq>`, before keys carried the content hash (see storage/keys.py).
     legacy_key: bool = Field(default=False, sa_column_kwargs={'server_default': false()})
 
 
@@ -99,7 +99,7 @@ class TranscriptState(StrEnum):
 
 
 class Transcript(SQLModel, table=True):
-    """A recording's words with their times, and the job that makes them (see transcript_queue.py)."""
+    """A recording's words with their times, and the job that makes them (see transcripts/queue.py)."""
 
     __table_args__ = (Index('ix_transcript_state_queued', 'state', 'queued_at'),)
 
@@ -109,7 +109,7 @@ class Transcript(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=500)
     language: str = Field(default='en', max_length=16)
     text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # the words, joined by spaces
-    segments: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # JSON, see transcript_shapes.py
+    segments: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # JSON, see transcripts/shapes.py
     attempts: int = Field(default=0)
     # Raised by every queueing and every claim: a worker's writes count only while it still holds its generation,
     # so a job queued again, or taken over after its lease ran out, never gets an older result.

@@ -13,14 +13,14 @@ from datetime import timedelta
 from sqlalchemy import func
 from sqlmodel import col, select, update
 
+from .audio.waveforms import WaveformService
 from .database import Database
 from .errors import AppError, Busy, Conflict, MissingChunks
 from .finalize import Finalizer
 from .models import Chunk, Recording, RecordingStatus, utc_now
 from .orphans import OrphanSweeper
-from .storage import Storage
-from .storage_keys import chunks_prefix
-from .waveforms import WaveformService
+from .storage.keys import chunks_prefix
+from .storage.protocol import Storage
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from services.audio import ffmpeg_executable
+from services.audio.ffmpeg import ffmpeg_executable
 
 RATE = 8000
 WINDOW = 400  # 50 ms

@@ -5,7 +5,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from services.audio import ffmpeg_executable
+from services.audio.ffmpeg import ffmpeg_executable
 
 
 def require(binary: str) -> str:

@@ -21,9 +21,10 @@ from services.api import create_router, install_error_handler
 from services.config import Settings
 from services.container import Services, build_services, build_storage
 from services.models import Recording
-from services.storage import LocalStorage, Storage
-from services.storage_s3 import S3Storage
-from services.storage_spool import SpooledStorage
+from services.storage.local import LocalStorage
+from services.storage.protocol import Storage
+from services.storage.s3 import S3Storage
+from services.storage.spool import SpooledStorage
 
 from .audio_samples import live_webm, speech_wav, split
 from .postgres_server import PostgresServer

@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from main import main
 from services.errors import ServiceUnavailable
-from services.storage import Storage
+from services.storage.protocol import Storage
 
 
 class FlakyStorage:

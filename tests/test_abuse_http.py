@@ -19,7 +19,7 @@ from nicegui.testing.user import User
 
 from services.config import Settings
 from services.container import Services, build_services
-from services.signing import UploadTokens
+from services.upload_tokens import UploadTokens
 
 from .app_server import ROOT, AppServer
 from .audio_samples import split

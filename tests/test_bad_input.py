@@ -13,7 +13,7 @@ from sqlalchemy import create_engine
 
 from services.container import Services
 from services.models import Chunk, RecordingStatus
-from services.storage_s3 import S3Storage
+from services.storage.s3 import S3Storage
 
 from .app_server import free_port
 from .audio_samples import WEBM_MAGIC, split

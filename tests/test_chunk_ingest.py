@@ -13,7 +13,7 @@ from sqlmodel import select
 from services.container import Services
 from services.group_commit import GroupCommit
 from services.models import Chunk
-from services.storage_keys import chunk_key
+from services.storage.keys import chunk_key
 
 from .audio_samples import WEBM_MAGIC
 

@@ -23,12 +23,13 @@ import httpx
 import pytest
 from sqlmodel import col, select, update
 
-from services.audio import audio_format, remux
+from services.audio.ffmpeg import remux
+from services.audio.formats import audio_format
 from services.database import Database
 from services.finalize import FINALIZE_TAKEOVER
 from services.models import Chunk, Recording, RecordingStatus, utc_now
-from services.storage import LocalStorage
-from services.storage_keys import audio_key, chunk_key
+from services.storage.keys import audio_key, chunk_key
+from services.storage.local import LocalStorage
 
 from .app_server import AppServer, free_port
 from .audio_samples import decoded_sha256, live_webm, speech_wav, split

@@ -11,7 +11,7 @@ from nicegui.testing.user import User
 
 from pages.chunk_events import RECHECK_CREDENTIALS_S
 from services.container import Services
-from services.signing import UploadTokens
+from services.upload_tokens import UploadTokens
 
 from .app_server import AppServer
 from .test_pages import onboard, user_id_named

@@ -17,13 +17,14 @@ from typing import Any
 
 import pytest
 
-from services.audio import FORMATS, check_container, ffmpeg_executable, remux
+from services.audio.exports import ExportService, mp3_key
+from services.audio.ffmpeg import ffmpeg_executable, remux
+from services.audio.formats import FORMATS, check_container
+from services.audio.peaks import compute_peaks
 from services.container import Services
 from services.errors import AudioProcessingFailed, InvalidInput
-from services.exports import ExportService, mp3_key
 from services.models import Recording
 from services.recordings import audio_key
-from services.waveform import compute_peaks
 
 from .conftest import record
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from sqlmodel import select
 
-from services.audio import ffmpeg_executable
+from services.audio.ffmpeg import ffmpeg_executable
 from services.config import Settings
 from services.container import Services, build_services
 from services.models import Recording, RecordingStatus

@@ -9,11 +9,11 @@ import pytest
 from nicegui.testing.user import User
 from sqlmodel import update
 
+from services.audio.exports import mp3_key
+from services.audio.waveforms import peaks_of
 from services.container import Services
 from services.errors import InvalidInput, NotFound
-from services.exports import mp3_key
 from services.models import Recording, Share, utc_now
-from services.waveforms import peaks_of
 
 from .conftest import record
 from .test_api import onboard, upload

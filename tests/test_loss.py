@@ -17,7 +17,7 @@ import pytest
 from playwright.async_api import Dialog, Page, Route
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from services.audio import ffmpeg_executable
+from services.audio.ffmpeg import ffmpeg_executable
 from services.config import Settings
 from services.container import Services, build_services
 from services.models import Recording, RecordingStatus

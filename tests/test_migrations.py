@@ -15,7 +15,7 @@ from sqlmodel import SQLModel, col, select
 from services.database import Database
 from services.models import Chunk, Recording, User, UTCDateTime, utc_now
 from services.schema import BASELINE, alembic_config, current_revision, head_revision, upgrade
-from services.transcript_search import include_name  # the search structures live in migrations only
+from services.transcripts.search import include_name  # the search structures live in migrations only
 
 from .app_server import ROOT, free_port
 from .postgres_server import PostgresServer

@@ -26,16 +26,17 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from services.audio import audio_format, remux
+from services.audio.ffmpeg import remux
+from services.audio.formats import audio_format
 from services.chunks import ChunkReceipt
 from services.config import Settings
 from services.container import Services, build_services
 from services.errors import AppError, Busy, Conflict, MissingChunks
 from services.models import Chunk, Recording, RecordingStatus, Share
 from services.recordings import audio_key
-from services.storage import Storage
-from services.storage_keys import chunk_key, chunks_prefix, recording_prefix
-from services.storage_s3 import S3Storage
+from services.storage.keys import chunk_key, chunks_prefix, recording_prefix
+from services.storage.protocol import Storage
+from services.storage.s3 import S3Storage
 
 from .app_server import AppServer
 from .audio_samples import WEBM_MAGIC, decoded_sha256, split

@@ -20,9 +20,9 @@ import httpx
 import pytest
 import socketio
 
-from services.audio import ffmpeg_executable
+from services.audio.ffmpeg import ffmpeg_executable
 from services.container import Services
-from services.signing import UploadTokens
+from services.upload_tokens import UploadTokens
 
 from .app_server import AppServer
 from .audio_samples import split

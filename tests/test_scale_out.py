@@ -10,7 +10,7 @@ import pytest
 
 from services.config import Settings
 from services.recordings import recording_prefix
-from services.storage_s3 import S3Storage
+from services.storage.s3 import S3Storage
 
 from .app_server import AppServer
 from .audio_samples import split

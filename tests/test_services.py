@@ -6,7 +6,7 @@ import uuid
 import pytest
 from sqlmodel import select
 
-from services.audio import probe_duration_ms
+from services.audio.ffmpeg import probe_duration_ms
 from services.container import Services
 from services.errors import (
     AudioProcessingFailed,
@@ -19,7 +19,7 @@ from services.errors import (
 )
 from services.models import Chunk, Recording, RecordingStatus
 from services.recordings import audio_key
-from services.storage_keys import chunk_key, recording_prefix
+from services.storage.keys import chunk_key, recording_prefix
 
 from .audio_samples import WEBM_MAGIC, split
 from .conftest import record, stored_keys

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import socketio
 
-from services.signing import UploadTokens
+from services.upload_tokens import UploadTokens
 
 from .app_server import AppServer
 from .audio_samples import split

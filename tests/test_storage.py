@@ -16,10 +16,10 @@ import pytest
 from services.config import Settings
 from services.container import build_services
 from services.errors import NotFound
-from services.ordered_fetch import copy_in_order
-from services.storage import Storage
-from services.storage_s3 import S3Storage
-from services.storage_spool import SpooledStorage
+from services.storage.ordered_fetch import copy_in_order
+from services.storage.protocol import Storage
+from services.storage.s3 import S3Storage
+from services.storage.spool import SpooledStorage
 
 from .conftest import record, s3_of, stored_keys
 from .s3_server import REGION

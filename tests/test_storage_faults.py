@@ -13,7 +13,7 @@ from services.api import create_router, install_error_handler
 from services.config import Settings
 from services.container import build_services
 from services.errors import ServiceUnavailable
-from services.storage_s3 import S3Storage
+from services.storage.s3 import S3Storage
 
 from .app_server import free_port
 from .audio_samples import WEBM_MAGIC

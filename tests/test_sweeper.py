@@ -9,7 +9,7 @@ from sqlmodel import update
 from services.container import Services
 from services.errors import Busy
 from services.models import Recording, RecordingStatus, utc_now
-from services.signing import UploadGrant, UploadTokens
+from services.upload_tokens import UploadGrant, UploadTokens
 
 from .audio_samples import split
 

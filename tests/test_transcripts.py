@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 from sqlmodel import select
 
-from services.audio import FORMATS
+from services.audio.formats import FORMATS
 from services.container import Services
 from services.models import Transcript, TranscriptState
-from services.transcribe import Transcriber, TranscriberUnavailable, check_model, load_model, model_folder
-from services.transcript_search import fts5_match
-from services.worker import TranscriptWorker
+from services.transcripts.engine import Transcriber, TranscriberUnavailable, check_model, load_model, model_folder
+from services.transcripts.search import fts5_match
+from services.transcripts.worker import TranscriptWorker
 
 from .app_server import ROOT, AppServer
 from .audio_samples import spoken_webm

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from services.audio import ffmpeg_executable
+from services.audio.ffmpeg import ffmpeg_executable
+from services.audio.peaks import PEAK_COUNT, compute_peaks
 from services.errors import AudioProcessingFailed
-from services.waveform import PEAK_COUNT, compute_peaks
 
 
 def tone_then_silence(path: Path) -> Path:

@@ -2,7 +2,7 @@
 
 PostgreSQL searches a `tsvector` of title and words on `transcript` (kept by triggers) and an expression index on
 recording titles, both GIN. SQLite searches an FTS5 table, `recording_search`, that triggers keep in step with
-`recording` and `transcript` in the same transaction. Neither is in the models: `services/transcript_search.py`
+`recording` and `transcript` in the same transaction. Neither is in the models: `services/transcripts/search.py`
 names them (SEARCH_SCHEMA_NAMES) so model/migration comparisons leave them be.
 
 A later migration that rebuilds `recording` or `transcript` on SQLite (batch mode copies the table and drops the

@@ -13,12 +13,12 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
-from .config import Settings
-from .container import build_storage
-from .database import Database
-from .schema import upgrade
-from .transcribe import Transcriber, check_model, load_model, model_folder
-from .transcript_queue import TranscriptQueue
+from ..config import Settings
+from ..container import build_storage
+from ..database import Database
+from ..schema import upgrade
+from .engine import Transcriber, check_model, load_model, model_folder
+from .queue import TranscriptQueue
 from .worker import TranscriptWorker
 
 log = logging.getLogger(__name__)

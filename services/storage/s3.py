@@ -11,8 +11,8 @@ from boto3.exceptions import Boto3Error
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
-from .errors import NotFound, ServiceUnavailable
-from .storage import READ_BLOCK, validate_key
+from ..errors import NotFound, ServiceUnavailable
+from .protocol import READ_BLOCK, validate_key
 
 log = logging.getLogger(__name__)
 DELETE_BATCH = 1000  # the most keys one DeleteObjects call takes

@@ -13,13 +13,14 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import IO
 
-from . import storage_keys
-from .audio import DEFAULT_FFMPEG_TIMEOUT_S, audio_format, ffmpeg_reading, local_url, processing_failed, run_ffmpeg
-from .database import Database
-from .errors import NotFound
-from .models import Recording, RecordingStatus
-from .recordings import audio_key, load_owned
-from .storage import Storage
+from ..database import Database
+from ..errors import NotFound
+from ..models import Recording, RecordingStatus
+from ..recordings import audio_key, load_owned
+from ..storage import keys as storage_keys
+from ..storage.protocol import Storage
+from .ffmpeg import DEFAULT_FFMPEG_TIMEOUT_S, ffmpeg_reading, local_url, processing_failed, run_ffmpeg
+from .formats import audio_format
 
 log = logging.getLogger(__name__)
 MP3_TYPE = 'audio/mpeg'

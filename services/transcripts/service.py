@@ -9,15 +9,15 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
-from . import transcript_search
-from .database import Database
-from .errors import AppError, Conflict, InvalidInput, NotFound
-from .models import Recording, RecordingStatus, Transcript, TranscriptState
-from .recordings import MAX_PAGE_SIZE, _owned_matching, load_owned
-from .transcript_files import MEDIA_TYPES, FileKind, TranscriptFile, render
-from .transcript_queue import TranscriptQueue
-from .transcript_search import FoundRow, SnippetPiece, pieces
-from .transcript_shapes import TranscriptPublic, decode, time_at
+from ..database import Database
+from ..errors import AppError, Conflict, InvalidInput, NotFound
+from ..models import Recording, RecordingStatus, Transcript, TranscriptState
+from ..recordings import MAX_PAGE_SIZE, _owned_matching, load_owned
+from . import search as transcript_search
+from .files import MEDIA_TYPES, FileKind, TranscriptFile, render
+from .queue import TranscriptQueue
+from .search import FoundRow, SnippetPiece, pieces
+from .shapes import TranscriptPublic, decode, time_at
 
 log = logging.getLogger(__name__)
 

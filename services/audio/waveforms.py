@@ -10,13 +10,14 @@ from typing import BinaryIO, cast
 
 from sqlmodel import col, select
 
-from .audio import DEFAULT_FFMPEG_TIMEOUT_S, audio_format
-from .database import Database
-from .errors import AppError
-from .models import Recording, RecordingStatus
-from .recordings import audio_key
-from .storage import Storage
-from .waveform import compute_peaks
+from ..database import Database
+from ..errors import AppError
+from ..models import Recording, RecordingStatus
+from ..recordings import audio_key
+from ..storage.protocol import Storage
+from .ffmpeg import DEFAULT_FFMPEG_TIMEOUT_S
+from .formats import audio_format
+from .peaks import compute_peaks
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select, update
 
-from .database import Database
-from .models import Recording, RecordingStatus, Transcript, TranscriptState, utc_now
+from ..database import Database
+from ..models import Recording, RecordingStatus, Transcript, TranscriptState, utc_now
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3

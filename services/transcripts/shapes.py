@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel
 
-from .models import TranscriptState
-from .transcribe import Segment
+from ..models import TranscriptState
+from .engine import Segment
 
 
 class WordPublic(BaseModel):

@@ -12,14 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from .audio import audio_format
-from .errors import AppError, ServiceUnavailable
-from .models import Recording
-from .recordings import audio_key
-from .storage import Storage
-from .transcribe import Segment, Transcriber, TranscriptionFailed
-from .transcript_queue import Job, TranscriptQueue
-from .transcript_shapes import encode
+from ..audio.formats import audio_format
+from ..errors import AppError, ServiceUnavailable
+from ..models import Recording
+from ..recordings import audio_key
+from ..storage.protocol import Storage
+from .engine import Segment, Transcriber, TranscriptionFailed
+from .queue import Job, TranscriptQueue
+from .shapes import encode
 
 log = logging.getLogger(__name__)
 BACKFILL_EVERY_S = 30.0
