@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python bench/finalize_s3.py [--minutes 60] [--workers 1,16]
 
-S3 is SeaweedFS (the tests' server, tests/s3_server.py) in a process of its own on loopback ports, reached
+S3 is SeaweedFS (the tests' server, tests/support/s3_server.py) in a process of its own on loopback ports, reached
 over HTTP exactly as the app reaches S3, checking every signature. The audio is synthetic opus in WebM (pink
 noise at 128 kbit/s, so one second is ~16 KB), written to a pipe as a browser's MediaRecorder writes it. Each
 case stores the chunks the way ingest leaves them (objects + rows), then times `Finalizer.finalize`: fetch
@@ -29,7 +29,7 @@ from services.config import Settings
 from services.container import Services, build_services
 from services.models import Chunk
 from services.storage.keys import chunk_key
-from tests.s3_server import CREDENTIALS, REGION, S3Server
+from tests.support.s3_server import CREDENTIALS, REGION, S3Server
 
 
 def synthetic_opus(seconds: int, folder: Path) -> bytes:

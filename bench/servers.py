@@ -11,7 +11,7 @@ from types import TracebackType
 
 import psutil
 
-from tests.app_server import ROOT, AppServer, free_port
+from tests.support.app_server import ROOT, AppServer, free_port
 
 BENCH_SECRET = 'bench-secret-of-at-least-32-characters'
 MB = 1024 * 1024

@@ -27,7 +27,7 @@ from services.audio.formats import FORMATS
 from services.models import Recording, RecordingStatus, Transcript, TranscriptState
 from services.transcripts.engine import Segment, Transcriber, Word, load_model, model_folder
 from services.transcripts.shapes import encode
-from tests.audio_samples import require
+from tests.support.audio_samples import require
 
 from .finalize import ROOT, open_services, settings_fields
 from .report import Row, median, percentile

@@ -50,24 +50,37 @@ class User(SQLModel, table=True):
     credential_version: int = Field(default=1)
 
 
-class Recording(SQLModel, table=True):
+class RecordingBase(SQLModel):
+    """What a client may see of a recording: the API, the audio channel and the pages all speak this shape."""
+
+    title: str = Field(max_length=200)
+    mime_type: str = Field(max_length=40)
+    status: RecordingStatus = Field(default=RecordingStatus.RECORDING, max_length=16)
+    duration_ms: int | None = None
+    size_bytes: int | None = None
+    error: str | None = Field(default=None, max_length=500)
+
+
+class Recording(RecordingBase, table=True):
     __table_args__ = (Index('ix_recording_user_created', 'user_id', 'created_at'),)
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     user_id: uuid.UUID = Field(foreign_key='user.id')
-    title: str = Field(max_length=200)
-    mime_type: str = Field(max_length=40)
-    status: RecordingStatus = Field(default=RecordingStatus.RECORDING, max_length=16)
     created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp_column())
     updated_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp_column())
-    duration_ms: int | None = None
-    size_bytes: int | None = None
-    error: str | None = Field(default=None, max_length=500)
     peaks: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # JSON list, see audio/peaks.py
     # Set when the server finished the recording without the browser's word (it went idle): the chunks are kept,
     # so audio the browser still holds can arrive late and the recording is assembled again with it.
     chunks_kept: bool = Field(default=False)
     assembled_chunks: int | None = Field(default=None, description='how many chunks the current audio file holds')
+
+
+class RecordingPublic(RecordingBase):
+    """A recording as its owner's clients get it; `audio_url` is set once it is ready to play."""
+
+    id: uuid.UUID
+    created_at: datetime
+    audio_url: str | None = None
 
 
 class Share(SQLModel, table=True):

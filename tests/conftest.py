@@ -26,10 +26,10 @@ from services.storage.protocol import Storage
 from services.storage.s3 import S3Storage
 from services.storage.spool import SpooledStorage
 
-from .audio_samples import live_webm, speech_wav, split
-from .postgres_server import PostgresServer
-from .s3_server import CREDENTIALS, REGION, S3Server
+from .support.audio_samples import live_webm, speech_wav, split
+from .support.postgres_server import PostgresServer
 from .support.redis_server import RedisServer
+from .support.s3_server import CREDENTIALS, REGION, S3Server
 
 
 @pytest.fixture(scope='session')

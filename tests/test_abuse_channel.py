@@ -9,8 +9,8 @@ import httpx
 import pytest
 import socketio
 
-from .app_server import AppServer
-from .audio_samples import split
+from .support.app_server import AppServer
+from .support.audio_samples import split
 from .test_socket_input import call, connect, new_recording, new_user
 
 QUOTA_BYTES = 300_000

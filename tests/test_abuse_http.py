@@ -21,10 +21,10 @@ from services.config import Settings
 from services.container import Services, build_services
 from services.upload_tokens import UploadTokens
 
-from .app_server import ROOT, AppServer
-from .audio_samples import split
 from .conftest import fresh_bucket, record
-from .s3_server import S3Server
+from .support.app_server import ROOT, AppServer
+from .support.audio_samples import split
+from .support.s3_server import S3Server
 
 MB = 1024 * 1024
 ATTACK_BYTES = 100 * MB

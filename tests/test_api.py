@@ -11,8 +11,8 @@ from services.container import Services
 from services.recordings import recording_prefix
 from services.version import app_version
 
-from .audio_samples import split
 from .conftest import fetch, stored_keys
+from .support.audio_samples import split
 
 
 def onboard(api: httpx.Client, name: str = 'Ada') -> tuple[str, dict[str, str]]:

@@ -15,9 +15,9 @@ from services.container import Services
 from services.models import Chunk, RecordingStatus
 from services.storage.s3 import S3Storage
 
-from .app_server import free_port
-from .audio_samples import WEBM_MAGIC, split
 from .conftest import fetch, stored_keys
+from .support.app_server import free_port
+from .support.audio_samples import WEBM_MAGIC, split
 
 
 @dataclass

@@ -14,10 +14,10 @@ import pytest
 from services.config import Settings
 from services.container import build_services
 
-from .app_server import AppServer
-from .audio_samples import speech_wav, split
-from .browser import audio_metadata, chromium, onboard, seek
 from .conftest import settings_env
+from .support.app_server import AppServer
+from .support.audio_samples import speech_wav, split
+from .support.browser import audio_metadata, chromium, onboard, seek
 
 
 @pytest.fixture(scope='module')

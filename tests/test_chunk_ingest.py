@@ -15,7 +15,7 @@ from services.group_commit import GroupCommit
 from services.models import Chunk
 from services.storage.keys import chunk_key
 
-from .audio_samples import WEBM_MAGIC
+from .support.audio_samples import WEBM_MAGIC
 
 
 class Ledger:

@@ -12,7 +12,7 @@ from packaging.utils import canonicalize_name
 
 from services.config import Settings
 
-from .app_server import ROOT
+from .support.app_server import ROOT
 
 LOCK = ROOT / 'requirements.lock'
 

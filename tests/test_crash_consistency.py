@@ -31,8 +31,8 @@ from services.models import Chunk, Recording, RecordingStatus, utc_now
 from services.storage.keys import audio_key, chunk_key
 from services.storage.local import LocalStorage
 
-from .app_server import AppServer, free_port
-from .audio_samples import decoded_sha256, live_webm, speech_wav, split
+from .support.app_server import AppServer, free_port
+from .support.audio_samples import decoded_sha256, live_webm, speech_wav, split
 
 SEED = int(os.environ.get('CRASH_TEST_SEED', '20251130'))
 ROUNDS = 20

@@ -13,7 +13,7 @@ from pages.chunk_events import RECHECK_CREDENTIALS_S
 from services.container import Services
 from services.upload_tokens import UploadTokens
 
-from .app_server import AppServer
+from .support.app_server import AppServer
 from .test_pages import onboard, user_id_named
 from .test_socket_input import SECRET, call, connect
 

@@ -21,10 +21,10 @@ from services.container import Services, build_services
 from services.models import Recording, RecordingStatus
 from services.recordings import audio_key
 
-from .app_server import AppServer
-from .audio_samples import WEBM_MAGIC
+from .support.app_server import AppServer
+from .support.audio_samples import WEBM_MAGIC
 from .support.firefox import Firefox, firefox
-from .tcp_proxy import TcpProxy
+from .support.tcp_proxy import TcpProxy
 
 SECRET = 'browser-test-secret-of-at-least-32-chars'  # AppServer's
 TONE_RATE = 8000

@@ -14,8 +14,8 @@ import pytest
 from services.container import Services
 from services.models import Recording, RecordingStatus
 
-from .audio_samples import live_webm, speech_wav, split
 from .conftest import fetch, stored_keys
+from .support.audio_samples import live_webm, speech_wav, split
 from .test_sweeper import age
 
 LOCAL_ONLY = pytest.mark.parametrize('storage_kind', ['local'], indirect=True)

@@ -17,10 +17,10 @@ from services.config import Settings
 from services.container import Services
 from services.recordings import recording_prefix
 
-from .app_server import AppServer
-from .audio_samples import speech_wav
-from .browser import audio_metadata, chromium, onboard
 from .conftest import settings_env, stored_keys
+from .support.app_server import AppServer
+from .support.audio_samples import speech_wav
+from .support.browser import audio_metadata, chromium, onboard
 from .support.load_balancer import COOKIE, LoadBalancer
 from .support.redis_server import RedisServer
 from .test_loss import assert_saved_audio, ready_recordings, start_recording, stop_and_wait_until_saved, wait_for_status

@@ -23,11 +23,11 @@ from services.container import Services, build_services
 from services.models import Recording, RecordingStatus
 from services.recordings import audio_key
 
-from .app_server import AppServer
-from .audio_compare import similarity_by_segment
-from .audio_samples import speech_wav
-from .browser import chromium, onboard
-from .tcp_proxy import TcpProxy
+from .support.app_server import AppServer
+from .support.audio_compare import similarity_by_segment
+from .support.audio_samples import speech_wav
+from .support.browser import chromium, onboard
+from .support.tcp_proxy import TcpProxy
 
 SECRET = 'browser-test-secret-of-at-least-32-chars'
 
@@ -256,7 +256,7 @@ async def test_failing_storage_is_retried_until_it_recovers(
     data_dir: Path, stored: Services, microphone: Path, tmp_path: Path
 ) -> None:
     switch = tmp_path / 'storage-down'
-    server = AppServer(data_dir, script='tests/fault_app.py', env={'VR_TEST_FAULT_SWITCH': str(switch)}).start()
+    server = AppServer(data_dir, script='tests/support/fault_app.py', env={'VR_TEST_FAULT_SWITCH': str(switch)}).start()
     try:
         async with chromium(microphone) as browser:
             page = await browser.new_page()

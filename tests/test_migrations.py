@@ -17,8 +17,8 @@ from services.models import Chunk, Recording, User, UTCDateTime, utc_now
 from services.schema import BASELINE, alembic_config, current_revision, head_revision, upgrade
 from services.transcripts.search import include_name  # the search structures live in migrations only
 
-from .app_server import ROOT, free_port
-from .postgres_server import PostgresServer
+from .support.app_server import ROOT, free_port
+from .support.postgres_server import PostgresServer
 
 POSTGRES_ONLY = pytest.mark.parametrize('database_kind', ['postgresql'], indirect=True)
 

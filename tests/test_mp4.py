@@ -19,9 +19,9 @@ from services.container import build_services
 from services.models import Recording
 from services.recordings import audio_key
 
-from .app_server import AppServer
-from .audio_samples import speech_wav
-from .browser import audio_metadata, chromium, onboard, seek
+from .support.app_server import AppServer
+from .support.audio_samples import speech_wav
+from .support.browser import audio_metadata, chromium, onboard, seek
 from .test_safari_format import box_order
 
 SECRET = 'browser-test-secret-of-at-least-32-chars'  # AppServer's

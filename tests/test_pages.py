@@ -13,8 +13,8 @@ from sqlmodel import select
 from services.container import Services
 from services.models import User as UserRow
 
-from .app_server import ROOT
 from .conftest import record
+from .support.app_server import ROOT
 
 
 async def onboard(user: User, name: str) -> str:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page
 
-from .app_server import AppServer
-from .audio_samples import speech_wav
-from .browser import chromium, onboard
+from .support.app_server import AppServer
+from .support.audio_samples import speech_wav
+from .support.browser import chromium, onboard
 
 PHONE = {'viewport': {'width': 390, 'height': 844}, 'is_mobile': True, 'has_touch': True, 'device_scale_factor': 3}
 NOTE_WAKE_LOCKS = """(() => {

@@ -38,11 +38,11 @@ from services.storage.keys import chunk_key, chunks_prefix, recording_prefix
 from services.storage.protocol import Storage
 from services.storage.s3 import S3Storage
 
-from .app_server import AppServer
-from .audio_samples import WEBM_MAGIC, decoded_sha256, split
 from .conftest import fresh_bucket, settings_env, stored_keys
-from .postgres_server import PostgresServer
-from .s3_server import S3Server
+from .support.app_server import AppServer
+from .support.audio_samples import WEBM_MAGIC, decoded_sha256, split
+from .support.postgres_server import PostgresServer
+from .support.s3_server import S3Server
 
 SEED = 20251130
 LOCAL = pytest.mark.parametrize('storage_kind', ['local'], indirect=True)

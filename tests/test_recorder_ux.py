@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page
 
-from .app_server import ROOT, AppServer
-from .audio_samples import speech_wav
-from .browser import chromium, onboard
+from .support.app_server import ROOT, AppServer
+from .support.audio_samples import speech_wav
+from .support.browser import chromium, onboard
 
 SCREENSHOTS = Path(os.environ.get('VR_SCREENSHOT_DIR') or ROOT / 'tests' / 'artifacts')
 

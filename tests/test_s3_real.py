@@ -17,9 +17,9 @@ from services.container import Services, build_services
 from services.models import Recording
 from services.recordings import audio_key
 
-from .app_server import ROOT, AppServer
 from .conftest import fresh_bucket, record, s3_of
-from .s3_server import S3Server
+from .support.app_server import ROOT, AppServer
+from .support.s3_server import S3Server
 
 EXPIRY_S = 3  # short, yet long enough for a loaded machine to fetch the fresh URL in time
 

@@ -24,9 +24,9 @@ from services.audio.ffmpeg import ffmpeg_executable
 from services.container import Services
 from services.upload_tokens import UploadTokens
 
-from .app_server import AppServer
-from .audio_samples import split
 from .conftest import fetch
+from .support.app_server import AppServer
+from .support.audio_samples import split
 
 SAFARI_TYPE = 'audio/mp4;codecs=mp4a.40.2'
 SECRET = 'browser-test-secret-of-at-least-32-chars'  # AppServer's

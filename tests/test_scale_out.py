@@ -12,9 +12,9 @@ from services.config import Settings
 from services.recordings import recording_prefix
 from services.storage.s3 import S3Storage
 
-from .app_server import AppServer
-from .audio_samples import split
 from .conftest import settings_env, stored_keys
+from .support.app_server import AppServer
+from .support.audio_samples import split
 
 BACKENDS = pytest.mark.parametrize(('database_kind', 'storage_kind'), [('postgresql', 's3')], indirect=True)
 

@@ -21,8 +21,8 @@ from services.models import Chunk, Recording, RecordingStatus
 from services.recordings import audio_key
 from services.storage.keys import chunk_key, recording_prefix
 
-from .audio_samples import WEBM_MAGIC, split
 from .conftest import record, stored_keys
+from .support.audio_samples import WEBM_MAGIC, split
 
 MATROSKA_CUES_ID = bytes.fromhex('1C53BB6B')
 

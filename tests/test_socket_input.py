@@ -12,8 +12,8 @@ import socketio
 
 from services.upload_tokens import UploadTokens
 
-from .app_server import AppServer
-from .audio_samples import split
+from .support.app_server import AppServer
+from .support.audio_samples import split
 
 SECRET = 'browser-test-secret-of-at-least-32-chars'
 

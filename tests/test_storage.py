@@ -22,7 +22,7 @@ from services.storage.s3 import S3Storage
 from services.storage.spool import SpooledStorage
 
 from .conftest import record, s3_of, stored_keys
-from .s3_server import REGION
+from .support.s3_server import REGION
 
 S3_ONLY = pytest.mark.parametrize('storage_kind', ['s3'], indirect=True)
 BARE_S3 = pytest.mark.parametrize('storage', ['s3'], indirect=True)

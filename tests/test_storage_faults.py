@@ -15,9 +15,9 @@ from services.container import build_services
 from services.errors import ServiceUnavailable
 from services.storage.s3 import S3Storage
 
-from .app_server import free_port
-from .audio_samples import WEBM_MAGIC
-from .s3_server import REGION, S3Server
+from .support.app_server import free_port
+from .support.audio_samples import WEBM_MAGIC
+from .support.s3_server import REGION, S3Server
 
 
 def s3_settings(tmp_path: Path, **overrides: Any) -> Settings:

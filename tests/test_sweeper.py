@@ -11,7 +11,7 @@ from services.errors import Busy
 from services.models import Recording, RecordingStatus, utc_now
 from services.upload_tokens import UploadGrant, UploadTokens
 
-from .audio_samples import split
+from .support.audio_samples import split
 
 
 def age(services: Services, recording_id: uuid.UUID, seconds: float, status: RecordingStatus | None = None) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from .app_server import AppServer
-from .audio_samples import spoken_webm
-from .browser import chromium, onboard
+from .support.app_server import AppServer
+from .support.audio_samples import spoken_webm
+from .support.browser import chromium, onboard
 
 SENTENCE = 'Please remember to buy apples, bread and cheese tomorrow morning.'
 

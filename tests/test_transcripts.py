@@ -26,9 +26,9 @@ from services.transcripts.engine import Transcriber, TranscriberUnavailable, che
 from services.transcripts.search import fts5_match
 from services.transcripts.worker import TranscriptWorker
 
-from .app_server import ROOT, AppServer
-from .audio_samples import spoken_webm
 from .conftest import record, settings_env
+from .support.app_server import ROOT, AppServer
+from .support.audio_samples import spoken_webm
 
 LOCAL_ONLY = pytest.mark.parametrize('storage_kind', ['local'], indirect=True)
 SQLITE_ONLY = pytest.mark.parametrize('database_kind', ['sqlite'], indirect=True)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import httpx
 
-from ..app_server import ROOT
-from ..audio_samples import require
+from .app_server import ROOT
+from .audio_samples import require
 
 IMAGE = 'localhost/voice-recorder:image-test'
 STAND_IN_BASE = 'localhost/pybase:bookworm'

@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from ..app_server import free_port
-from ..audio_samples import live_webm, speech_wav, split
-from ..browser import chromium, onboard
+from .app_server import free_port
+from .audio_samples import live_webm, speech_wav, split
+from .browser import chromium, onboard
 from .container_image import Container, build_image, build_stand_in_base
 
 T = TypeVar('T')
