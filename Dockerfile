@@ -15,8 +15,9 @@ WORKDIR /app
 # hashes of requirements.lock (`make lock` writes it from pyproject.toml, which the app reads its version from).
 COPY pyproject.toml requirements.lock ./
 RUN python -m pip install --no-cache-dir --require-hashes -r requirements.lock
-COPY main.py ./
+COPY main.py commands.py ./
 COPY pages ./pages
+COPY api ./api
 COPY services ./services
 COPY assets ./assets
 COPY migrations ./migrations

@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the tests use: real ffmpeg, real browsers (Chromium with its driver, Firefox ESR), speech for
-# the fake microphone, sox to shape it, and PostgreSQL for the production-database tests.
-SYSTEM_PACKAGES := ffmpeg chromium chromium-driver firefox-esr espeak-ng sox postgresql redis-server
+# the fake microphone, sox to shape it, PostgreSQL for the production-database tests, and Node.js for the recorder's
+# JavaScript unit tests (tests/js).
+SYSTEM_PACKAGES := ffmpeg chromium chromium-driver firefox-esr espeak-ng sox postgresql redis-server nodejs
 # Human speech with its transcripts, for the transcript benchmark's word error rate.
 SYSTEM_PACKAGES += pocketsphinx-testdata
 # HAProxy, the load balancer the scale-out test puts in front of two instances (with docs/haproxy.cfg).
@@ -49,7 +50,7 @@ screenshots: system-packages $(BIN)/.test
 lint: $(BIN)/.test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy services
+	$(BIN)/mypy services api
 
 ## Measure the real app on loopback against baselines; prints one table, writes bench/results.md (~10 min).
 ## Never fails on speed. A shorter run: make bench BENCH_ARGS=--quick (writes bench/results-partial.md).

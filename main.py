@@ -2,54 +2,31 @@
 
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
+import uvicorn
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from nicegui import app, background_tasks, ui
-from pydantic import ValidationError
+from nicegui import app, background_tasks, helpers, ui
+from uvicorn.main import STARTUP_FAILURE
 
+from api import create_router, install_error_handler
+from api.audio_channel import AudioChannel
+from api.nicegui_internals import socket_server
+from commands import run_command
 from pages import middleware, onboard, recorder, records, share
-from pages.chunk_events import register_chunk_events
-from services.api import create_router, install_error_handler
-from services.config import Settings
-from services.container import build_services, build_storage
+from services.config import Settings, load_settings
+from services.container import Services, build_services
 from services.errors import AppError
-from services.schema import migrate
-from services.storage.protocol import Storage
-from services.transcripts.worker_process import EMBEDDED_FLAG, EmbeddedWorker, run_worker
+from services.transcripts.worker_process import EmbeddedWorker
 
 ASSETS = Path(__file__).parent / 'assets'
 log = logging.getLogger('voice_recorder')
 
 
-def _problem(error: Exception) -> str:
-    if isinstance(error, AppError):
-        return error.message
-    if isinstance(error, ValidationError):
-        problem = error.errors()[0]
-        where = '_'.join(str(part) for part in problem['loc']).upper()
-        return f'VR_{where}: {problem["msg"]}' if where else problem['msg']
-    return str(error)
-
-
-def main(*, wrap_storage: Callable[[Storage], Storage] | None = None) -> None:
-    """Serve the app; `wrap_storage` lets a test launcher put a fault injector around the real storage."""
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
-    try:
-        settings = Settings()
-        settings.check_production_ready()
-        if sys.argv[1:] == ['migrate']:  # for deployments that migrate as a step of their own (VR_AUTO_MIGRATE=false)
-            log.info('the database is at revision %s, the newest', migrate(settings.resolved_database_url))
-            return
-        if sys.argv[1:2] == ['worker']:  # transcribes recordings; the app runs one itself unless told it is external
-            run_worker(settings, embedded=sys.argv[2:] == [EMBEDDED_FLAG])
-            return
-        storage = build_storage(settings)
-        services = build_services(settings, storage=wrap_storage(storage) if wrap_storage else storage)
-    except (AppError, ValueError) as error:  # a bad setting or an unreachable database: one clear line
-        log.error('cannot start: %s', _problem(error))
-        raise SystemExit(1) from None
+def add_lifecycle(services: Services) -> None:
+    """What starts and stops with the server: the idle-recording sweeper, the embedded transcript worker."""
+    settings = services.settings
     app.on_shutdown(services.close)
     if settings.transcribe and settings.transcribe_worker == 'embedded':
         worker = EmbeddedWorker(Path(__file__).resolve())
@@ -60,6 +37,11 @@ def main(*, wrap_storage: Callable[[Storage], Storage] | None = None) -> None:
             services.sweeper.run_forever(settings.sweep_interval_s), name='finalize idle recordings'
         )
     )
+
+
+def build_app(services: Services) -> None:
+    """Register the pages, the API, the audio channel, middleware, static files and lifecycle on NiceGUI's app."""
+    settings = services.settings
     app.add_static_files('/assets', ASSETS)
     app.include_router(create_router(services))
     middleware.install(app, services)  # body caps and security headers, for every route NiceGUI's included
@@ -72,28 +54,66 @@ def main(*, wrap_storage: Callable[[Storage], Storage] | None = None) -> None:
             max_age=600,
         )
     install_error_handler(app)
-    register_chunk_events(services)
+    AudioChannel(services, socket_server()).register()
     onboard.create(services)
     records.create(services)
     recorder.create(services)
     share.create(services)
 
+    add_lifecycle(services)
+
     @ui.page('/')
     def index() -> None:
         ui.navigate.to('/records')
 
-    ui.run(
+
+def serve(settings: Settings) -> None:
+    """NiceGUI inside our own FastAPI app, on a uvicorn started here: `ui.run` would pin uvicorn's pure-Python
+    wsproto for the socket every audio chunk arrives on; websockets-sansio does the framing with C speedups."""
+    web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)  # no generated API docs, as with ui.run
+    ui.run_with(
+        web,
+        title='Voice Recorder',
+        favicon='🎙️',
+        storage_secret=settings.resolved_secret(),
+        session_middleware_kwargs={'https_only': settings.cookies_secure},
+        show_welcome_message=False,  # uvicorn logs the address
+    )
+    if helpers.is_user_simulation():  # NiceGUI's `user` fixture drives the app in-process, as ui.run lets it
+        return
+    config = uvicorn.Config(
+        web,
         host=settings.host,
         port=settings.port,
-        title='Voice Recorder',
-        storage_secret=services.secret,
-        reload=False,
-        show=False,
-        favicon='🎙️',
-        session_middleware_kwargs={'https_only': settings.cookies_secure},
+        ws='websockets-sansio',
+        ws_per_message_deflate=False,  # audio does not compress: deflating every chunk only spends both ends' CPU
         proxy_headers=False,  # the client address is taken from X-Forwarded-For only as VR_TRUSTED_PROXY_COUNT says
+        log_config=None,  # uvicorn's lines go through the logging set up here, one format for all
+        log_level='info',
+        access_log=False,
     )
+    config.load()  # resolves the protocol classes, so the log can say which one serves the audio socket
+    log.info('serving websockets with %s', config.ws_protocol_class)
+    server = uvicorn.Server(config)
+    server.run()  # until SIGTERM or SIGINT, which end the process once the shutdown hooks have run
+    if not server.started:  # e.g. the port is taken: uvicorn has logged why
+        raise SystemExit(STARTUP_FAILURE)
 
 
-if __name__ in {'__main__', '__mp_main__'}:
+def main() -> None:
+    """Serve the app, or run the command the arguments name (`migrate`, `worker`)."""
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    try:
+        settings = load_settings()
+        if run_command(settings, sys.argv[1:]):
+            return
+        services = build_services(settings)
+    except (AppError, ValueError) as error:  # a bad setting or an unreachable database: one clear line
+        log.error('cannot start: %s', error)
+        raise SystemExit(1) from None
+    build_app(services)
+    serve(settings)
+
+
+if __name__ == '__main__':  # not `__mp_main__`: a process NiceGUI spawns must not start a second server
     main()

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import finalize, footprint, ingest, playback, records, transcripts
+from . import finalize, footprint, ingest, playback, records, soak, transcripts
 from .report import Row, load_average, machine, table, write
 
 Benchmark = Callable[..., list[Row]]
@@ -49,24 +49,32 @@ NOTES = [
 ]
 
 
+def say(text: str) -> None:
+    print(f'… {text}', flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog='python -m bench', description=__doc__)
     parser.add_argument('--quick', action='store_true', help='fewer and shorter cases, about two minutes')
     parser.add_argument('--only', choices=BENCHMARKS, action='append', help='run only these benchmarks')
     parser.add_argument('--keep', action='store_true', help='keep the temporary workspace')
+    parser.add_argument('--soak', action='store_true', help=f'only the soak: {soak.RECORDERS} recorders for an hour')
+    parser.add_argument('--soak-minutes', type=int, default=60, help='how long the soak runs (default 60)')
     args = parser.parse_args()
     started, load_at_start = time.monotonic(), load_average()
     workspace = Path(tempfile.mkdtemp(prefix='vr-bench-'))
     print(f'machine: {machine()}, load average {load_at_start}\nworkspace: {workspace}', flush=True)
     rows: list[Row] = []
     try:
-        for name in args.only or BENCHMARKS:
-            rows += BENCHMARKS[name](workspace, quick=args.quick, say=lambda text: print(f'… {text}', flush=True))
+        if args.soak:
+            rows += soak.run(workspace, minutes=args.soak_minutes, say=say)
+        for name in [] if args.soak else args.only or BENCHMARKS:
+            rows += BENCHMARKS[name](workspace, quick=args.quick, say=say)
     finally:
         if not args.keep:
             shutil.rmtree(workspace, ignore_errors=True)
     print(table(rows))
-    mode = 'quick' if args.quick else 'partial' if args.only else 'full'
+    mode = 'soak' if args.soak else 'quick' if args.quick else 'partial' if args.only else 'full'
     path = write(rows, mode=mode, elapsed_s=time.monotonic() - started, notes=NOTES, load_at_start=load_at_start)
     print(f'written to {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}')
     sys.exit(0)

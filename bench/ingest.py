@@ -23,31 +23,40 @@ def run(workspace: Path, *, quick: bool, say: Callable[[str], None]) -> list[Row
     browsers = identities.ensure(workspace, max(levels))
     rows = []
     for n in levels:
-        say(f'ingest: {n} recorders for {duration_s:.0f} s, bare socket.io then the app')
+        say(f'ingest: {n} recorders for {duration_s:.0f} s: bare socket.io, bare + fsync, then the app')
         bare = _bare(workspace, n, chunks, duration_s)
+        durable = _bare(workspace, n, chunks, duration_s, durable=True)
         ours, lost = _ours(workspace, browsers[:n], chunks, duration_s)
-        rows.append(Row('1 ingest', f'{n} recorders × 1 chunk/s', _ours_text(ours, lost, bare), _bare_text(bare)))
+        baselines = f'bare: {_bare_text(bare)}<br>bare + append + fsync: {_bare_text(durable)}'
+        rows.append(Row('1 ingest', f'{n} recorders × 1 chunk/s', _ours_text(ours, lost, bare), baselines))
         if ours.p99_ms > STOP_P99_MS or ours.recorders < n:
             rows.append(Row('1 ingest', f'> {n} recorders', 'not run', '', f'stopped: p99 past {STOP_P99_MS:.0f} ms'))
             break
     say(f'ingest: saturation, {SATURATION_RECORDERS} recorders sending back to back')
     bare = _bare(workspace, SATURATION_RECORDERS, chunks, duration_s / 2, closed_loop=True)
+    durable = _bare(workspace, SATURATION_RECORDERS, chunks, duration_s / 2, closed_loop=True, durable=True)
     ours, lost = _ours(workspace, browsers[:SATURATION_RECORDERS], chunks, duration_s / 2, closed_loop=True)
     rows.append(
         Row(
             '1 ingest',
             f'max throughput ({SATURATION_RECORDERS} recorders, closed loop)',
-            f'{ours.throughput:.0f} chunks/s = **{ours.throughput / bare.throughput:.2f}× bare**; '
+            f'{ours.throughput:.0f} chunks/s = **{ours.throughput / bare.throughput:.2f}× bare**, '
+            f'{ours.throughput / durable.throughput:.2f}× bare + fsync; '
             f'p50 {ours.p50_ms:.1f} ms; CPU {ours.server_cpu_pct:.0f} %; {lost} lost',
-            f'{bare.throughput:.0f} chunks/s; CPU {bare.server_cpu_pct:.0f} %',
+            f'bare: {bare.throughput:.0f} chunks/s, CPU {bare.server_cpu_pct:.0f} %<br>'
+            f'bare + append + fsync: {durable.throughput:.0f} chunks/s, CPU {durable.server_cpu_pct:.0f} %',
             'each recorder sends its next chunk as soon as the last is acknowledged',
         )
     )
     return rows
 
 
-def _bare(workspace: Path, n: int, chunks: list[bytes], duration_s: float, closed_loop: bool = False) -> LoadResult:
-    server = BaselineServer(workspace, 'bare_server').start()
+def _bare(
+    workspace: Path, n: int, chunks: list[bytes], duration_s: float, closed_loop: bool = False, durable: bool = False
+) -> LoadResult:
+    """The bare socket.io server; `durable` makes it append and fsync each chunk before it acknowledges."""
+    extra = ('--durable', str(workspace / 'durable-baseline')) if durable else ()
+    server = BaselineServer(workspace, 'bare_server', *extra).start()
     try:
         return run_load(
             server.url,

@@ -52,8 +52,9 @@ def load_average() -> str:
 
 
 def write(rows: list[Row], *, mode: str, elapsed_s: float, notes: list[str], load_at_start: str) -> Path:
-    """A full run is the report (results.md, committed); a quick or partial run goes beside it, ignored by git."""
-    path = HERE / ('results.md' if mode == 'full' else 'results-partial.md')
+    """A full run is the report (results.md, committed), a soak has its own (soak.md, committed); a quick or
+    partial run goes beside them, ignored by git."""
+    path = HERE / {'full': 'results.md', 'soak': 'soak.md'}.get(mode, 'results-partial.md')
     parts = [
         '# Benchmark results',
         '',

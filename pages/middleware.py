@@ -8,15 +8,14 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
-from nicegui import core
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.nicegui_internals import SOCKET_PREFIX, socket_message_limit
 from services.container import Services
 
 log = logging.getLogger(__name__)
 CHUNK_PATH = re.compile(r'^/api/recordings/[^/]+/chunks/[^/]+$')
-SOCKET_PREFIX = '/_nicegui_ws/'
 
 
 class RequestBodyLimit:
@@ -139,7 +138,7 @@ def install(app: FastAPI, services: Services) -> None:
         if method == 'PUT' and CHUNK_PATH.match(path):
             return settings.max_chunk_bytes
         if path.startswith(SOCKET_PREFIX):  # long-polling carries whole chunks; engine.io has its own cap
-            return int(core.sio.eio.max_http_buffer_size)
+            return socket_message_limit()
         return settings.max_json_body_bytes
 
     app.add_middleware(RequestBodyLimit, limit_for=limit_for)

@@ -8,9 +8,8 @@ from nicegui import app, run, ui
 
 from services.container import Services
 from services.errors import AppError
-from services.models import Recording
+from services.models import Recording, RecordingPublic
 
-from .chunk_events import recording_summary
 from .formatting import format_duration
 from .frame import frame, signed_in_user
 from .recorder_element import AudioRecorder
@@ -63,7 +62,7 @@ def create(services: Services) -> None:
                         )
             result = ui.column().classes('w-full')
             if just_saved:
-                show_saved(result, recording_summary(just_saved))
+                show_saved(result, RecordingPublic.model_validate(just_saved).model_dump(mode='json'))
         return None
 
 

@@ -4,8 +4,12 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(ValueError):
+    """A setting the app cannot start with; the message names it (`VR_PORT: ...`) in one line for the log."""
 
 
 class Settings(BaseSettings):
@@ -88,12 +92,12 @@ class Settings(BaseSettings):
         """The secret signs every identity and link: a short chosen one is guessable anywhere, a missing one in
         production means each instance would generate its own."""
         if self.secret and len(self.secret) < 32:
-            raise ValueError(
+            raise SettingsError(
                 f'VR_SECRET is {len(self.secret)} characters; set a random value of at least 32 '
                 '(e.g. openssl rand -base64 48)'
             )
         if self.environment == 'production' and not self.secret:
-            raise ValueError(
+            raise SettingsError(
                 'VR_ENVIRONMENT=production needs VR_SECRET set to a random value of at least 32 characters'
             )
 
@@ -121,3 +125,20 @@ class Settings(BaseSettings):
             path.write_text(secrets.token_urlsafe(48))
             path.chmod(0o600)
         return path.read_text().strip()
+
+
+def load_settings() -> Settings:
+    """The settings from the environment and `.env`, as start-up needs them; a bad one raises `SettingsError`."""
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        raise SettingsError(describe_invalid(error)) from None
+    settings.check_production_ready()
+    return settings
+
+
+def describe_invalid(error: ValidationError) -> str:
+    """The first problem, named by its variable: `VR_PORT: Input should be a valid integer`."""
+    problem = error.errors()[0]
+    where = '_'.join(str(part) for part in problem['loc']).upper()
+    return f'VR_{where}: {problem["msg"]}' if where else problem['msg']

@@ -45,7 +45,6 @@ class Services:
     exports: ExportService
     shares: ShareService
     transcripts: TranscriptService
-    secret: str
 
     def close(self) -> None:
         self.waveforms.close()
@@ -147,5 +146,4 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         ),
         shares=ShareService(database),
         transcripts=transcripts,
-        secret=secret,
     )

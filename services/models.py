@@ -78,6 +78,8 @@ class Recording(RecordingBase, table=True):
 class RecordingPublic(RecordingBase):
     """A recording as its owner's clients get it; `audio_url` is set once it is ready to play."""
 
+    model_config = {'json_schema_serialization_defaults_required': True}  # every answer has every field
+
     id: uuid.UUID
     created_at: datetime
     audio_url: str | None = None

@@ -17,7 +17,7 @@ from nicegui.testing.general_fixtures import get_path_to_main_file
 from nicegui.testing.user import User
 from nicegui.testing.user_simulation import user_simulation
 
-from services.api import create_router, install_error_handler
+from api import create_router, install_error_handler
 from services.config import Settings
 from services.container import Services, build_services, build_storage
 from services.models import Recording

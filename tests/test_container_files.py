@@ -53,7 +53,8 @@ def test_compose_creates_the_bucket_the_app_uses() -> None:
 def test_the_image_copies_every_folder_the_app_runs_from() -> None:
     dockerfile = (ROOT / 'Dockerfile').read_text()
     copied = {name for line in re.findall(r'^COPY (.+) \S+$', dockerfile, flags=re.MULTILINE) for name in line.split()}
-    assert {'pyproject.toml', 'requirements.lock', 'main.py', 'pages', 'services', 'assets', 'migrations'} <= copied
+    needed = {'pyproject.toml', 'requirements.lock', 'main.py', 'api', 'pages', 'services', 'assets', 'migrations'}
+    assert needed <= copied
     install = 'pip install --no-cache-dir --require-hashes -r requirements.lock'
     assert dockerfile.index('requirements.lock ./') < dockerfile.index(install) < dockerfile.index('COPY main.py')
     assert re.search(r'^ARG BASE_IMAGE=python:3\.11-slim$', dockerfile, flags=re.MULTILINE), 'official image by default'

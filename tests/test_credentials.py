@@ -9,7 +9,7 @@ import pytest
 import socketio
 from nicegui.testing.user import User
 
-from pages.chunk_events import RECHECK_CREDENTIALS_S
+from api.audio_channel import RECHECK_CREDENTIALS_S
 from services.container import Services
 from services.upload_tokens import UploadTokens
 

@@ -4,7 +4,7 @@ import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 
-from services.api import create_router, install_error_handler
+from api import create_router, install_error_handler
 from services.container import Services
 
 EXAMPLES_PER_OPERATION = 40

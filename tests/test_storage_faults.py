@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from services.api import create_router, install_error_handler
+from api import create_router, install_error_handler
 from services.config import Settings
 from services.container import build_services
 from services.errors import ServiceUnavailable

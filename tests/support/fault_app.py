@@ -1,5 +1,6 @@
 """The real app with a storage that fails while a control file exists: a fault no real disk gives on demand."""
 
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -8,7 +9,9 @@ from typing import BinaryIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from main import main
+from main import build_app, serve
+from services.config import load_settings
+from services.container import build_services, build_storage
 from services.errors import ServiceUnavailable
 from services.storage.protocol import Storage
 
@@ -64,5 +67,13 @@ class FlakyStorage:
         self.inner.close()
 
 
-if __name__ in {'__main__', '__mp_main__'}:
-    main(wrap_storage=lambda storage: FlakyStorage(storage, Path(os.environ['VR_TEST_FAULT_SWITCH'])))
+def serve_with_flaky_storage(switch: Path) -> None:
+    """As `python main.py` serves, but on a storage that fails while `switch` exists."""
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    settings = load_settings()
+    build_app(build_services(settings, storage=FlakyStorage(build_storage(settings), switch)))
+    serve(settings)
+
+
+if __name__ == '__main__':
+    serve_with_flaky_storage(Path(os.environ['VR_TEST_FAULT_SWITCH']))

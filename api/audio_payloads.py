@@ -1,0 +1,61 @@
+"""What each audio channel event carries, validated like a REST body and refused in plain words.
+
+Types are strict, as the hand-written checks they replace were: `True` is no seq, text is no chunk. Unknown keys
+are ignored, so a page loaded before an upgrade keeps working: browsers send `time_zone` with `create`, which the
+server no longer reads (the page learns it from the recorder's `started` event instead).
+"""
+
+import uuid
+from typing import Annotated, Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBytes, StrictInt, StrictStr, ValidationError
+
+from services.errors import InvalidInput, NotFound
+
+
+class ChannelPayload(BaseModel):
+    model_config = ConfigDict(extra='ignore', frozen=True)
+    # The answer for a field that fails validation; a bad `recording_id` is answered as an unknown recording.
+    problems: ClassVar[dict[str, str]] = {}
+
+
+class CreatePayload(ChannelPayload):
+    problems = {'mime_type': 'mime_type and title must be text', 'title': 'mime_type and title must be text'}
+
+    mime_type: StrictStr
+    title: StrictStr | None = None
+
+
+class ChunkPayload(ChannelPayload):
+    problems = {'seq': 'seq must be a whole number from 0 up', 'data': 'a chunk needs binary data'}
+
+    recording_id: uuid.UUID
+    seq: Annotated[StrictInt, Field(ge=0)]
+    data: StrictBytes
+
+
+class FinalizePayload(ChannelPayload):
+    problems = {'chunk_count': 'chunk_count must be a whole number'}  # its range is the finalizer's to judge
+
+    recording_id: uuid.UUID
+    chunk_count: StrictInt
+
+
+class StatusPayload(ChannelPayload):
+    recording_id: uuid.UUID
+
+
+Payload = TypeVar('Payload', bound=ChannelPayload)
+
+
+def parse_payload(payload_type: type[Payload], payload: dict[str, Any]) -> Payload:
+    """A bad field other than the id is answered first (in declaration order, as the old checks ran); a bad id
+    means no such recording."""
+    try:
+        return payload_type.model_validate(payload)
+    except ValidationError as error:
+        fields = [str(problem['loc'][0]) for problem in error.errors() if problem['loc']]
+    for field in fields:
+        if field != 'recording_id':
+            raise InvalidInput(payload_type.problems.get(field, f'{field} is not valid'))
+    raise NotFound('recording not found')

@@ -1,0 +1,92 @@
+"""Audio: the owner's stream (signed link or bearer token), the MP3 export, and a share link's stream."""
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import StreamingResponse
+
+from services.audio.exports import MP3_TYPE, mp3_key
+from services.audio.formats import audio_format
+from services.container import Services
+from services.errors import Forbidden, NotFound
+from services.http_range import parse_range
+from services.models import Recording, RecordingStatus
+from services.recordings import audio_key, download_name
+
+from ..deps import CurrentUser, ServicesDep, authenticate
+from ..schemas import LinkOut
+
+router = APIRouter()
+
+
+@router.get('/recordings/{recording_id}/audio', response_model=None)
+def audio(
+    recording_id: uuid.UUID,
+    request: Request,
+    services: ServicesDep,
+    expires: int | None = None,
+    signature: str | None = None,
+    download: bool = False,
+    format: Literal['original', 'mp3'] = 'original',
+    authorization: Annotated[str | None, Header()] = None,
+) -> Response:
+    user_id = audio_owner(services, recording_id, expires, signature, authorization)
+    recording = services.recordings.get(user_id=user_id, recording_id=recording_id)
+    if recording.status != RecordingStatus.READY:
+        raise NotFound('the audio is not ready yet')
+    mp3 = format == 'mp3'
+    if mp3 and not services.storage.exists(mp3_key(recording)):
+        raise NotFound('there is no MP3 of this recording yet: POST /api/recordings/{id}/mp3 makes one')
+    return stream_audio(services, recording, request.headers.get('range'), download, mp3=mp3)
+
+
+@router.post('/recordings/{recording_id}/mp3')
+def make_mp3(recording_id: uuid.UUID, user: CurrentUser, services: ServicesDep) -> LinkOut:
+    """Makes the MP3 copy (once; later calls return at once) and answers with its download URL."""
+    recording = services.exports.mp3(user_id=user.id, recording_id=recording_id)
+    return LinkOut(url=services.links.url(recording, download=True, mp3=True))
+
+
+@router.get('/shares/{share_id}/audio', response_model=None)
+def shared_audio(share_id: uuid.UUID, request: Request, services: ServicesDep) -> Response:
+    """A share link's audio, checked against the database on every request, so revoking it stops it at once."""
+    _share, recording = services.shares.resolve(share_id)
+    return stream_audio(services, recording, request.headers.get('range'), False, mp3=False, share_id=share_id)
+
+
+def audio_owner(
+    services: Services, recording_id: uuid.UUID, expires: int | None, signature: str | None, authorization: str | None
+) -> uuid.UUID:
+    """A signed link names its recording's owner; without one, the bearer token must."""
+    if expires is not None and signature is not None:
+        if not services.links.signer.verify(recording_id, expires, signature):
+            raise Forbidden('this audio link has expired or is not valid')
+        return services.recordings.owner_of(recording_id)
+    return authenticate(services, authorization).id
+
+
+def stream_audio(
+    services: Services,
+    recording: Recording,
+    range_header: str | None,
+    download: bool,
+    *,
+    mp3: bool,
+    share_id: uuid.UUID | None = None,
+) -> Response:
+    key = mp3_key(recording) if mp3 else audio_key(recording)
+    size = services.storage.size(key)
+    byte_range = parse_range(range_header, size)
+    start, end = byte_range or (0, size - 1)
+    media_type = MP3_TYPE if mp3 else audio_format(recording.mime_type).mime_type
+    headers = {'Accept-Ranges': 'bytes', 'Content-Length': str(end - start + 1), 'Cache-Control': 'private'}
+    if byte_range:
+        headers['Content-Range'] = f'bytes {start}-{end}/{size}'
+    if download:
+        headers['Content-Disposition'] = f'attachment; filename="{download_name(recording, mp3=mp3)}"'
+    body = services.storage.iter_range(key, start, end)
+    if share_id is not None:  # a player may hold one response open for the whole recording
+        body = services.shares.while_active(share_id, body)
+        headers['Cache-Control'] = 'no-store'
+    return StreamingResponse(body, status_code=206 if byte_range else 200, media_type=media_type, headers=headers)

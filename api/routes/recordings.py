@@ -1,0 +1,93 @@
+"""Recordings: list and search, create, upload chunks, finalize, read, rename, delete."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from services.audio_links import AudioLinks
+from services.errors import NotFound, UnsupportedMediaType
+from services.models import Recording, RecordingPublic, RecordingStatus
+
+from ..bodies import read_limited_body
+from ..deps import CurrentUser, ServicesDep
+from ..schemas import ChunkOut, RecordingCreateIn, RecordingHit, RecordingPatchIn
+
+router = APIRouter()
+
+
+def recording_public(recording: Recording, links: AudioLinks) -> RecordingPublic:
+    """The row as its owner sees it; the audio URL only once there is audio to play."""
+    url = links.url(recording) if recording.status == RecordingStatus.READY else None
+    return RecordingPublic(**recording.model_dump(exclude={'user_id'}), audio_url=url)
+
+
+@router.get('/records/{user_id}')
+def records(
+    user_id: uuid.UUID,
+    user: CurrentUser,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    q: Annotated[str, Query(max_length=200, description='search in titles and transcripts')] = '',
+) -> list[RecordingHit] | list[RecordingPublic]:
+    if user_id != user.id:
+        raise NotFound('user not found')
+    if q.strip():  # ranked full-text hits first, then titles that merely contain q
+        hits = services.transcripts.search(user_id=user.id, query=q, limit=limit, offset=offset)
+        return [
+            RecordingHit(
+                **recording_public(hit.recording, services.links).model_dump(),
+                snippet=hit.snippet,
+                match_ms=hit.match_ms,
+            )
+            for hit in hits
+        ]
+    found = services.recordings.list(user_id=user.id, limit=limit, offset=offset)
+    return [recording_public(r, services.links) for r in found]
+
+
+@router.post('/recordings', status_code=201)
+def create_recording(body: RecordingCreateIn, user: CurrentUser, services: ServicesDep) -> RecordingPublic:
+    created = services.recordings.create(user_id=user.id, mime_type=body.mime_type, title=body.title)
+    return recording_public(created, services.links)
+
+
+@router.put('/recordings/{recording_id}/chunks/{seq}')
+async def put_chunk(
+    recording_id: uuid.UUID, seq: int, request: Request, user: CurrentUser, services: ServicesDep
+) -> ChunkOut:
+    content_type = request.headers.get('content-type', 'application/octet-stream').split(';')[0].strip().lower()
+    if content_type != 'application/octet-stream' and not content_type.startswith('audio/'):
+        raise UnsupportedMediaType(f'send the chunk as raw bytes (application/octet-stream), not {content_type}')
+    data = await read_limited_body(request, services.settings.max_chunk_bytes)
+    receipt = await run_in_threadpool(
+        lambda: services.chunks.add_chunk(user_id=user.id, recording_id=recording_id, seq=seq, data=data)
+    )
+    return ChunkOut(seq=receipt.seq, size=receipt.size)
+
+
+@router.post('/recordings/{recording_id}/finalize')
+def finalize(recording_id: uuid.UUID, user: CurrentUser, services: ServicesDep) -> RecordingPublic:
+    finalized = services.finalizer.finalize(user_id=user.id, recording_id=recording_id)
+    return recording_public(finalized, services.links)
+
+
+@router.get('/recordings/{recording_id}')
+def get_recording(recording_id: uuid.UUID, user: CurrentUser, services: ServicesDep) -> RecordingPublic:
+    return recording_public(services.recordings.get(user_id=user.id, recording_id=recording_id), services.links)
+
+
+@router.patch('/recordings/{recording_id}')
+def rename(
+    recording_id: uuid.UUID, body: RecordingPatchIn, user: CurrentUser, services: ServicesDep
+) -> RecordingPublic:
+    renamed = services.recordings.rename(user_id=user.id, recording_id=recording_id, title=body.title)
+    return recording_public(renamed, services.links)
+
+
+@router.delete('/recordings/{recording_id}', status_code=204)
+def delete(recording_id: uuid.UUID, user: CurrentUser, services: ServicesDep) -> Response:
+    services.recordings.delete(user_id=user.id, recording_id=recording_id)
+    return Response(status_code=204)

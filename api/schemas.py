@@ -1,0 +1,79 @@
+"""What the API reads and answers; a recording itself is `services.models.RecordingPublic`, as everywhere."""
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.models import RecordingPublic
+from services.transcripts.search import SnippetPiece
+
+
+class StrictBody(BaseModel):
+    """A request body that refuses unknown fields, so a typo is an error, not silently ignored."""
+
+    model_config = ConfigDict(extra='forbid')
+
+
+class OnboardIn(StrictBody):
+    name: str = Field(max_length=1000)
+
+
+class OnboardOut(BaseModel):
+    user_id: uuid.UUID
+    name: str
+    token: str
+
+
+class TokenOut(BaseModel):
+    token: str
+
+
+class LinkOut(BaseModel):
+    url: str
+
+
+class ShareIn(StrictBody):
+    expires_in_s: int = Field(default=7 * 24 * 3600, ge=300, le=30 * 24 * 3600)
+
+
+class ShareOut(BaseModel):
+    id: uuid.UUID
+    url: str
+    expires_at: datetime
+
+
+class ProfileOut(BaseModel):
+    user_id: uuid.UUID
+    name: str
+    created_at: datetime
+    recording_count: int
+
+
+class RecordingCreateIn(StrictBody):
+    mime_type: str = Field(max_length=100)
+    title: str | None = Field(default=None, max_length=1000)
+
+
+class RecordingPatchIn(StrictBody):
+    title: str = Field(max_length=1000)
+
+
+class RecordingHit(RecordingPublic):
+    """A search result: the recording, the passage that matched (runs of text, `match` marking the words found;
+    render them as text) and where the first matching word is spoken."""
+
+    snippet: list[SnippetPiece]
+    match_ms: int | None
+
+
+class ChunkOut(BaseModel):
+    seq: int
+    size: int
+
+
+class HealthOut(BaseModel):
+    status: str
+    version: str
+    database: str
+    storage: str
