@@ -1,4 +1,4 @@
-"""The recorder element: the Python half of `assets/recorder.js`."""
+"""The recorder element: the Python half of `assets/recorder.js`, whose modules live in `assets/recorder/`."""
 
 import uuid
 from collections.abc import Callable
@@ -7,7 +7,13 @@ from typing import Any
 from nicegui import ui
 
 
-class AudioRecorder(ui.element, component='../assets/recorder.js'):
+class AudioRecorder(
+    ui.element,
+    component='../assets/recorder.js',
+    # Registered as libraries, not as `esm`: one glob gives every module a URL under one folder whose name changes
+    # with the newest file's time, so a module edited in place is never served stale from an immutable cache.
+    dependencies=['../assets/recorder/*.mjs'],
+):
     """Records in the browser and streams chunks over the `/vr` audio channel.
 
     With `recover_only` it records nothing and only uploads what an earlier page of this browser left behind.
@@ -27,17 +33,14 @@ class AudioRecorder(ui.element, component='../assets/recorder.js'):
         on_recovered: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         super().__init__()
-        self.user_id = user_id
-        self.state = 'idle'
         self._props.update(
-            userId=str(user_id),
+            userId=str(user_id),  # only this user's leftovers in the browser are recovered
             uploadToken=upload_token,
             maxChunkBytes=max_chunk_bytes,
             timesliceMs=timeslice_ms,
             maxRecordingMs=max_recording_s * 1000,
             recoverOnly=recover_only,
         )
-        self.on('state', lambda event: setattr(self, 'state', event.args['state']))
         for name, handler in (('started', on_started), ('saved', on_saved), ('recovered', on_recovered)):
             if handler:
                 self.on(name, lambda event, handler=handler: handler(event.args))

@@ -1,0 +1,47 @@
+// The level meter: a bar that moves with the microphone's loudness, so the user sees that audio is coming in.
+// It draws only while `isLive()` (recording, not paused) and rests at zero otherwise.
+
+export class LevelMeter {
+  constructor(canvas, isLive) {
+    this.canvas = canvas; // a function: the canvas may come and go with the page
+    this.isLive = isLive;
+    this.audioContext = null;
+    this.frame = null;
+  }
+  start(stream) {
+    try {
+      this.audioContext = new AudioContext();
+      this.audioContext.resume().catch(() => {}); // Safari starts it suspended, and the meter would stay still
+      const analyser = this.audioContext.createAnalyser();
+      analyser.fftSize = 1024;
+      this.audioContext.createMediaStreamSource(stream).connect(analyser);
+      const samples = new Uint8Array(analyser.fftSize);
+      const draw = () => {
+        if (!this.audioContext) return;
+        analyser.getByteTimeDomainData(samples);
+        let sum = 0;
+        for (const value of samples) sum += ((value - 128) / 128) ** 2;
+        this.draw(this.isLive() ? Math.min(1, Math.sqrt(sum / samples.length) * 4) : 0);
+        this.frame = requestAnimationFrame(draw);
+      };
+      draw();
+    } catch (error) {
+      console.warn("level meter unavailable", error);
+    }
+  }
+  stop() {
+    if (this.frame) cancelAnimationFrame(this.frame);
+    this.audioContext?.close();
+    this.audioContext = null;
+    this.draw(0);
+  }
+  draw(level) {
+    const canvas = this.canvas();
+    if (!canvas) return;
+    const context = canvas.getContext("2d");
+    context.clearRect(0, 0, canvas.width, canvas.height);
+    context.fillStyle = level > 0.85 ? "#d32f2f" : "#43a047";
+    context.fillRect(0, 0, canvas.width * level, canvas.height);
+    canvas.setAttribute("aria-valuenow", Math.round(level * 100));
+  }
+}
