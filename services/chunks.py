@@ -132,8 +132,8 @@ class ChunkService:
 
     def _context(self, *, user_id: uuid.UUID, recording_id: uuid.UUID, seq: int) -> _Context:
         """One query for the owner, the state and any chunk already stored under `seq`."""
-        with self.database.session() as session:
-            row = session.connection().execute(_CONTEXT, {'recording_id': recording_id, 'seq': seq}).first()
+        with self.database.connection() as connection:
+            row = connection.execute(_CONTEXT, {'recording_id': recording_id, 'seq': seq}).first()
         if row is None or row[0] != user_id:  # another user's recording reads exactly like a missing one
             raise NotFound('recording not found')
         _owner, status, kept, mime_type, size, sha256 = row
@@ -142,13 +142,11 @@ class ChunkService:
 
     def _commit_rows(self, rows: list[_StoredChunk]) -> list[ChunkReceipt | BaseException]:
         """One transaction for the whole batch; a row the database did not take is explained after the commit."""
-        with self.database.session() as session:
-            connection = session.connection()
+        with self.database.connection() as connection:  # commits on leaving
             inserted = [self._insert(connection, row) for row in rows]
             touched = list({row.recording_id for row, done in zip(rows, inserted, strict=True) if done})
             if touched:
                 connection.execute(_TOUCH_RECORDINGS, {'ids': touched, 'now': utc_now()})
-            session.commit()
         return [
             ChunkReceipt(seq=row.seq, size=row.size) if done else self._refused(row)
             for row, done in zip(rows, inserted, strict=True)

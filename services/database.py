@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, create_engine
 
@@ -41,6 +41,15 @@ class Database:
         try:
             with Session(self.engine, expire_on_commit=False) as session:
                 yield session
+        except OperationalError as error:
+            raise ServiceUnavailable('the database is unreachable, please try again shortly') from error
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A Core connection in a transaction that commits on success: for hot paths that need no ORM session."""
+        try:
+            with self.engine.begin() as connection:
+                yield connection
         except OperationalError as error:
             raise ServiceUnavailable('the database is unreachable, please try again shortly') from error
 

@@ -92,7 +92,7 @@ def test_ci_test_job_can_install_the_makefile_debian_packages() -> None:
 
 def test_ci_lint_job_runs_ruff_and_mypy_with_pip_cached() -> None:
     job = workflow('ci.yml')['jobs']['lint']
-    assert expanded_runs(job) == ['ruff check .', 'ruff format --check .', 'mypy services']
+    assert expanded_runs(job) == ['ruff check .', 'ruff format --check .', 'mypy services api']
     setup = step_using(job, 'actions/setup-python')['with']
     assert (setup['cache'], setup['cache-dependency-path']) == ('pip', 'pyproject.toml')
 

@@ -2,7 +2,7 @@
 
 import os
 import shutil
-import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -32,16 +32,22 @@ class LocalStorage:
     def _write_atomically(self, key: str, write: Callable[[BinaryIO], object]) -> None:
         """Write a temp file, fsync it, rename it over the key, fsync the folder: whole or absent after a crash."""
         target = self._path(key)
+        # Unique per thread and key: two writers of one key (the same bytes, by content addressing) never share it.
+        temp = target.with_name(f'.tmp-{target.name}-{os.getpid()}-{threading.get_ident()}')
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix='.tmp-')
-            with os.fdopen(fd, 'wb') as handle:
+            try:
+                handle = temp.open('wb')
+            except FileNotFoundError:  # the recording's first object: make its folder once, not per chunk
+                target.parent.mkdir(parents=True, exist_ok=True)
+                handle = temp.open('wb')
+            with handle:
                 write(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(temp_name, target)
+            os.replace(temp, target)
             _fsync_dir(target.parent)
         except OSError as error:
+            temp.unlink(missing_ok=True)
             raise ServiceUnavailable('audio storage is unavailable, please try again shortly') from error
 
     def copy_to(self, key: str, target: BinaryIO) -> int:
