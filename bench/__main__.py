@@ -38,8 +38,9 @@ NOTES = [
     'storage backend comes from the `VR_*` settings, so another backend plugs in as one more entry in '
     '`bench/finalize.py` BACKENDS (only local exists yet). The naive baseline decodes with pydub and re-encodes '
     'to WebM/opus at 128 kbit/s.',
-    "The bare socket.io baseline runs on uvicorn's default websocket implementation; NiceGUI pins the pure-Python "
-    '`wsproto` one, which is part of the gap.',
+    'The bare socket.io baselines run on uvicorn with websockets-sansio, as the app does since it starts uvicorn '
+    'itself (NiceGUI\'s `ui.run` pins the pure-Python `wsproto`). "bare + append + fsync" appends each chunk to its '
+    "recording's file and fsyncs it in a thread before acknowledging: the least a durable server does.",
     'Playback: a new connection per request, timed to the first body bytes. Records page: time until the list is '
     'on the page (in the first HTML, or HTML plus the websocket update that brings it).',
     'Transcripts: WER is word errors (substitutions, insertions, deletions) over reference words, after lower-casing '

@@ -52,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.durable:
         args.durable.mkdir(parents=True, exist_ok=True)
-    uvicorn.run(create_app(args.durable), host='127.0.0.1', port=args.port, log_level='warning')
+    uvicorn.run(create_app(args.durable), host='127.0.0.1', port=args.port, log_level='warning', ws='websockets-sansio')
 
 
 if __name__ == '__main__':

@@ -52,7 +52,7 @@ def _summary(samples: list[tuple[int, float, int, float]], lost: int, failed: in
     worst_p99 = max(sample[3] for sample in samples)
     trace = ', '.join(f'{minute}: {rss:.0f} MB/{files} files/{p99:.0f} ms' for minute, rss, files, p99 in samples)
     return Row(
-        '6 soak',
+        '7 soak',
         f'{RECORDERS} recorders × 1 chunk/s for {len(samples)} min',
         f'RSS {warm[1]:.0f} → {last[1]:.0f} MB after warm-up (**{growth:+.1f} %**); open files {warm[2]} → {last[2]}; '
         f'worst minute p99 {worst_p99:.0f} ms; **{lost} lost** of {acked} acknowledged, {failed} unacknowledged',
