@@ -14,13 +14,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from nicegui.testing.general_fixtures import get_path_to_main_file
-from nicegui.testing.user import User
+from nicegui.testing.user import User as SimulatedUser
 from nicegui.testing.user_simulation import user_simulation
 
 from api import create_router, install_error_handler
 from services.config import Settings
 from services.container import Services, build_services, build_storage
-from services.models import Recording
+from services.models import Recording, User
 from services.storage.local import LocalStorage
 from services.storage.protocol import Storage
 from services.storage.s3 import S3Storage
@@ -191,6 +191,27 @@ def api(services: Services) -> Iterator[httpx.Client]:
         yield client
 
 
+class UserFactory:
+    """People made as onboarding makes them, for a test that just needs someone to own data or call the API."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def __call__(self, name: str = 'Ada') -> User:
+        return self.with_auth(name)[0]
+
+    def with_auth(self, name: str = 'Ada') -> tuple[User, dict[str, str]]:
+        """The user and the Authorization header that carries its API token."""
+        user, token = self.services.users.onboard(name=name)
+        return user, {'Authorization': f'Bearer {token}'}
+
+
+@pytest.fixture
+def make_user(services: Services) -> UserFactory:
+    """`make_user('Ada')` is a new user of the test's services; `make_user.with_auth('Ada')` adds its API header."""
+    return UserFactory(services)
+
+
 def record(
     services: Services, user_id: uuid.UUID, audio: bytes, *, title: str | None = None, chunk_size: int = 16_500
 ) -> Recording:
@@ -204,7 +225,7 @@ def record(
 @pytest.fixture
 async def user(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
-) -> AsyncIterator[User]:
+) -> AsyncIterator[SimulatedUser]:
     """NiceGUI's simulated user, running the real main.py on a temp data folder."""
     monkeypatch.setenv('VR_DATA_DIR', str(tmp_path / 'data'))
     monkeypatch.setenv('VR_SECRET', 'test-secret-of-at-least-32-characters')
@@ -216,7 +237,7 @@ async def user(
 
 
 @pytest.fixture
-def page_services(tmp_path: Path, user: User) -> Iterator[Services]:
+def page_services(tmp_path: Path, user: SimulatedUser) -> Iterator[Services]:
     """Services on the same database and folder as the simulated app, to seed and inspect data."""
     built = build_services(
         Settings(_env_file=None, data_dir=tmp_path / 'data', secret='test-secret-of-at-least-32-characters')

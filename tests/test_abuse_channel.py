@@ -39,6 +39,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     ).start()
     yield running
     running.stop()
+    running.assert_clean_log()
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from services.config import Settings
 from services.container import Services, build_services
 from services.upload_tokens import UploadTokens
 
-from .conftest import fresh_bucket, record
+from .conftest import UserFactory, fresh_bucket, record
 from .support.app_server import ROOT, AppServer
 from .support.audio_samples import split
 from .support.s3_server import S3Server
@@ -37,7 +37,7 @@ PEAKS: dict[str, str] = {}  # what each attack did to the server's memory, print
 class Victim:
     user_id: uuid.UUID
     recording_id: uuid.UUID
-    token: str
+    auth: dict[str, str]
     audio_url: str
     audio: bytes
 
@@ -46,12 +46,12 @@ def seed_victim(server: AppServer, audio: bytes) -> Victim:
     """Another user with a ready recording, made on the server's own database and folder, outside any limit."""
     services = build_services(Settings(_env_file=None, data_dir=server.data_dir, secret=server.env['VR_SECRET']))
     try:
-        user, token = services.users.onboard(name='Victim')
+        user, auth = UserFactory(services).with_auth('Victim')
         recording = record(services, user.id, audio, title='Private')
         url = services.links.url(recording)
     finally:
         services.close()
-    victim = Victim(user.id, recording.id, token, url, httpx.get(f'{server.url}{url}').content)
+    victim = Victim(user.id, recording.id, auth, url, httpx.get(f'{server.url}{url}').content)
     assert len(victim.audio) > 1000
     return victim
 
@@ -93,7 +93,7 @@ def running(tmp_path: Path, **env: str) -> Iterator[AppServer]:
         yield server
     finally:
         server.stop()
-    assert 'Traceback' not in server.log(), server.log()
+    server.assert_clean_log()
 
 
 @pytest.fixture(scope='module')
@@ -142,7 +142,7 @@ def test_niceguis_own_routes_refuse_a_declared_oversize_body_too(server: AppServ
 
 
 def test_the_chunk_route_keeps_its_own_larger_cap(server: AppServer, victim: Victim, webm_5s: bytes) -> None:
-    auth = {'Authorization': f'Bearer {victim.token}'}
+    auth = victim.auth
     created = httpx.post(f'{server.url}/api/recordings', json={'mime_type': 'audio/webm'}, headers=auth).json()
     chunk_url = f'{server.url}/api/recordings/{created["id"]}/chunks'
     raw = {**auth, 'Content-Type': 'application/octet-stream'}
@@ -272,13 +272,13 @@ async def test_a_vr_event_flood_gets_a_retryable_429(tmp_path: Path, webm_5s: by
 def build_services_user(server: AppServer) -> uuid.UUID:
     services = build_services(Settings(_env_file=None, data_dir=server.data_dir, secret=server.env['VR_SECRET']))
     try:
-        return services.users.onboard(name='Event flooder')[0].id
+        return UserFactory(services)('Event flooder').id
     finally:
         services.close()
 
 
 def test_a_revoked_share_stops_serving_its_audio_at_once(server: AppServer, victim: Victim) -> None:
-    auth = {'Authorization': f'Bearer {victim.token}'}
+    auth = victim.auth
     shares = f'{server.url}/api/recordings/{victim.recording_id}/shares'
     share_id = httpx.post(shares, json={'expires_in_s': 3600}, headers=auth).json()['id']
     page = httpx.get(f'{server.url}/share/{share_id}').text
@@ -296,8 +296,10 @@ def test_a_revoked_share_stops_serving_its_audio_at_once(server: AppServer, vict
 
 
 @pytest.mark.parametrize(('database_kind', 'storage_kind'), [('sqlite', 'local')], indirect=True)
-def test_a_stream_under_way_ends_once_its_share_is_revoked(services: Services, webm_5s: bytes) -> None:
-    owner = services.users.onboard(name='Owner')[0].id
+def test_a_stream_under_way_ends_once_its_share_is_revoked(
+    services: Services, make_user: UserFactory, webm_5s: bytes
+) -> None:
+    owner = make_user('Owner').id
     ready = record(services, owner, webm_5s)
     share = services.shares.create(user_id=owner, recording_id=ready.id, lifetime=timedelta(hours=1))
     stream = services.shares.while_active(share.id, iter([b'a', b'b', b'c', b'd']), recheck_s=0)
@@ -309,9 +311,9 @@ def test_a_stream_under_way_ends_once_its_share_is_revoked(services: Services, w
 @pytest.mark.parametrize('storage_kind', ['local', 's3'], indirect=True)
 @pytest.mark.parametrize('database_kind', ['sqlite'], indirect=True)
 def test_share_audio_streams_through_the_app_on_every_storage(
-    api: httpx.Client, services: Services, webm_5s: bytes
+    api: httpx.Client, services: Services, make_user: UserFactory, webm_5s: bytes
 ) -> None:
-    owner = services.users.onboard(name='Owner')[0].id
+    owner = make_user('Owner').id
     ready = record(services, owner, webm_5s)
     share = services.shares.create(user_id=owner, recording_id=ready.id, lifetime=timedelta(hours=1))
     whole = api.get(f'/api/shares/{share.id}/audio').content

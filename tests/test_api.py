@@ -11,15 +11,8 @@ from services.container import Services
 from services.recordings import recording_prefix
 from services.version import app_version
 
-from .conftest import fetch, stored_keys
+from .conftest import UserFactory, fetch, stored_keys
 from .support.audio_samples import split
-
-
-def onboard(api: httpx.Client, name: str = 'Ada') -> tuple[str, dict[str, str]]:
-    response = api.post('/api/onboard', json={'name': name})
-    assert response.status_code == 201, response.text
-    body = response.json()
-    return body['user_id'], {'Authorization': f'Bearer {body["token"]}'}
 
 
 def upload(api: httpx.Client, auth: dict[str, str], audio: bytes, title: str | None = None) -> dict:
@@ -50,20 +43,22 @@ def test_onboard_rejects_bad_names(api: httpx.Client, body: dict) -> None:
     assert response.status_code == 422
 
 
-def test_profile_counts_recordings(api: httpx.Client) -> None:
-    user_id, auth = onboard(api)
+def test_profile_counts_recordings(api: httpx.Client, make_user: UserFactory) -> None:
+    user, auth = make_user.with_auth()
     api.post('/api/recordings', json={'mime_type': 'audio/webm'}, headers=auth)
-    profile = api.get(f'/api/profile/{user_id}', headers=auth).json()
-    assert (profile['user_id'], profile['name'], profile['recording_count']) == (user_id, 'Ada', 1)
+    profile = api.get(f'/api/profile/{user.id}', headers=auth).json()
+    assert (profile['user_id'], profile['name'], profile['recording_count']) == (str(user.id), 'Ada', 1)
     assert profile['created_at'].endswith(('+00:00', 'Z'))
 
 
 @pytest.mark.parametrize('headers', [{}, {'Authorization': 'Bearer nope'}, {'Authorization': 'Basic abc'}])
-def test_calls_without_a_valid_token_get_401(api: httpx.Client, headers: dict[str, str]) -> None:
-    user_id, _ = onboard(api)
+def test_calls_without_a_valid_token_get_401(
+    api: httpx.Client, make_user: UserFactory, headers: dict[str, str]
+) -> None:
+    user = make_user()
     for method, path in [
-        ('GET', f'/api/profile/{user_id}'),
-        ('GET', f'/api/records/{user_id}'),
+        ('GET', f'/api/profile/{user.id}'),
+        ('GET', f'/api/records/{user.id}'),
         ('POST', '/api/recordings'),
         ('GET', f'/api/recordings/{uuid.uuid4()}'),
     ]:
@@ -72,8 +67,10 @@ def test_calls_without_a_valid_token_get_401(api: httpx.Client, headers: dict[st
         assert 'error' in response.json()
 
 
-def test_full_recording_lifecycle(api: httpx.Client, webm_5s: bytes, services: Services) -> None:
-    user_id, auth = onboard(api)
+def test_full_recording_lifecycle(
+    api: httpx.Client, make_user: UserFactory, webm_5s: bytes, services: Services
+) -> None:
+    user, auth = make_user.with_auth()
     ready = upload(api, auth, webm_5s, title='Morning notes')
     assert ready['status'] == 'ready'
     assert ready['duration_ms'] == pytest.approx(5000, abs=200)
@@ -84,7 +81,7 @@ def test_full_recording_lifecycle(api: httpx.Client, webm_5s: bytes, services: S
     renamed = api.patch(f'/api/recordings/{ready["id"]}', json={'title': 'Evening notes'}, headers=auth)
     assert renamed.json()['title'] == 'Evening notes'
 
-    listed = api.get(f'/api/records/{user_id}', headers=auth).json()
+    listed = api.get(f'/api/records/{user.id}', headers=auth).json()
     assert [item['id'] for item in listed] == [ready['id']]
 
     assert fetch(api, ready['audio_url']).status_code == 200
@@ -94,20 +91,22 @@ def test_full_recording_lifecycle(api: httpx.Client, webm_5s: bytes, services: S
     assert stored_keys(services.storage, recording_prefix(uuid.UUID(ready['id']))) == []
 
 
-def test_records_are_newest_first_with_limit_and_offset(api: httpx.Client) -> None:
-    user_id, auth = onboard(api)
+def test_records_are_newest_first_with_limit_and_offset(api: httpx.Client, make_user: UserFactory) -> None:
+    user, auth = make_user.with_auth()
     ids = [
         api.post('/api/recordings', json={'mime_type': 'audio/webm', 'title': f't{i}'}, headers=auth).json()['id']
         for i in range(4)
     ]
-    page = api.get(f'/api/records/{user_id}?limit=2&offset=1', headers=auth).json()
+    page = api.get(f'/api/records/{user.id}?limit=2&offset=1', headers=auth).json()
     assert [item['id'] for item in page] == [ids[2], ids[1]]
     assert page[0]['audio_url'] is None  # not finalized yet
-    assert api.get(f'/api/records/{user_id}?limit=0', headers=auth).status_code == 422
+    assert api.get(f'/api/records/{user.id}?limit=0', headers=auth).status_code == 422
 
 
-def test_finalize_with_a_gap_is_409_with_the_missing_seqs(api: httpx.Client, webm_5s: bytes) -> None:
-    _, auth = onboard(api)
+def test_finalize_with_a_gap_is_409_with_the_missing_seqs(
+    api: httpx.Client, make_user: UserFactory, webm_5s: bytes
+) -> None:
+    _, auth = make_user.with_auth()
     recording_id = api.post('/api/recordings', json={'mime_type': 'audio/webm'}, headers=auth).json()['id']
     pieces = split(webm_5s, 6000)
     for seq in (0, 2):
@@ -117,8 +116,8 @@ def test_finalize_with_a_gap_is_409_with_the_missing_seqs(api: httpx.Client, web
     assert response.json()['missing'] == [1]
 
 
-def test_oversize_chunk_is_413_and_not_stored(api: httpx.Client, services: Services) -> None:
-    _, auth = onboard(api)
+def test_oversize_chunk_is_413_and_not_stored(api: httpx.Client, make_user: UserFactory, services: Services) -> None:
+    _, auth = make_user.with_auth()
     recording_id = api.post('/api/recordings', json={'mime_type': 'audio/webm'}, headers=auth).json()['id']
     too_big = b'x' * (services.settings.max_chunk_bytes + 1)
     response = api.put(f'/api/recordings/{recording_id}/chunks/0', content=too_big, headers=auth)
@@ -127,10 +126,10 @@ def test_oversize_chunk_is_413_and_not_stored(api: httpx.Client, services: Servi
     assert api.post(f'/api/recordings/{recording_id}/finalize', headers=auth).status_code == 409
 
 
-def test_another_users_recording_is_404_everywhere(api: httpx.Client, webm_5s: bytes) -> None:
-    owner_id, owner = onboard(api, 'Owner')
-    _, intruder = onboard(api, 'Intruder')
-    ready = upload(api, owner, webm_5s)
+def test_another_users_recording_is_404_everywhere(api: httpx.Client, make_user: UserFactory, webm_5s: bytes) -> None:
+    owner, owner_auth = make_user.with_auth('Owner')
+    _, intruder = make_user.with_auth('Intruder')
+    ready = upload(api, owner_auth, webm_5s)
     path = f'/api/recordings/{ready["id"]}'
     attempts = [
         api.get(path, headers=intruder),
@@ -139,18 +138,18 @@ def test_another_users_recording_is_404_everywhere(api: httpx.Client, webm_5s: b
         api.post(f'{path}/finalize', headers=intruder),
         api.put(f'{path}/chunks/0', content=b'x', headers=intruder),
         api.get(f'{path}/audio', headers=intruder),
-        api.get(f'/api/records/{owner_id}', headers=intruder),
-        api.get(f'/api/profile/{owner_id}', headers=intruder),
+        api.get(f'/api/records/{owner.id}', headers=intruder),
+        api.get(f'/api/profile/{owner.id}', headers=intruder),
     ]
     assert [a.status_code for a in attempts] == [404] * len(attempts)
-    assert api.get(path, headers=owner).json()['title'] == ready['title']
+    assert api.get(path, headers=owner_auth).json()['title'] == ready['title']
 
 
 def test_signed_audio_url_plays_and_seeks_without_a_header(
-    api: httpx.Client, webm_5s: bytes, services: Services
+    api: httpx.Client, make_user: UserFactory, webm_5s: bytes, services: Services
 ) -> None:
     """The browser's view: the audio_url alone plays and seeks, whether the app or S3 serves it."""
-    user_id, auth = onboard(api)
+    user, auth = make_user.with_auth()
     ready = upload(api, auth, webm_5s)
     whole = fetch(api, ready['audio_url'])
     assert whole.status_code == 200
@@ -165,7 +164,7 @@ def test_signed_audio_url_plays_and_seeks_without_a_header(
     assert tail.content == whole.content[-50:]
     beyond = fetch(api, ready['audio_url'], headers={'Range': f'bytes={ready["size_bytes"]}-'})
     assert beyond.status_code == 416
-    recording = services.recordings.get(user_id=uuid.UUID(user_id), recording_id=uuid.UUID(ready['id']))
+    recording = services.recordings.get(user_id=user.id, recording_id=uuid.UUID(ready['id']))
     download = fetch(api, services.links.url(recording, download=True))
     assert download.headers['content-disposition'] == f'attachment; filename="recording-{ready["id"]}.webm"'
     assert download.content == whole.content
@@ -174,8 +173,10 @@ def test_signed_audio_url_plays_and_seeks_without_a_header(
 
 
 @pytest.mark.parametrize('storage_kind', ['local'], indirect=True)
-def test_tampered_or_expired_audio_urls_are_403(api: httpx.Client, webm_5s: bytes, services: Services) -> None:
-    _, auth = onboard(api)
+def test_tampered_or_expired_audio_urls_are_403(
+    api: httpx.Client, make_user: UserFactory, webm_5s: bytes, services: Services
+) -> None:
+    _, auth = make_user.with_auth()
     ready = upload(api, auth, webm_5s)
     query = parse_qs(urlparse(ready['audio_url']).query)
     assert int(query['expires'][0]) == pytest.approx(time.time() + services.settings.audio_url_expiry_s, abs=5)
@@ -191,8 +192,8 @@ def test_tampered_or_expired_audio_urls_are_403(api: httpx.Client, webm_5s: byte
     assert [tampered.status_code, expired.status_code, reused.status_code] == [403, 403, 403]
 
 
-def test_non_uuid_ids_are_422(api: httpx.Client) -> None:
-    _, auth = onboard(api)
+def test_non_uuid_ids_are_422(api: httpx.Client, make_user: UserFactory) -> None:
+    _, auth = make_user.with_auth()
     assert api.get('/api/recordings/not-a-uuid', headers=auth).status_code == 422
     assert api.get('/api/recordings/..%2f..%2fetc', headers=auth).status_code in (404, 422)
 

@@ -15,7 +15,7 @@ from services.container import Services
 from services.models import Chunk, RecordingStatus
 from services.storage.s3 import S3Storage
 
-from .conftest import fetch, stored_keys
+from .conftest import UserFactory, fetch, stored_keys
 from .support.app_server import free_port
 from .support.audio_samples import WEBM_MAGIC, split
 
@@ -24,6 +24,7 @@ from .support.audio_samples import WEBM_MAGIC, split
 class World:
     api: httpx.Client
     services: Services
+    users: UserFactory
     auth: dict[str, str]
     user_id: str
     ready: dict  # a finished recording whose audio must survive every case
@@ -34,9 +35,8 @@ class World:
 
 
 @pytest.fixture
-def world(api: httpx.Client, services: Services, webm_5s: bytes, tmp_path: Path) -> World:
-    body = api.post('/api/onboard', json={'name': 'Target'}).json()
-    auth = {'Authorization': f'Bearer {body["token"]}'}
+def world(api: httpx.Client, services: Services, make_user: UserFactory, webm_5s: bytes, tmp_path: Path) -> World:
+    target, auth = make_user.with_auth('Target')
     ready_id = api.post('/api/recordings', json={'mime_type': 'audio/webm'}, headers=auth).json()['id']
     for seq, piece in enumerate(split(webm_5s, 6000)):
         api.put(f'/api/recordings/{ready_id}/chunks/{seq}', content=piece, headers=auth)
@@ -44,7 +44,7 @@ def world(api: httpx.Client, services: Services, webm_5s: bytes, tmp_path: Path)
     open_id = api.post('/api/recordings', json={'mime_type': 'audio/webm'}, headers=auth).json()['id']
     api.put(f'/api/recordings/{open_id}/chunks/0', content=webm_5s[:6000], headers=auth)
     audio = fetch(api, ready['audio_url']).content
-    return World(api, services, auth, body['user_id'], ready, open_id, audio, webm_5s, tmp_path)
+    return World(api, services, make_user, auth, str(target.id), ready, open_id, audio, webm_5s, tmp_path)
 
 
 def chunk(w: World, seq: object, data: bytes, recording_id: str | None = None, **headers: str) -> httpx.Response:
@@ -54,7 +54,7 @@ def chunk(w: World, seq: object, data: bytes, recording_id: str | None = None, *
 
 
 def another_user(w: World) -> dict[str, str]:
-    return {'Authorization': f'Bearer {w.api.post("/api/onboard", json={"name": "Other"}).json()["token"]}'}
+    return w.users.with_auth('Other')[1]
 
 
 def garbage_finalize(w: World) -> httpx.Response:
@@ -68,7 +68,7 @@ def garbage_finalize(w: World) -> httpx.Response:
 
 
 def revoked_token(w: World) -> httpx.Response:
-    old = {'Authorization': f'Bearer {w.api.post("/api/onboard", json={"name": "Rotator"}).json()["token"]}'}
+    _, old = w.users.with_auth('Rotator')
     new = w.api.post('/api/token/rotate', headers=old).json()['token']
     assert w.api.get(f'/api/records/{w.user_id}', headers={'Authorization': f'Bearer {new}'}).status_code == 404
     return w.api.post('/api/recordings', json={'mime_type': 'audio/webm'}, headers=old)

@@ -16,13 +16,13 @@ from services.container import build_services
 
 from .conftest import settings_env
 from .support.app_server import AppServer
-from .support.audio_samples import speech_wav, split
-from .support.browser import audio_metadata, chromium, onboard, seek
+from .support.audio_samples import split
+from .support.browser import audio_metadata, chromium, fake_microphone, onboard, seek
 
 
 @pytest.fixture(scope='module')
 def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return speech_wav(tmp_path_factory.mktemp('mic') / 'speech-60s.wav', 60.0)
+    return fake_microphone(tmp_path_factory.mktemp('mic'), seconds=60)
 
 
 @pytest.fixture

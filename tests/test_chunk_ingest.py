@@ -15,6 +15,7 @@ from services.group_commit import GroupCommit
 from services.models import Chunk
 from services.storage.keys import chunk_key
 
+from .conftest import UserFactory
 from .support.audio_samples import WEBM_MAGIC
 
 
@@ -106,9 +107,9 @@ def test_a_failed_batch_fails_its_callers_and_the_next_batch_still_runs() -> Non
     assert group.submit(2) == 'ok 2'
 
 
-def test_chunks_arriving_together_are_each_stored_and_readable(services: Services) -> None:
+def test_chunks_arriving_together_are_each_stored_and_readable(services: Services, make_user: UserFactory) -> None:
     """The chunk path shares commits between callers; every acknowledged chunk must still be there, byte for byte."""
-    user_id = services.users.onboard(name='Ada')[0].id
+    user_id = make_user('Ada').id
     recordings = [services.recordings.create(user_id=user_id, mime_type='audio/webm').id for _ in range(8)]
     jobs = [(rid, seq, WEBM_MAGIC + f'{rid}:{seq}'.encode() * 50) for rid in recordings for seq in range(10)]
 

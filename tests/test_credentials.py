@@ -47,6 +47,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     running = AppServer(tmp_path_factory.mktemp('credentials') / 'data').start()
     yield running
     running.stop()
+    running.assert_clean_log()
 
 
 async def test_an_upload_token_issued_before_a_rotation_no_longer_opens_the_audio_channel(server: AppServer) -> None:

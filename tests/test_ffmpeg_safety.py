@@ -26,7 +26,7 @@ from services.errors import AudioProcessingFailed, InvalidInput
 from services.models import Recording
 from services.recordings import audio_key
 
-from .conftest import record
+from .conftest import UserFactory, record
 
 WEBM = FORMATS['audio/webm']
 
@@ -138,9 +138,9 @@ def test_waveform_never_follows_a_reference_to_another_file(payload: str, declar
 @pytest.mark.parametrize('payload', PAYLOADS)
 @on_sqlite_and_local
 def test_mp3_never_follows_a_reference_to_another_file(
-    payload: str, services: Services, webm_5s: bytes, victims: Path, tmp_path: Path
+    payload: str, services: Services, make_user: UserFactory, webm_5s: bytes, victims: Path, tmp_path: Path
 ) -> None:
-    user_id, ready = ready_recording(services, webm_5s)
+    user_id, ready = ready_recording(services, make_user, webm_5s)
     store_as_audio(services, ready, reference_payloads(victims)[payload], tmp_path)
     with pytest.raises(AudioProcessingFailed) as caught:
         services.exports.mp3(user_id=user_id, recording_id=ready.id)
@@ -233,8 +233,8 @@ class FfmpegLaunches:
         return max((sum(1 for o in self.runs if o.started <= r.started < o.ended) for r in self.runs), default=0)
 
 
-def ready_recording(services: Services, audio: bytes) -> tuple[uuid.UUID, Recording]:
-    user_id = services.users.onboard(name='Encoder')[0].id
+def ready_recording(services: Services, make_user: UserFactory, audio: bytes) -> tuple[uuid.UUID, Recording]:
+    user_id = make_user('Encoder').id
     return user_id, record(services, user_id, audio)
 
 
@@ -271,9 +271,9 @@ def long_audio(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 @on_sqlite_and_local
 def test_simultaneous_mp3_requests_start_one_encoder(
-    services: Services, webm_5s: bytes, monkeypatch: pytest.MonkeyPatch
+    services: Services, make_user: UserFactory, webm_5s: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    user_id, ready = ready_recording(services, webm_5s)
+    user_id, ready = ready_recording(services, make_user, webm_5s)
     launches = FfmpegLaunches(monkeypatch, delay_s=0.3)
     answers = all_at_once(6, lambda: services.exports.mp3(user_id=user_id, recording_id=ready.id))
     assert len(launches.runs) == 1
@@ -283,9 +283,9 @@ def test_simultaneous_mp3_requests_start_one_encoder(
 
 @on_sqlite_and_local
 def test_simultaneous_mp3_requests_share_one_failure(
-    services: Services, webm_5s: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    services: Services, make_user: UserFactory, webm_5s: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    user_id, ready = ready_recording(services, webm_5s)
+    user_id, ready = ready_recording(services, make_user, webm_5s)
     store_as_audio(services, ready, b'not audio' * 1000, tmp_path)
     launches = FfmpegLaunches(monkeypatch, delay_s=0.3)
     answers = all_at_once(4, lambda: services.exports.mp3(user_id=user_id, recording_id=ready.id))
@@ -299,6 +299,7 @@ def test_encoders_at_once_stay_within_the_cap(
     cap: int,
     expected: int,
     services: Services,
+    make_user: UserFactory,
     webm_5s: bytes,
     long_audio: bytes,
     monkeypatch: pytest.MonkeyPatch,
@@ -307,7 +308,7 @@ def test_encoders_at_once_stay_within_the_cap(
     exports = ExportService(
         database=services.database, storage=services.storage, temp_dir=tmp_path, max_concurrent_encoders=cap
     )
-    owners = [ready_recording(services, webm_5s) for _ in range(2)]
+    owners = [ready_recording(services, make_user, webm_5s) for _ in range(2)]
     for _, ready in owners:  # a second of encoding each: without the cap they would surely overlap
         store_as_audio(services, ready, long_audio, tmp_path)
     launches = FfmpegLaunches(monkeypatch)
@@ -327,9 +328,14 @@ def test_encoders_at_once_stay_within_the_cap(
 
 @on_sqlite_and_local
 def test_a_timed_out_mp3_encode_is_killed_with_a_plain_error(
-    services: Services, webm_5s: bytes, long_audio: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    services: Services,
+    make_user: UserFactory,
+    webm_5s: bytes,
+    long_audio: bytes,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    user_id, ready = ready_recording(services, webm_5s)
+    user_id, ready = ready_recording(services, make_user, webm_5s)
     store_as_audio(services, ready, long_audio, tmp_path)
     exports = ExportService(
         database=services.database, storage=services.storage, temp_dir=tmp_path, ffmpeg_timeout_s=0.05

@@ -14,7 +14,7 @@ import pytest
 from services.container import Services
 from services.models import Recording, RecordingStatus
 
-from .conftest import fetch, stored_keys
+from .conftest import UserFactory, fetch, stored_keys
 from .support.audio_samples import live_webm, speech_wav, split
 from .test_sweeper import age
 
@@ -28,9 +28,8 @@ def webm_20s(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 @pytest.fixture
-def client(api: httpx.Client) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
-    token = api.post('/api/onboard', json={'name': 'Commuter'}).json()['token']
-    yield api, {'Authorization': f'Bearer {token}'}
+def client(api: httpx.Client, make_user: UserFactory) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
+    yield api, make_user.with_auth('Commuter')[1]
 
 
 def put(api: httpx.Client, auth: dict[str, str], recording_id: str, seq: int, data: bytes) -> httpx.Response:

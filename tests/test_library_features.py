@@ -15,8 +15,8 @@ from services.container import Services
 from services.errors import InvalidInput, NotFound
 from services.models import Recording, Share, utc_now
 
-from .conftest import record
-from .test_api import onboard, upload
+from .conftest import UserFactory, record
+from .test_api import upload
 from .test_pages import onboard as onboard_page
 from .test_pages import user_id_named
 
@@ -29,16 +29,16 @@ def wait_for_peaks(services: Services, user_id: uuid.UUID, recording_id: uuid.UU
     raise AssertionError('no waveform was computed')
 
 
-def test_a_waveform_is_computed_after_finalize(services: Services, webm_5s: bytes) -> None:
-    user_id = services.users.onboard(name='Wave')[0].id
+def test_a_waveform_is_computed_after_finalize(services: Services, make_user: UserFactory, webm_5s: bytes) -> None:
+    user_id = make_user('Wave').id
     ready = record(services, user_id, webm_5s)
     peaks = wait_for_peaks(services, user_id, ready.id)
     assert 100 <= len(peaks) <= 200
     assert max(peaks) == 1.0 and min(peaks) < 0.5
 
 
-def test_missing_waveforms_are_filled_in(services: Services, webm_5s: bytes) -> None:
-    user_id = services.users.onboard(name='Wave')[0].id
+def test_missing_waveforms_are_filled_in(services: Services, make_user: UserFactory, webm_5s: bytes) -> None:
+    user_id = make_user('Wave').id
     ready = record(services, user_id, webm_5s)
     wait_for_peaks(services, user_id, ready.id)
     with services.database.session() as session:
@@ -48,8 +48,8 @@ def test_missing_waveforms_are_filled_in(services: Services, webm_5s: bytes) -> 
     assert peaks_of(services.recordings.get(user_id=user_id, recording_id=ready.id))
 
 
-def test_mp3_is_made_once_with_progress(services: Services, webm_5s: bytes) -> None:
-    user_id = services.users.onboard(name='Mp3')[0].id
+def test_mp3_is_made_once_with_progress(services: Services, make_user: UserFactory, webm_5s: bytes) -> None:
+    user_id = make_user('Mp3').id
     ready = record(services, user_id, webm_5s)
     seen: list[float] = []
     services.exports.mp3(user_id=user_id, recording_id=ready.id, progress=seen.append)
@@ -59,13 +59,13 @@ def test_mp3_is_made_once_with_progress(services: Services, webm_5s: bytes) -> N
     again: list[float] = []
     services.exports.mp3(user_id=user_id, recording_id=ready.id, progress=again.append)
     assert again == [1.0]  # cached: no second encode
-    intruder = services.users.onboard(name='Other')[0].id
+    intruder = make_user('Other').id
     with pytest.raises(NotFound):
         services.exports.mp3(user_id=intruder, recording_id=ready.id)
 
 
-def test_mp3_through_the_api(api: httpx.Client, webm_5s: bytes) -> None:
-    _, auth = onboard(api)
+def test_mp3_through_the_api(api: httpx.Client, make_user: UserFactory, webm_5s: bytes) -> None:
+    _, auth = make_user.with_auth()
     ready = upload(api, auth, webm_5s)
     path = f'/api/recordings/{ready["id"]}/audio'
     assert api.get(path, params={'format': 'mp3'}, headers=auth).status_code == 404
@@ -79,8 +79,8 @@ def test_mp3_through_the_api(api: httpx.Client, webm_5s: bytes) -> None:
     assert 'attachment' in mp3.headers.get('content-disposition', '')
 
 
-def test_share_links_expire_and_can_be_revoked(services: Services, webm_5s: bytes) -> None:
-    user_id = services.users.onboard(name='Sharer')[0].id
+def test_share_links_expire_and_can_be_revoked(services: Services, make_user: UserFactory, webm_5s: bytes) -> None:
+    user_id = make_user('Sharer').id
     ready = record(services, user_id, webm_5s)
     share = services.shares.create(user_id=user_id, recording_id=ready.id, lifetime=timedelta(days=1))
     assert services.shares.resolve(share.id)[1].id == ready.id
@@ -96,7 +96,7 @@ def test_share_links_expire_and_can_be_revoked(services: Services, webm_5s: byte
         services.shares.resolve(second.id)
     with pytest.raises(InvalidInput):
         services.shares.create(user_id=user_id, recording_id=ready.id, lifetime=timedelta(days=31))
-    intruder = services.users.onboard(name='Intruder')[0].id
+    intruder = make_user('Intruder').id
     with pytest.raises(NotFound):
         services.shares.create(user_id=intruder, recording_id=ready.id, lifetime=timedelta(days=1))
     third = services.shares.create(user_id=user_id, recording_id=ready.id, lifetime=timedelta(days=1))
@@ -105,9 +105,9 @@ def test_share_links_expire_and_can_be_revoked(services: Services, webm_5s: byte
         services.shares.resolve(third.id)
 
 
-def test_shares_through_the_api(api: httpx.Client, webm_5s: bytes) -> None:
-    _, auth = onboard(api)
-    _, other = onboard(api, 'Other')
+def test_shares_through_the_api(api: httpx.Client, make_user: UserFactory, webm_5s: bytes) -> None:
+    _, auth = make_user.with_auth()
+    _, other = make_user.with_auth('Other')
     ready = upload(api, auth, webm_5s)
     path = f'/api/recordings/{ready["id"]}/shares'
     created = api.post(path, json={'expires_in_s': 3600}, headers=auth)

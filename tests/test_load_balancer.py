@@ -19,8 +19,7 @@ from services.recordings import recording_prefix
 
 from .conftest import settings_env, stored_keys
 from .support.app_server import AppServer
-from .support.audio_samples import speech_wav
-from .support.browser import audio_metadata, chromium, onboard
+from .support.browser import audio_metadata, chromium, fake_microphone, onboard
 from .support.load_balancer import COOKIE, LoadBalancer
 from .support.redis_server import RedisServer
 from .test_loss import assert_saved_audio, ready_recordings, start_recording, stop_and_wait_until_saved, wait_for_status
@@ -30,7 +29,7 @@ BACKENDS = pytest.mark.parametrize(('database_kind', 'storage_kind'), [('postgre
 
 @pytest.fixture(scope='module')
 def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return speech_wav(tmp_path_factory.mktemp('mic') / 'speech-40s.wav', 40.0)
+    return fake_microphone(tmp_path_factory.mktemp('mic'), seconds=40)
 
 
 @pytest.fixture

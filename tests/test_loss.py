@@ -25,8 +25,7 @@ from services.recordings import audio_key
 
 from .support.app_server import AppServer
 from .support.audio_compare import similarity_by_segment
-from .support.audio_samples import speech_wav
-from .support.browser import chromium, onboard
+from .support.browser import chromium, fake_microphone, onboard
 from .support.tcp_proxy import TcpProxy
 
 SECRET = 'browser-test-secret-of-at-least-32-chars'
@@ -34,7 +33,7 @@ SECRET = 'browser-test-secret-of-at-least-32-chars'
 
 @pytest.fixture(scope='module')
 def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return speech_wav(tmp_path_factory.mktemp('mic') / 'speech-60s.wav', 60.0)
+    return fake_microphone(tmp_path_factory.mktemp('mic'), seconds=60)
 
 
 @pytest.fixture

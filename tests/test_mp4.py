@@ -20,8 +20,7 @@ from services.models import Recording
 from services.recordings import audio_key
 
 from .support.app_server import AppServer
-from .support.audio_samples import speech_wav
-from .support.browser import audio_metadata, chromium, onboard, seek
+from .support.browser import audio_metadata, chromium, fake_microphone, onboard, seek
 from .test_safari_format import box_order
 
 SECRET = 'browser-test-secret-of-at-least-32-chars'  # AppServer's
@@ -37,7 +36,7 @@ TIMESLICE_IGNORED = """(() => {
 
 @pytest.fixture(scope='module')
 def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return speech_wav(tmp_path_factory.mktemp('mic') / 'speech-20s.wav', 20.0)
+    return fake_microphone(tmp_path_factory.mktemp('mic'), seconds=20)
 
 
 def only_recording(data_dir: Path, tmp_path: Path) -> tuple[Recording, bytes]:

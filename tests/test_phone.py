@@ -13,8 +13,7 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from .support.app_server import AppServer
-from .support.audio_samples import speech_wav
-from .support.browser import chromium, onboard
+from .support.browser import chromium, fake_microphone, onboard
 
 PHONE = {'viewport': {'width': 390, 'height': 844}, 'is_mobile': True, 'has_touch': True, 'device_scale_factor': 3}
 NOTE_WAKE_LOCKS = """(() => {
@@ -43,7 +42,7 @@ HELD = 'window.vrTestWakeLocks.filter((lock) => !lock.released).length'
 
 @pytest.fixture(scope='module')
 def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return speech_wav(tmp_path_factory.mktemp('mic') / 'speech-20s.wav', 20.0)
+    return fake_microphone(tmp_path_factory.mktemp('mic'), seconds=20)
 
 
 @pytest.fixture(scope='module')
@@ -51,6 +50,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     running = AppServer(tmp_path_factory.mktemp('phone') / 'data').start()
     yield running
     running.stop()
+    running.assert_clean_log()
 
 
 async def phone_page(browser: Browser, init_script: str) -> Page:

@@ -38,7 +38,7 @@ from services.storage.keys import chunk_key, chunks_prefix, recording_prefix
 from services.storage.protocol import Storage
 from services.storage.s3 import S3Storage
 
-from .conftest import fresh_bucket, settings_env, stored_keys
+from .conftest import UserFactory, fresh_bucket, settings_env, stored_keys
 from .support.app_server import AppServer
 from .support.audio_samples import WEBM_MAGIC, decoded_sha256, split
 from .support.postgres_server import PostgresServer
@@ -186,9 +186,9 @@ def finalize_after(services: Services, user_id: uuid.UUID, recording: Recording,
 
 @LOCAL
 def test_every_chunk_acknowledged_while_a_finalize_runs_is_in_the_final_file(
-    services: Services, pieces: list[bytes], tmp_path: Path
+    services: Services, make_user: UserFactory, pieces: list[bytes], tmp_path: Path
 ) -> None:
-    user_id = services.users.onboard(name='Racer')[0].id
+    user_id = make_user('Racer').id
     for round_number, delay_s in enumerate(spread(random.Random(SEED), 6, 0.06)):
         recording = services.recordings.create(user_id=user_id, mime_type='audio/webm;codecs=opus')
         services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=pieces[0])
@@ -236,9 +236,9 @@ class HeldInsert:
 
 @LOCAL
 def test_a_chunk_still_being_committed_when_finalize_begins_is_waited_for_and_kept(
-    services: Services, pieces: list[bytes], tmp_path: Path
+    services: Services, make_user: UserFactory, pieces: list[bytes], tmp_path: Path
 ) -> None:
-    user_id = services.users.onboard(name='Waiter')[0].id
+    user_id = make_user('Waiter').id
     recording = services.recordings.create(user_id=user_id, mime_type='audio/webm')
     last = len(pieces) - 1
     for seq, piece in enumerate(pieces[:last]):
@@ -285,11 +285,11 @@ def test_a_chunk_still_being_committed_when_finalize_begins_is_waited_for_and_ke
 
 @LOCAL
 def test_a_chunk_that_lands_between_the_first_look_and_the_claim_never_makes_a_file_with_a_gap(
-    services: Services, pieces: list[bytes], monkeypatch: pytest.MonkeyPatch
+    services: Services, make_user: UserFactory, pieces: list[bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Finalize looks at the chunks, then claims the recording: a chunk past a gap that lands in between must send
     the client back for the missing one, not into a file that skips it."""
-    user_id = services.users.onboard(name='Gap')[0].id
+    user_id = make_user('Gap').id
     recording = services.recordings.create(user_id=user_id, mime_type='audio/webm')
     services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=pieces[0])
     claim = services.finalizer._claim
@@ -346,9 +346,9 @@ def send_together(
 
 @LOCAL
 def test_of_two_different_uploads_of_one_chunk_exactly_one_is_kept(
-    services: Services, pieces: list[bytes], tmp_path: Path
+    services: Services, make_user: UserFactory, pieces: list[bytes], tmp_path: Path
 ) -> None:
-    user_id = services.users.onboard(name='Twins')[0].id
+    user_id = make_user('Twins').id
     last = len(pieces) - 1
     first_version, second_version = pieces[last], pieces[last][: len(pieces[last]) // 2]  # both end the file well
     for _round in range(4):
@@ -485,11 +485,11 @@ def outcome_of(work: Callable[[], object]) -> Callable[[], None]:
 @LOCAL
 @pytest.mark.parametrize('racer_name', ['mp3 export', 'finalize', 'chunk'])
 def test_a_recording_deleted_just_before_a_writer_writes_leaves_nothing_behind(
-    services: Services, pieces: list[bytes], racer_name: str
+    services: Services, make_user: UserFactory, pieces: list[bytes], racer_name: str
 ) -> None:
     """The worst moment: the writer has checked the recording and is about to write when the delete completes."""
     racer = racers(pieces)[racer_name]
-    user_id = services.users.onboard(name='Deleter')[0].id
+    user_id = make_user('Deleter').id
     owner = getattr(services, racer.service)
     recording_id = racer.prepare(services, user_id)
     gate = owner.storage = Gate(services.storage, racer.write)
@@ -511,10 +511,10 @@ def test_a_recording_deleted_just_before_a_writer_writes_leaves_nothing_behind(
     [('mp3 export', 4), ('finalize', 4), ('chunk', 30)],
 )
 def test_a_recording_deleted_at_any_moment_of_a_writer_leaves_nothing_behind(
-    services: Services, pieces: list[bytes], racer_name: str, rounds: int
+    services: Services, make_user: UserFactory, pieces: list[bytes], racer_name: str, rounds: int
 ) -> None:
     racer, rng = racers(pieces, chunk_senders=4)[racer_name], random.Random(SEED)
-    user_id = services.users.onboard(name='Deleter')[0].id
+    user_id = make_user('Deleter').id
     for _round in range(rounds):
         recording_id, delay_s = racer.prepare(services, user_id), rng.uniform(0, 0.2)
 

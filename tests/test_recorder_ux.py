@@ -10,15 +10,14 @@ import pytest
 from playwright.async_api import Page
 
 from .support.app_server import ROOT, AppServer
-from .support.audio_samples import speech_wav
-from .support.browser import chromium, onboard
+from .support.browser import chromium, fake_microphone, onboard
 
 SCREENSHOTS = Path(os.environ.get('VR_SCREENSHOT_DIR') or ROOT / 'tests' / 'artifacts')
 
 
 @pytest.fixture(scope='module')
 def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return speech_wav(tmp_path_factory.mktemp('mic') / 'speech-20s.wav', 20.0)
+    return fake_microphone(tmp_path_factory.mktemp('mic'), seconds=20)
 
 
 @pytest.fixture(scope='module')
@@ -26,6 +25,7 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     server = AppServer(tmp_path_factory.mktemp('ux') / 'data').start()
     yield server
     server.stop()
+    server.assert_clean_log()
 
 
 async def screenshot(page: Page, name: str) -> None:

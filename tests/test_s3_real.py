@@ -17,7 +17,7 @@ from services.container import Services, build_services
 from services.models import Recording
 from services.recordings import audio_key
 
-from .conftest import fresh_bucket, record, s3_of
+from .conftest import UserFactory, fresh_bucket, record, s3_of
 from .support.app_server import ROOT, AppServer
 from .support.s3_server import S3Server
 
@@ -40,8 +40,14 @@ def s3_services(tmp_path: Path, s3_server: S3Server) -> Iterator[Services]:
 
 
 @pytest.fixture
-def ready(s3_services: Services, webm_5s: bytes) -> Recording:
-    return record(s3_services, s3_services.users.onboard(name='Ada')[0].id, webm_5s)
+def make_user(s3_services: Services) -> UserFactory:
+    """This module's users live on its own services."""
+    return UserFactory(s3_services)
+
+
+@pytest.fixture
+def ready(s3_services: Services, make_user: UserFactory, webm_5s: bytes) -> Recording:
+    return record(s3_services, make_user('Ada').id, webm_5s)
 
 
 def stored_audio(services: Services, recording: Recording) -> bytes:
@@ -97,10 +103,10 @@ def test_the_bucket_is_private_to_anonymous_requests(s3_services: Services, read
 
 
 def test_a_presigned_url_opens_only_the_object_it_was_signed_for(
-    s3_services: Services, ready: Recording, webm_5s: bytes
+    s3_services: Services, make_user: UserFactory, ready: Recording, webm_5s: bytes
 ) -> None:
     """Editing an audio URL reaches neither another user's recording nor a longer life."""
-    other = record(s3_services, s3_services.users.onboard(name='Bob')[0].id, webm_5s)
+    other = record(s3_services, make_user('Bob').id, webm_5s)
     url = s3_services.links.url(ready)
     assert httpx.get(url, headers={'Range': 'bytes=0-0'}).status_code == 206
     assert httpx.get(url.replace(str(ready.id), str(other.id))).status_code == 403

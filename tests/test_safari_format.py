@@ -24,7 +24,7 @@ from services.audio.ffmpeg import ffmpeg_executable
 from services.container import Services
 from services.upload_tokens import UploadTokens
 
-from .conftest import fetch
+from .conftest import UserFactory, fetch
 from .support.app_server import AppServer
 from .support.audio_samples import split
 
@@ -77,11 +77,6 @@ CUTTINGS = {
 }
 
 
-def onboard(api: httpx.Client) -> dict[str, str]:
-    body = api.post('/api/onboard', json={'name': 'Safari Sam'}).json()
-    return {'Authorization': f'Bearer {body["token"]}'}
-
-
 def upload(api: httpx.Client, auth: dict[str, str], chunks: list[bytes]) -> dict[str, Any]:
     created = api.post('/api/recordings', json={'mime_type': SAFARI_TYPE, 'title': 'From an iPhone'}, headers=auth)
     assert created.status_code == 201, created.text
@@ -119,9 +114,9 @@ def decoded_seconds(data: bytes, tmp_path: Path, suffix: str) -> float:
 @SQLITE_LOCAL
 @pytest.mark.parametrize('cutting', list(CUTTINGS))
 def test_safari_chunks_over_rest_finalize_to_a_seekable_m4a(
-    api: httpx.Client, safari_mp4: bytes, cutting: str, tmp_path: Path
+    api: httpx.Client, make_user: UserFactory, safari_mp4: bytes, cutting: str, tmp_path: Path
 ) -> None:
-    auth = onboard(api)
+    _, auth = make_user.with_auth('Safari Sam')
     chunks = CUTTINGS[cutting](safari_mp4)
     assert b''.join(chunks) == safari_mp4
     ready = upload(api, auth, chunks)
@@ -135,9 +130,9 @@ def test_safari_chunks_over_rest_finalize_to_a_seekable_m4a(
 
 @pytest.mark.parametrize(('database_kind', 'storage_kind'), [('sqlite', 'local'), ('postgresql', 's3')], indirect=True)
 def test_a_safari_recording_is_served_as_mp4_with_ranges_a_waveform_an_mp3_and_an_m4a_name(
-    api: httpx.Client, services: Services, safari_mp4: bytes, tmp_path: Path
+    api: httpx.Client, services: Services, make_user: UserFactory, safari_mp4: bytes, tmp_path: Path
 ) -> None:
-    auth = onboard(api)
+    _, auth = make_user.with_auth('Safari Sam')
     ready = upload(api, auth, CUTTINGS['byte slices of about a second'](safari_mp4))
     recording_id = uuid.UUID(ready['id'])
 
@@ -177,6 +172,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     running = AppServer(tmp_path_factory.mktemp('safari') / 'data').start()
     yield running
     running.stop()
+    running.assert_clean_log()
 
 
 async def channel_for_new_user(server: AppServer) -> tuple[socketio.AsyncClient, dict[str, str]]:

@@ -21,14 +21,10 @@ from services.models import Chunk, Recording, RecordingStatus
 from services.recordings import audio_key
 from services.storage.keys import chunk_key, recording_prefix
 
-from .conftest import record, stored_keys
+from .conftest import UserFactory, record, stored_keys
 from .support.audio_samples import WEBM_MAGIC, split
 
 MATROSKA_CUES_ID = bytes.fromhex('1C53BB6B')
-
-
-def make_user(services: Services, name: str = 'Ada') -> uuid.UUID:
-    return services.users.onboard(name=name)[0].id
 
 
 def chunk_rows(services: Services, recording_id: uuid.UUID) -> list[Chunk]:
@@ -36,8 +32,8 @@ def chunk_rows(services: Services, recording_id: uuid.UUID) -> list[Chunk]:
         return list(session.exec(select(Chunk).where(Chunk.recording_id == recording_id)).all())
 
 
-def test_same_chunk_twice_is_stored_once(services: Services) -> None:
-    user_id = make_user(services)
+def test_same_chunk_twice_is_stored_once(services: Services, make_user: UserFactory) -> None:
+    user_id = make_user().id
     recording = services.recordings.create(user_id=user_id, mime_type='audio/webm')
     first = services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=WEBM_MAGIC + b'abc')
     again = services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=WEBM_MAGIC + b'abc')
@@ -45,8 +41,10 @@ def test_same_chunk_twice_is_stored_once(services: Services) -> None:
     assert len(chunk_rows(services, recording.id)) == 1
 
 
-def test_same_seq_with_other_bytes_is_refused_and_keeps_the_original(services: Services) -> None:
-    user_id = make_user(services)
+def test_same_seq_with_other_bytes_is_refused_and_keeps_the_original(
+    services: Services, make_user: UserFactory
+) -> None:
+    user_id = make_user().id
     recording = services.recordings.create(user_id=user_id, mime_type='audio/webm')
     services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=WEBM_MAGIC + b'original')
     with pytest.raises(Conflict, match='different bytes'):
@@ -69,8 +67,10 @@ class _Sink:
 
 
 @pytest.mark.parametrize(('data', 'error'), [(b'', InvalidInput), (b'x' * (64 * 1024 + 1), ChunkTooLarge)])
-def test_empty_and_oversize_chunks_are_refused(services: Services, data: bytes, error: type[Exception]) -> None:
-    user_id = make_user(services)
+def test_empty_and_oversize_chunks_are_refused(
+    services: Services, make_user: UserFactory, data: bytes, error: type[Exception]
+) -> None:
+    user_id = make_user().id
     recording = services.recordings.create(user_id=user_id, mime_type='audio/webm')
     with pytest.raises(error):
         services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=data)
@@ -78,15 +78,19 @@ def test_empty_and_oversize_chunks_are_refused(services: Services, data: bytes, 
 
 
 @pytest.mark.parametrize(('seq', 'error'), [(-1, InvalidInput), (True, InvalidInput), (10**9, LimitReached)])
-def test_seq_out_of_range_is_refused(services: Services, seq: int, error: type[Exception]) -> None:
-    user_id = make_user(services)
+def test_seq_out_of_range_is_refused(
+    services: Services, make_user: UserFactory, seq: int, error: type[Exception]
+) -> None:
+    user_id = make_user().id
     recording = services.recordings.create(user_id=user_id, mime_type='audio/webm')
     with pytest.raises(error):
         services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=seq, data=b'a')
 
 
-def test_finalize_reports_every_gap_and_succeeds_once_filled(services: Services, webm_5s: bytes) -> None:
-    user_id = make_user(services)
+def test_finalize_reports_every_gap_and_succeeds_once_filled(
+    services: Services, make_user: UserFactory, webm_5s: bytes
+) -> None:
+    user_id = make_user().id
     recording = services.recordings.create(user_id=user_id, mime_type='audio/webm')
     pieces = split(webm_5s, len(webm_5s) // 8 + 1)
     assert len(pieces) == 8
@@ -102,8 +106,10 @@ def test_finalize_reports_every_gap_and_succeeds_once_filled(services: Services,
     assert ready.status == RecordingStatus.READY
 
 
-def test_finalize_makes_one_seekable_file_of_the_right_length(services: Services, webm_5s: bytes, tmp_path) -> None:
-    user_id = make_user(services)
+def test_finalize_makes_one_seekable_file_of_the_right_length(
+    services: Services, make_user: UserFactory, webm_5s: bytes, tmp_path
+) -> None:
+    user_id = make_user().id
     ready = record(services, user_id, webm_5s)
     assert ready.duration_ms == pytest.approx(5000, abs=200)
     final = tmp_path / 'final.webm'
@@ -116,22 +122,22 @@ def test_finalize_makes_one_seekable_file_of_the_right_length(services: Services
     assert stored_keys(services.storage, recording_prefix(ready.id)) == [audio_key(ready)]
 
 
-def test_finalize_twice_returns_the_same_recording(services: Services, webm_5s: bytes) -> None:
-    user_id = make_user(services)
+def test_finalize_twice_returns_the_same_recording(services: Services, make_user: UserFactory, webm_5s: bytes) -> None:
+    user_id = make_user().id
     ready = record(services, user_id, webm_5s)
     again = services.finalizer.finalize(user_id=user_id, recording_id=ready.id)
     assert (again.status, again.duration_ms, again.size_bytes) == (ready.status, ready.duration_ms, ready.size_bytes)
 
 
-def test_no_chunk_is_taken_after_finalize(services: Services, webm_5s: bytes) -> None:
-    user_id = make_user(services)
+def test_no_chunk_is_taken_after_finalize(services: Services, make_user: UserFactory, webm_5s: bytes) -> None:
+    user_id = make_user().id
     ready = record(services, user_id, webm_5s)
     with pytest.raises(Conflict, match='already finished'):
         services.chunks.add_chunk(user_id=user_id, recording_id=ready.id, seq=999, data=b'late')
 
 
-def test_finalize_without_audio_is_a_clear_conflict(services: Services) -> None:
-    user_id = make_user(services)
+def test_finalize_without_audio_is_a_clear_conflict(services: Services, make_user: UserFactory) -> None:
+    user_id = make_user().id
     recording = services.recordings.create(user_id=user_id, mime_type='audio/webm')
     with pytest.raises(Conflict, match='no audio'):
         services.finalizer.finalize(user_id=user_id, recording_id=recording.id)
@@ -140,8 +146,8 @@ def test_finalize_without_audio_is_a_clear_conflict(services: Services) -> None:
 GARBAGE = WEBM_MAGIC + b'not audio at all' * 100
 
 
-def test_garbage_audio_fails_cleanly_and_keeps_the_chunks(services: Services) -> None:
-    user_id = make_user(services)
+def test_garbage_audio_fails_cleanly_and_keeps_the_chunks(services: Services, make_user: UserFactory) -> None:
+    user_id = make_user().id
     recording = services.recordings.create(user_id=user_id, mime_type='audio/webm')
     services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=GARBAGE)
     with pytest.raises(AudioProcessingFailed):
@@ -152,8 +158,8 @@ def test_garbage_audio_fails_cleanly_and_keeps_the_chunks(services: Services) ->
     assert services.storage.exists(chunk_key(recording.id, 0, hashlib.sha256(GARBAGE).hexdigest()))
 
 
-def test_delete_leaves_nothing_behind(services: Services, webm_5s: bytes) -> None:
-    user_id = make_user(services)
+def test_delete_leaves_nothing_behind(services: Services, make_user: UserFactory, webm_5s: bytes) -> None:
+    user_id = make_user().id
     ready = record(services, user_id, webm_5s)
     unfinished = services.recordings.create(user_id=user_id, mime_type='audio/webm')
     services.chunks.add_chunk(user_id=user_id, recording_id=unfinished.id, seq=0, data=WEBM_MAGIC + b'abc')
@@ -166,8 +172,8 @@ def test_delete_leaves_nothing_behind(services: Services, webm_5s: bytes) -> Non
         assert stored_keys(services.storage, recording_prefix(recording_id)) == []
 
 
-def test_another_users_recording_looks_missing(services: Services, webm_5s: bytes) -> None:
-    owner, intruder = make_user(services, 'Owner'), make_user(services, 'Intruder')
+def test_another_users_recording_looks_missing(services: Services, make_user: UserFactory, webm_5s: bytes) -> None:
+    owner, intruder = make_user('Owner').id, make_user('Intruder').id
     ready = record(services, owner, webm_5s)
     calls = [
         lambda: services.recordings.get(user_id=intruder, recording_id=ready.id),
@@ -183,8 +189,8 @@ def test_another_users_recording_looks_missing(services: Services, webm_5s: byte
     assert services.recordings.list(user_id=intruder) == []
 
 
-def test_list_is_newest_first_and_pages(services: Services) -> None:
-    user_id = make_user(services)
+def test_list_is_newest_first_and_pages(services: Services, make_user: UserFactory) -> None:
+    user_id = make_user().id
     made = [services.recordings.create(user_id=user_id, mime_type='audio/webm', title=f'take {i}') for i in range(5)]
     listed = services.recordings.list(user_id=user_id, limit=3)
     assert [r.title for r in listed] == ['take 4', 'take 3', 'take 2']
@@ -196,23 +202,23 @@ def test_list_is_newest_first_and_pages(services: Services) -> None:
     ('title', 'stored'),
     [('  Walk   in the park ', 'Walk in the park'), ('<b>x</b>', '<b>x</b>'), ('Café 🎙️', 'Café 🎙️'), ('a\x00b', 'ab')],
 )
-def test_titles_are_tidied_not_mangled(services: Services, title: str, stored: str) -> None:
-    user_id = make_user(services)
+def test_titles_are_tidied_not_mangled(services: Services, make_user: UserFactory, title: str, stored: str) -> None:
+    user_id = make_user().id
     recording = services.recordings.create(user_id=user_id, mime_type='audio/webm', title=title)
     assert recording.title == stored
 
 
 @pytest.mark.parametrize('title', ['', '   ', 'x' * 201])
-def test_bad_titles_are_refused(services: Services, title: str) -> None:
-    user_id = make_user(services)
+def test_bad_titles_are_refused(services: Services, make_user: UserFactory, title: str) -> None:
+    user_id = make_user().id
     recording = services.recordings.create(user_id=user_id, mime_type='audio/webm')
     with pytest.raises(InvalidInput):
         services.recordings.rename(user_id=user_id, recording_id=recording.id, title=title)
 
 
-def test_unsupported_audio_type_is_refused(services: Services) -> None:
+def test_unsupported_audio_type_is_refused(services: Services, make_user: UserFactory) -> None:
     with pytest.raises(InvalidInput, match='unsupported audio type'):
-        services.recordings.create(user_id=make_user(services), mime_type='video/x-msvideo')
+        services.recordings.create(user_id=make_user().id, mime_type='video/x-msvideo')
 
 
 def test_nul_is_dropped_from_names_on_every_database(services: Services) -> None:
@@ -246,8 +252,10 @@ def test_production_needs_a_chosen_secret(tmp_path, environment: str, secret: st
         settings.check_production_ready()
 
 
-def test_the_orphan_sweep_removes_only_what_no_recording_owns(services: Services, webm_5s: bytes) -> None:
-    user_id = make_user(services)
+def test_the_orphan_sweep_removes_only_what_no_recording_owns(
+    services: Services, make_user: UserFactory, webm_5s: bytes
+) -> None:
+    user_id = make_user().id
     kept = record(services, user_id, webm_5s)
     orphan = uuid.uuid4()  # a delete whose storage step failed, or a writer that raced it
     services.storage.put_bytes(f'recordings/{orphan}/audio.mp3', b'left behind')
@@ -258,10 +266,12 @@ def test_the_orphan_sweep_removes_only_what_no_recording_owns(services: Services
     assert stored_keys(services.storage, recording_prefix(kept.id)) == [audio_key(kept)]
 
 
-def test_audio_longer_than_the_recording_limit_is_refused_at_finalize(services: Services, webm_5s: bytes) -> None:
+def test_audio_longer_than_the_recording_limit_is_refused_at_finalize(
+    services: Services, make_user: UserFactory, webm_5s: bytes
+) -> None:
     """A crafted upload can pack hours of silence into a few chunks; the file's own duration is what counts."""
     services.finalizer.max_duration_ms, services.finalizer.duration_slack_ms = 2000, 0
-    user_id = make_user(services)
+    user_id = make_user().id
     with pytest.raises(AudioProcessingFailed, match='longer than the'):
         record(services, user_id, webm_5s)
     [refused] = services.recordings.list(user_id=user_id)

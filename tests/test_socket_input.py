@@ -23,6 +23,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     running = AppServer(tmp_path_factory.mktemp('socket') / 'data').start()
     yield running
     running.stop()
+    running.assert_clean_log()  # bad input is refused with answers, never with a traceback
 
 
 async def connect(server: AppServer, token: str) -> socketio.AsyncClient:
@@ -116,10 +117,6 @@ async def test_another_users_recording_cannot_be_touched(
     finally:
         await intruder.disconnect()
     assert (await call(channel, 'status', {'recording_id': recording_id}))['recording']['status'] == 'recording'
-
-
-def test_the_server_log_has_no_unexpected_errors(server: AppServer) -> None:
-    assert 'Traceback' not in Path(server.log_path).read_text(errors='replace')
 
 
 async def test_past_capacity_the_server_says_busy_and_every_retry_lands(tmp_path: Path, webm_5s: bytes) -> None:

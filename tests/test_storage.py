@@ -21,7 +21,7 @@ from services.storage.protocol import Storage
 from services.storage.s3 import S3Storage
 from services.storage.spool import SpooledStorage
 
-from .conftest import record, s3_of, stored_keys
+from .conftest import UserFactory, record, s3_of, stored_keys
 from .support.s3_server import REGION
 
 S3_ONLY = pytest.mark.parametrize('storage_kind', ['s3'], indirect=True)
@@ -179,7 +179,7 @@ def test_s3_audio_urls_are_presigned_gets_with_type_disposition_and_expiry(
     settings = Settings(_env_file=None, data_dir=tmp_path / 'data', audio_url_expiry_s=900, **storage_settings)
     services = build_services(settings)
     try:
-        ready = record(services, services.users.onboard(name='Ada')[0].id, webm_5s)
+        ready = record(services, UserFactory(services)('Ada').id, webm_5s)
         before = time.time()
         play, download = services.links.url(ready), services.links.url(ready, download=True)
     finally:

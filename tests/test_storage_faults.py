@@ -15,6 +15,7 @@ from services.container import build_services
 from services.errors import ServiceUnavailable
 from services.storage.s3 import S3Storage
 
+from .conftest import UserFactory
 from .support.app_server import free_port
 from .support.audio_samples import WEBM_MAGIC
 from .support.s3_server import REGION, S3Server
@@ -58,8 +59,7 @@ def test_missing_bucket_is_one_error_line_a_failing_healthz_and_plain_503s(
         assert health.status_code == 503
         assert health.json()['database'] == 'ok'
         assert health.json()['storage'].startswith(f"error: S3 bucket '{bucket}' does not exist")
-        token = api.post('/api/onboard', json={'name': 'Ada'}).json()['token']
-        auth = {'Authorization': f'Bearer {token}'}
+        _, auth = UserFactory(services).with_auth('Ada')
         recording_id = api.post('/api/recordings', json={'mime_type': 'audio/webm'}, headers=auth).json()['id']
         chunk = api.put(f'/api/recordings/{recording_id}/chunks/0', content=WEBM_MAGIC + b'audio', headers=auth)
     services.close()

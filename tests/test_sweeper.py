@@ -11,6 +11,7 @@ from services.errors import Busy
 from services.models import Recording, RecordingStatus, utc_now
 from services.upload_tokens import UploadGrant, UploadTokens
 
+from .conftest import UserFactory
 from .support.audio_samples import split
 
 
@@ -31,8 +32,10 @@ def upload(services: Services, user_id: uuid.UUID, pieces: list[bytes], skip: se
     return recording
 
 
-def test_an_idle_recording_is_finalized_across_a_gap(services: Services, webm_5s: bytes) -> None:
-    user_id = services.users.onboard(name='Idle')[0].id
+def test_an_idle_recording_is_finalized_across_a_gap(
+    services: Services, make_user: UserFactory, webm_5s: bytes
+) -> None:
+    user_id = make_user('Idle').id
     pieces = split(webm_5s, len(webm_5s) // 10 + 1)
     gapped = upload(services, user_id, pieces, skip={4})
     fresh = upload(services, user_id, pieces)
@@ -45,8 +48,10 @@ def test_an_idle_recording_is_finalized_across_a_gap(services: Services, webm_5s
     assert services.recordings.get(user_id=user_id, recording_id=fresh.id).status == RecordingStatus.RECORDING
 
 
-def test_an_idle_recording_without_its_header_or_audio_is_marked_failed(services: Services, webm_5s: bytes) -> None:
-    user_id = services.users.onboard(name='Broken')[0].id
+def test_an_idle_recording_without_its_header_or_audio_is_marked_failed(
+    services: Services, make_user: UserFactory, webm_5s: bytes
+) -> None:
+    user_id = make_user('Broken').id
     headless = upload(services, user_id, split(webm_5s, 4000), skip={0})
     empty = upload(services, user_id, [])
     for recording in (headless, empty):
@@ -59,8 +64,10 @@ def test_an_idle_recording_without_its_header_or_audio_is_marked_failed(services
     assert services.sweeper.sweep() == []  # failed ones are not retried forever
 
 
-def test_a_finalize_in_progress_elsewhere_is_not_done_twice(services: Services, webm_5s: bytes) -> None:
-    user_id = services.users.onboard(name='Twice')[0].id
+def test_a_finalize_in_progress_elsewhere_is_not_done_twice(
+    services: Services, make_user: UserFactory, webm_5s: bytes
+) -> None:
+    user_id = make_user('Twice').id
     recording = upload(services, user_id, split(webm_5s, 4000))
     age(services, recording.id, 10, status=RecordingStatus.FINALIZING)
     with pytest.raises(Busy):

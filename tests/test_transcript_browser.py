@@ -8,17 +8,14 @@ from pathlib import Path
 import pytest
 
 from .support.app_server import AppServer
-from .support.audio_samples import spoken_webm
-from .support.browser import chromium, onboard
+from .support.browser import chromium, fake_microphone, onboard
 
 SENTENCE = 'Please remember to buy apples, bread and cheese tomorrow morning.'
 
 
 @pytest.fixture(scope='module')
 def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp('spoken-mic')
-    spoken_webm(SENTENCE, folder, 'mic')
-    return folder / 'mic.wav'
+    return fake_microphone(tmp_path_factory.mktemp('spoken-mic'), text=SENTENCE)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from services.transcripts.engine import Transcriber, TranscriberUnavailable, che
 from services.transcripts.search import fts5_match
 from services.transcripts.worker import TranscriptWorker
 
-from .conftest import record, settings_env
+from .conftest import UserFactory, record, settings_env
 from .support.app_server import ROOT, AppServer
 from .support.audio_samples import spoken_webm
 
@@ -68,11 +68,6 @@ def worker(services: Services, transcriber: Transcriber) -> TranscriptWorker:
     )
 
 
-def onboard(services: Services, name: str = 'Speaker') -> uuid.UUID:
-    user, _token = services.users.onboard(name=name)
-    return user.id
-
-
 def transcribed(services: Services, worker: TranscriptWorker, audio: bytes, user_id: uuid.UUID, title: str) -> Any:
     recording = record(services, user_id, audio, title=title)
     assert services.transcripts.get(user_id=user_id, recording_id=recording.id).state == TranscriptState.QUEUED
@@ -86,9 +81,9 @@ def words_of(text: str) -> set[str]:
 
 @LOCAL_ONLY
 def test_a_ready_recording_gets_its_words_with_times(
-    services: Services, worker: TranscriptWorker, clips: dict[str, bytes]
+    services: Services, make_user: UserFactory, worker: TranscriptWorker, clips: dict[str, bytes]
 ) -> None:
-    user_id = onboard(services)
+    user_id = make_user('Speaker').id
     recording = transcribed(services, worker, clips['pelicans'], user_id, 'Harbour notes')
     transcript = services.transcripts.get(user_id=user_id, recording_id=recording.id)
     assert (transcript.state, transcript.progress, transcript.error) == (TranscriptState.DONE, 1.0, None)
@@ -102,9 +97,9 @@ def test_a_ready_recording_gets_its_words_with_times(
 
 @LOCAL_ONLY
 def test_search_finds_a_recording_by_a_spoken_word_not_in_its_title(
-    services: Services, worker: TranscriptWorker, clips: dict[str, bytes]
+    services: Services, make_user: UserFactory, worker: TranscriptWorker, clips: dict[str, bytes]
 ) -> None:
-    user_id, stranger = onboard(services), onboard(services, 'Stranger')
+    user_id, stranger = make_user('Speaker').id, make_user('Stranger').id
     birds = transcribed(services, worker, clips['pelicans'], user_id, 'Monday')
     transcribed(services, worker, clips['shopping'], user_id, 'Tuesday')
     transcribed(services, worker, clips['pelicans'], stranger, 'Their pelicans')
@@ -133,8 +128,8 @@ def test_search_finds_a_recording_by_a_spoken_word_not_in_its_title(
 @pytest.mark.parametrize(
     'query', ['"', 'pelicans" OR "', 'owner_key:x', '{title}: x', 'NEAR(a b', 'a AND', '*', "'; DROP TABLE x; --", '-']
 )
-def test_search_takes_any_text_as_words(services: Services, query: str) -> None:
-    user_id = onboard(services)
+def test_search_takes_any_text_as_words(services: Services, make_user: UserFactory, query: str) -> None:
+    user_id = make_user('Speaker').id
     record_title = services.recordings.create(user_id=user_id, mime_type='audio/webm', title='x and a')
     hits = services.transcripts.search(user_id=user_id, query=query)
     assert all(hit.recording.id == record_title.id for hit in hits)
@@ -151,9 +146,9 @@ def test_fts5_queries_quote_every_word() -> None:
 
 @LOCAL_ONLY
 def test_a_title_containing_the_query_comes_after_the_ranked_hits(
-    services: Services, worker: TranscriptWorker, clips: dict[str, bytes]
+    services: Services, make_user: UserFactory, worker: TranscriptWorker, clips: dict[str, bytes]
 ) -> None:
-    user_id = onboard(services)
+    user_id = make_user('Speaker').id
     spoken = transcribed(services, worker, clips['shopping'], user_id, 'Errands')
     partial = services.recordings.create(user_id=user_id, mime_type='audio/webm', title='Breadmaking class')
     hits = services.transcripts.search(user_id=user_id, query='bread')
@@ -166,11 +161,10 @@ def test_a_title_containing_the_query_comes_after_the_ranked_hits(
 
 @LOCAL_ONLY
 def test_the_api_serves_the_transcript_its_files_and_search(
-    services: Services, worker: TranscriptWorker, api: httpx.Client, clips: dict[str, bytes]
+    services: Services, make_user: UserFactory, worker: TranscriptWorker, api: httpx.Client, clips: dict[str, bytes]
 ) -> None:
-    answer = api.post('/api/onboard', json={'name': 'Reader'}).json()
-    auth = {'Authorization': f'Bearer {answer["token"]}'}
-    recording = record(services, uuid.UUID(answer['user_id']), clips['shopping'], title='Errands')
+    reader, auth = make_user.with_auth('Reader')
+    recording = record(services, reader.id, clips['shopping'], title='Errands')
     url = f'/api/recordings/{recording.id}/transcript'
     assert api.get(url, headers=auth).json()['state'] == 'queued'
     assert api.get(url, params={'format': 'srt'}, headers=auth).status_code == 409
@@ -191,16 +185,16 @@ def test_the_api_serves_the_transcript_its_files_and_search(
     assert {'apples', 'cheese'} <= words_of(txt.text) and txt.headers['content-disposition'].endswith('.txt"')
     assert api.get(url, params={'format': 'pdf'}, headers=auth).status_code == 422
 
-    found = api.get(f'/api/records/{answer["user_id"]}', params={'q': 'cheese'}, headers=auth).json()
+    found = api.get(f'/api/records/{reader.id}', params={'q': 'cheese'}, headers=auth).json()
     assert [item['id'] for item in found] == [str(recording.id)]
     assert found[0]['match_ms'] > 0 and any(p['match'] and p['text'].lower() == 'cheese' for p in found[0]['snippet'])
-    assert 'snippet' not in api.get(f'/api/records/{answer["user_id"]}', headers=auth).json()[0]
+    assert 'snippet' not in api.get(f'/api/records/{reader.id}', headers=auth).json()[0]
 
     again = api.post(url, headers=auth)
     assert again.status_code == 202 and again.json()['state'] == 'queued'
     assert again.json()['segments'], 'the finished transcript stays readable while it is made again'
 
-    other = {'Authorization': f'Bearer {api.post("/api/onboard", json={"name": "Other"}).json()["token"]}'}
+    _, other = make_user.with_auth('Other')
     assert api.get(url, headers=other).status_code == 404
     assert api.get(url, params={'format': 'txt'}, headers=other).status_code == 404
     assert api.post(url, headers=other).status_code == 404
@@ -238,9 +232,9 @@ def assert_vtt(text: str) -> None:
 
 @LOCAL_ONLY
 def test_a_deleted_recording_takes_its_transcript_and_search_entries_along(
-    services: Services, worker: TranscriptWorker, clips: dict[str, bytes]
+    services: Services, make_user: UserFactory, worker: TranscriptWorker, clips: dict[str, bytes]
 ) -> None:
-    user_id = onboard(services)
+    user_id = make_user('Speaker').id
     recording = transcribed(services, worker, clips['pelicans'], user_id, 'Gone soon')
     assert services.transcripts.search(user_id=user_id, query='sardines')
     services.recordings.delete(user_id=user_id, recording_id=recording.id)
@@ -256,11 +250,13 @@ def test_a_deleted_recording_takes_its_transcript_and_search_entries_along(
 
 
 @LOCAL_ONLY
-def test_a_job_queued_again_never_takes_an_older_result(services: Services, clips: dict[str, bytes]) -> None:
+def test_a_job_queued_again_never_takes_an_older_result(
+    services: Services, make_user: UserFactory, clips: dict[str, bytes]
+) -> None:
     """Late audio re-assembles a recording while its transcript is being made: the newer queueing wins."""
     queue = services.transcripts.queue
     assert queue is not None
-    user_id = onboard(services)
+    user_id = make_user('Speaker').id
     recording = record(services, user_id, clips['pelicans'])
     job = queue.claim()
     assert job is not None and job.recording_id == recording.id
@@ -272,10 +268,12 @@ def test_a_job_queued_again_never_takes_an_older_result(services: Services, clip
 
 
 @LOCAL_ONLY
-def test_recordings_made_before_transcripts_are_queued_newest_first(services: Services, webm_5s: bytes) -> None:
+def test_recordings_made_before_transcripts_are_queued_newest_first(
+    services: Services, make_user: UserFactory, webm_5s: bytes
+) -> None:
     queue = services.transcripts.queue
     assert queue is not None
-    user_id = onboard(services)
+    user_id = make_user('Speaker').id
     made = [record(services, user_id, webm_5s, title=f'Old {i}') for i in range(3)]
     with services.database.session() as session:  # as if made before this release
         session.exec(Transcript.__table__.delete())  # type: ignore[attr-defined]
@@ -294,7 +292,7 @@ def test_transcripts_can_be_turned_off(settings: Any, webm_5s: bytes) -> None:
 
     services = build_services(settings.model_copy(update={'transcribe': False}))
     try:
-        user_id = onboard(services)
+        user_id = UserFactory(services)('Speaker').id
         recording = record(services, user_id, webm_5s)
         assert services.transcripts.get(user_id=user_id, recording_id=recording.id).state == TranscriptState.OFF
         with services.database.session() as session:
@@ -362,9 +360,9 @@ def wait_for(condition: Any, timeout_s: float, what: str, log: Path) -> None:
 
 @LOCAL_ONLY
 def test_a_killed_workers_job_is_taken_up_by_another(
-    services: Services, clips: dict[str, bytes], tmp_path: Path
+    services: Services, make_user: UserFactory, clips: dict[str, bytes], tmp_path: Path
 ) -> None:
-    user_id = onboard(services)
+    user_id = make_user('Speaker').id
     recording = record(services, user_id, clips['long'])  # about a minute: several seconds of work
     log = tmp_path / 'workers.log'
     first = worker_process(services.settings, log)

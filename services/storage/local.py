@@ -1,5 +1,6 @@
 """The default object storage: a local folder, with every write fsync'd before it counts as stored."""
 
+import contextlib
 import os
 import shutil
 import threading
@@ -47,7 +48,8 @@ class LocalStorage:
             os.replace(temp, target)
             _fsync_dir(target.parent)
         except OSError as error:
-            temp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a broken folder must not turn the clear 503 into another error
+                temp.unlink(missing_ok=True)
             raise ServiceUnavailable('audio storage is unavailable, please try again shortly') from error
 
     def copy_to(self, key: str, target: BinaryIO) -> int:

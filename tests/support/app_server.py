@@ -48,6 +48,19 @@ def wait_until_healthy(
     raise RuntimeError(f'{what} did not become healthy in {timeout} s:\n{log()}')
 
 
+def tracebacks(log: str) -> list[str]:
+    """Each traceback in `log`, from the line before it (what the logger said) to its exception line."""
+    lines = log.splitlines()
+    found = []
+    for start, line in enumerate(lines):
+        if 'Traceback' in line:
+            end = start + 1
+            while end < len(lines) and lines[end].startswith((' ', '\t')):
+                end += 1
+            found.append('\n'.join(lines[max(start - 1, 0) : end + 1]))
+    return found
+
+
 class AppServer:
     def __init__(
         self, data_dir: Path, *, port: int | None = None, env: dict[str, str] | None = None, script: str = 'main.py'
@@ -95,3 +108,9 @@ class AppServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors='replace')[-5000:] if self.log_path.exists() else ''
+
+    def assert_clean_log(self) -> None:
+        """Fail with the offending lines if the app ever logged a traceback; a fixture checks this at teardown, so
+        it holds for whichever of its tests ran, in any order."""
+        found = tracebacks(self.log_path.read_text(errors='replace')) if self.log_path.exists() else []
+        assert not found, f'the app on port {self.port} logged unexpected errors:\n\n' + '\n\n'.join(found)

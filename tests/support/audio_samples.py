@@ -71,16 +71,21 @@ def split(data: bytes, size: int) -> list[bytes]:
 WEBM_MAGIC = b'\x1a\x45\xdf\xa3'  # EBML: what every WebM file, and so every recording's first chunk, starts with
 
 
-def spoken_webm(text: str, folder: Path, name: str = 'spoken') -> bytes:
-    """`text` spoken by espeak-ng, with half a second of silence around it, as a browser's WebM would carry it."""
-    raw, wav = folder / f'{name}.raw.wav', folder / f'{name}.wav'
+def spoken_wav(text: str, path: Path) -> Path:
+    """`text` spoken by espeak-ng, with half a second of silence around it."""
+    raw = path.with_suffix('.raw.wav')
     subprocess.run([require('espeak-ng'), '-s', '150', '-w', str(raw), text], check=True, capture_output=True)
     subprocess.run(
-        [require('sox'), str(raw), '-r', '48000', '-c', '1', str(wav), 'pad', '0.5', '0.5'],
+        [require('sox'), str(raw), '-r', '48000', '-c', '1', str(path), 'pad', '0.5', '0.5'],
         check=True,
         capture_output=True,
     )
-    return live_webm(wav, folder / f'{name}.webm')
+    return path
+
+
+def spoken_webm(text: str, folder: Path, name: str = 'spoken') -> bytes:
+    """`text` spoken as a browser's WebM would carry it."""
+    return live_webm(spoken_wav(text, folder / f'{name}.wav'), folder / f'{name}.webm')
 
 
 def decoded_sha256(path: Path) -> str:

@@ -1,4 +1,4 @@
-"""Real headless Chromium (Debian's package) with a fake microphone that plays a known WAV."""
+"""Real headless Chromium (Debian's package) whose fake microphone plays a known WAV (see `fake_microphone`)."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from playwright.async_api import Browser, Page, async_playwright
 
-from .audio_samples import require
+from .audio_samples import require, speech_wav, spoken_wav
 
 CHROMIUM_FLAGS = [
     '--no-sandbox',
@@ -19,6 +19,15 @@ CHROMIUM_FLAGS = [
     '--use-fake-ui-for-media-stream',
     '--use-fake-device-for-media-stream',
 ]
+
+
+def fake_microphone(folder: Path, *, seconds: float | None = None, text: str | None = None) -> Path:
+    """The WAV for Chromium's fake microphone: `seconds` of the stock speech, or `text` spoken once."""
+    if text is not None and seconds is None:
+        return spoken_wav(text, folder / 'spoken.wav')
+    if seconds is not None and text is None:
+        return speech_wav(folder / f'speech-{seconds:g}s.wav', seconds)
+    raise ValueError('a fake microphone plays either `seconds` of speech or a `text`')
 
 
 @asynccontextmanager

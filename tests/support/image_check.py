@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import httpx
 
 from .app_server import free_port
-from .audio_samples import live_webm, speech_wav, split
-from .browser import chromium, onboard
+from .audio_samples import live_webm, split
+from .browser import chromium, fake_microphone, onboard
 from .container_image import Container, build_image, build_stand_in_base
 
 T = TypeVar('T')
@@ -100,7 +100,7 @@ def main() -> None:
         raise SystemExit('the image check needs root: mmdebstrap, and podman and buildah with chroot isolation')
     with tempfile.TemporaryDirectory(prefix='vr-image-check-') as folder:
         work = Path(folder)
-        microphone = speech_wav(work / 'speech-5s.wav', 5.0)
+        microphone = fake_microphone(work, seconds=5)
         audio = live_webm(microphone, work / 'speech-5s.webm')
         base = timed('stand-in base' + (' (rebuilt)' if cold else ''), lambda: build_stand_in_base(rebuild=cold))
         image = timed('image build' + (' (no cache)' if cold else ''), lambda: build_image(base, no_cache=cold))
