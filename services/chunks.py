@@ -26,6 +26,7 @@ from .storage.protocol import Storage
 
 log = logging.getLogger(__name__)
 OPEN_STATUSES = (RecordingStatus.RECORDING, RecordingStatus.FAILED)
+KNOWN_RECORDINGS = 10_000
 
 # Built once, on the tables rather than the ORM classes: this path runs for every second of every recording, and
 # building statements and ORM objects per chunk cost more CPU than the database work itself.
@@ -115,20 +116,35 @@ class ChunkService:
         self._insert_chunk = _conditional_insert(database.engine.dialect.name)
         # Chunks arriving together share one commit (one WAL fsync on SQLite) instead of one commit each.
         self._rows: GroupCommit[_StoredChunk, ChunkReceipt] = GroupCommit(self._commit_rows)
+        # recording -> (owner, mime type), neither of which ever changes: after a recording's first chunk here, its
+        # chunks skip the look-up. Whether it still takes audio is decided by the conditional insert either way.
+        self._known: dict[uuid.UUID, tuple[uuid.UUID, str]] = {}
 
     def add_chunk(self, *, user_id: uuid.UUID, recording_id: uuid.UUID, seq: int, data: bytes) -> ChunkReceipt:
         """Idempotent by seq: the same bytes again are a no-op, different bytes for a stored seq are refused."""
         self._validate(seq, data)
         digest = hashlib.sha256(data).hexdigest()
-        context = self._context(user_id=user_id, recording_id=recording_id, seq=seq)
-        if context.stored is not None:
-            return _compare(context.stored, digest)
-        _check_accepting(context)
+        known = self._known.get(recording_id) if seq else None  # chunk 0, the header, is always looked at whole
+        if known is None:
+            context = self._context(user_id=user_id, recording_id=recording_id, seq=seq)
+            if context.stored is not None:
+                return _compare(context.stored, digest)
+            _check_accepting(context)
+            known = self._remember(recording_id, user_id, context.mime_type)
+        owner, mime_type = known
+        if owner != user_id:  # another user's recording reads exactly like a missing one
+            raise NotFound('recording not found')
         if seq == 0:
-            check_container(audio_format(context.mime_type), data[:64])
+            check_container(audio_format(mime_type), data[:64])
         self.quota.reserve(user_id, len(data))
         self.storage.put_bytes(chunk_key(recording_id, seq, digest), data)
         return self._rows.submit(_StoredChunk(user_id, recording_id, seq, len(data), digest))
+
+    def _remember(self, recording_id: uuid.UUID, owner: uuid.UUID, mime_type: str) -> tuple[uuid.UUID, str]:
+        if len(self._known) >= KNOWN_RECORDINGS:
+            self._known.clear()  # recordings come and go; starting over costs one look-up each
+        self._known[recording_id] = (owner, mime_type)
+        return owner, mime_type
 
     def _context(self, *, user_id: uuid.UUID, recording_id: uuid.UUID, seq: int) -> _Context:
         """One query for the owner, the state and any chunk already stored under `seq`."""
@@ -156,19 +172,21 @@ class ChunkService:
         return connection.execute(self._insert_chunk, row.__dict__).first() is not None
 
     def _refused(self, row: _StoredChunk) -> ChunkReceipt | BaseException:
-        """Why the row was not inserted: a duplicate (fine), a conflicting one, or a recording no longer open."""
+        """Why the row was not inserted: a duplicate (fine), a conflicting one, or a recording no longer open.
+
+        Only a stored row with these very bytes names this object (keys carry the content hash); without one,
+        nothing will ever read it, finalize included, so it is removed whatever the answer.
+        """
         try:
             context = self._context(user_id=row.user_id, recording_id=row.recording_id, seq=row.seq)
             if context.stored is not None:
-                receipt = _compare(context.stored, row.sha256)
-                return receipt
+                return _compare(context.stored, row.sha256)
             _check_accepting(context)
-            return Busy('the recording changed while this chunk was stored; it will be sent again')
-        except Busy as error:
-            return error  # finalize may be reading this very object: leave it, the browser sends it again
+            refusal: BaseException = Busy('the recording changed while this chunk was stored; it will be sent again')
         except Exception as error:
-            self._forget(row)
-            return error
+            refusal = error
+        self._forget(row)
+        return refusal
 
     def _forget(self, row: _StoredChunk) -> None:
         """Remove the object of a refused chunk: its key is unique to its bytes, so no accepted chunk shares it."""
