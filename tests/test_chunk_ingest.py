@@ -128,9 +128,7 @@ def test_chunks_arriving_together_are_each_stored_and_readable(services: Service
         assert len(session.exec(select(Chunk)).all()) == len(jobs)
 
 
-def test_a_known_recording_still_meets_every_check(
-    services: Services, make_user: UserFactory
-) -> None:
+def test_a_known_recording_still_meets_every_check(services: Services, make_user: UserFactory) -> None:
     """After a recording's first chunks the service skips its look-up; the database still decides: another user gets
     "not found", a finished recording refuses, and a refused chunk leaves no object behind."""
     owner, other = make_user('Ada').id, make_user('Mallory').id
