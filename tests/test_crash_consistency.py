@@ -13,9 +13,10 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from services.storage.local import LocalStorage
 
 from .support.app_server import AppServer, free_port
 from .support.audio_samples import decoded_sha256, live_webm, speech_wav, split
+from .support.threads import run_together
 
 SEED = int(os.environ.get('CRASH_TEST_SEED', '20251130'))
 ROUNDS = 20
@@ -295,7 +297,7 @@ def prepare_round(browser: Browser, reference: Reference, during_finalize: bool)
     """Three new recordings: all three uploading, or (during finalize) two finalizing while one uploads."""
     uploads = [Upload(browser.create()) for _ in range(RECORDINGS_PER_ROUND)]
     finalizing = uploads[:2] if during_finalize else []
-    in_parallel(lambda upload: send(browser, upload, list(range(CHUNKS)), reference.pieces), finalizing)
+    run_together(*[partial(send, browser, upload, list(range(CHUNKS)), reference.pieces) for upload in finalizing])
     for upload in finalizing:
         assert upload.acked == set(range(CHUNKS)) and not upload.refused, upload
     uploading = [upload for upload in uploads if upload not in finalizing]
@@ -363,26 +365,6 @@ def record_kill_point(
         print(f'  {upload.id}: {len(upload.acked)} acknowledged, {answer_lost} stored without an answer')
 
 
-def in_parallel(work: Callable[[Upload], Any], uploads: list[Upload]) -> list[Any]:
-    results: list[Any] = [None] * len(uploads)
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        try:
-            results[index] = work(uploads[index])
-        except BaseException as error:  # re-raised below, in the test's own thread
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(uploads))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return results
-
-
 def test_after_kill_9_at_random_points_every_acknowledged_chunk_is_in_a_ready_recording(
     app: App, reference: Reference, tmp_path: Path
 ) -> None:
@@ -394,11 +376,11 @@ def test_after_kill_9_at_random_points_every_acknowledged_chunk_is_in_a_ready_re
     print(f'an unkilled round takes {stats.durations}')
     stats.kill_points = {path: spread(rng, count) for path, count in KILLS.items()}
     unkilled = calibrated[False][1] + calibrated[True][1]
-    in_parallel(lambda upload: recover_and_check(browser, upload, reference, tmp_path), unkilled)
+    run_together(*[partial(recover_and_check, browser, upload, reference, tmp_path) for upload in unkilled])
     for number in range(ROUNDS):
         uploads = run_round(number, rng, app, browser, reference, stats)
         app.restart()
-        in_parallel(lambda upload: recover_and_check(browser, upload, reference, tmp_path), uploads)
+        run_together(*[partial(recover_and_check, browser, upload, reference, tmp_path) for upload in uploads])
     print(f'kills: {dict(stats.kills)}; chunks: {dict(stats.chunks)}; finalizes: {dict(stats.finalizes)}')
     listed = browser.get(f'/api/records/{browser.user_id}?limit=200').json()
     made = (ROUNDS + 2) * RECORDINGS_PER_ROUND

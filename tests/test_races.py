@@ -43,6 +43,7 @@ from .support.app_server import AppServer
 from .support.audio_samples import WEBM_MAGIC, decoded_sha256, split
 from .support.postgres_server import PostgresServer
 from .support.s3_server import S3Server
+from .support.threads import run_together
 
 SEED = 20251130
 LOCAL = pytest.mark.parametrize('storage_kind', ['local'], indirect=True)
@@ -83,27 +84,6 @@ def expected_audio(chunks: list[bytes], folder: Path) -> Audio:
 def assert_same_audio(path: Path, duration_ms: int | None, expected: Audio) -> None:
     assert duration_ms is not None and abs(duration_ms - expected.duration_ms) <= 500, (duration_ms, expected)
     assert decoded_sha256(path) == expected.pcm_sha256, f'{path} does not hold exactly the acknowledged chunks'
-
-
-def run_together(*work: Callable[[], Any]) -> None:
-    """Start every callable at the same moment in a thread of its own; re-raise the first error."""
-    errors: list[BaseException] = []
-    start = threading.Barrier(len(work))
-
-    def run(job: Callable[[], Any]) -> None:
-        try:
-            start.wait()
-            job()
-        except BaseException as error:  # re-raised in the test's thread
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in work]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
 
 
 @dataclass
