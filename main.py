@@ -54,7 +54,9 @@ def build_app(services: Services) -> None:
             max_age=600,
         )
     install_error_handler(app)
-    AudioChannel(services, socket_server()).register()
+    audio_channel = AudioChannel(services, socket_server())
+    audio_channel.register()
+    app.on_shutdown(audio_channel.close)
     onboard.create(services)
     records.create(services)
     recorder.create(services)

@@ -7,10 +7,13 @@ recording survives what kills that client: a server restart, or a connection dow
 page's reconnect timeout.
 """
 
+import asyncio
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
 import socketio
@@ -58,6 +61,14 @@ class AudioChannel:
         self.services = services
         self.sio = sio
         self.in_flight = 0  # chunks being stored right now, across all connections
+        # Chunks get threads of their own: each waits on fsyncs and its batch's commit, and the few threads of
+        # NiceGUI's shared pool would cap how many chunks are stored at once, so how many one commit carries.
+        self._chunk_threads = ThreadPoolExecutor(services.settings.chunk_threads, thread_name_prefix='vr-chunk')
+        self._closing = False
+
+    def close(self) -> None:
+        self._closing = True
+        self._chunk_threads.shutdown(wait=False, cancel_futures=True)
 
     def register(self) -> None:
         self.sio.on('connect', self.connect, namespace=NAMESPACE)
@@ -120,7 +131,7 @@ class AudioChannel:
         session = await self.sio.get_session(sid, namespace=NAMESPACE)
         if time.monotonic() - session['checked_at'] > RECHECK_CREDENTIALS_S:
             grant = session['grant']
-            await run.io_bound(self.services.users.current, grant.user_id, grant.credential_version)
+            await run.io_bound(self.services.users.check_credential, grant.user_id, grant.credential_version)
             session['checked_at'] = time.monotonic()
         user_id: uuid.UUID = session['user_id']
         return user_id
@@ -132,19 +143,22 @@ class AudioChannel:
         return {'recording_id': str(recording.id)}
 
     async def chunk(self, user_id: uuid.UUID, payload: ChunkPayload) -> Answer:
+        if self._closing:
+            raise ServiceUnavailable('the server is shutting down; this will be sent again')
         if self.in_flight >= self.services.settings.max_chunks_in_flight:
             # Shed load: past capacity, a queue only grows until browsers time out and resend. An early
             # "busy" keeps the server at full throughput; the browser keeps the chunk and retries with backoff.
             raise ServiceUnavailable('the server is busy; the chunk will be sent again')
         self.in_flight += 1
         try:
-            receipt = await in_thread(
+            store = partial(
                 self.services.chunks.add_chunk,
                 user_id=user_id,
                 recording_id=payload.recording_id,
                 seq=payload.seq,
                 data=payload.data,
             )
+            receipt = await asyncio.get_running_loop().run_in_executor(self._chunk_threads, store)
         finally:
             self.in_flight -= 1
         return {'seq': receipt.seq, 'size': receipt.size}

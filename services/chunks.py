@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, or_, select, true, update
+from sqlalchemy import Table, and_, bindparam, or_, select, true, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -32,8 +32,8 @@ KNOWN_RECORDINGS = 10_000
 # building statements and ORM objects per chunk cost more CPU than the database work itself.
 _CHUNKS: Table = Chunk.__table__  # type: ignore[attr-defined]
 _RECORDINGS: Table = Recording.__table__  # type: ignore[attr-defined]
-_ACCEPTING = or_(
-    _RECORDINGS.c.status.in_([status.value for status in OPEN_STATUSES]),
+_ACCEPTING = or_(  # equalities, not IN: an IN list is an expanding parameter, which executemany cannot take
+    *(_RECORDINGS.c.status == status.value for status in OPEN_STATUSES),
     and_(_RECORDINGS.c.status == RecordingStatus.READY.value, _RECORDINGS.c.chunks_kept == true()),
 )
 _CONTEXT = (
@@ -52,15 +52,18 @@ _CONTEXT = (
     )
     .where(_RECORDINGS.c.id == bindparam('recording_id'))
 )
-_TOUCH_RECORDINGS = (
-    update(_RECORDINGS)
-    .where(_RECORDINGS.c.id.in_(bindparam('ids', expanding=True)))
-    .values(updated_at=bindparam('now'))
+_TOUCH_RECORDING = (
+    update(_RECORDINGS).where(_RECORDINGS.c.id == bindparam('recording_id')).values(updated_at=bindparam('now'))
+)
+_STORED_DIGESTS = select(_CHUNKS.c.recording_id, _CHUNKS.c.seq, _CHUNKS.c.sha256).where(
+    tuple_(_CHUNKS.c.recording_id, _CHUNKS.c.seq).in_(bindparam('keys', expanding=True))
 )
 
 
 def _conditional_insert(dialect: str) -> Any:
-    """INSERT … SELECT from the recording row while it still accepts audio; a seq stored meanwhile is skipped."""
+    """INSERT … SELECT from the recording row while it still accepts audio; a seq stored meanwhile is skipped.
+
+    Run for a whole batch at once (one executemany): RETURNING cannot say which rows of an executemany went in."""
     source = select(
         _RECORDINGS.c.id,
         bindparam('seq', type_=_CHUNKS.c.seq.type),
@@ -71,12 +74,10 @@ def _conditional_insert(dialect: str) -> Any:
         # KEY SHARE: chunks of one recording do not wait for each other, but finalize's FOR UPDATE waits for them.
         source = source.with_for_update(read=True, key_share=True)
     dialect_insert = postgresql.insert if dialect == 'postgresql' else sqlite.insert
-    # RETURNING says whether the row went in: psycopg reports no row count for INSERT … SELECT … ON CONFLICT.
     return (
         dialect_insert(_CHUNKS)
         .from_select(['recording_id', 'seq', 'size', 'sha256'], source, include_defaults=False)
         .on_conflict_do_nothing()
-        .returning(_CHUNKS.c.seq)
     )
 
 
@@ -97,6 +98,12 @@ class _StoredChunk:
 
 
 @dataclass(frozen=True)
+class _ArrivedChunk:
+    row: _StoredChunk
+    data: bytes
+
+
+@dataclass(frozen=True)
 class _Context:
     status: RecordingStatus
     chunks_kept: bool
@@ -114,8 +121,9 @@ class ChunkService:
         self.max_chunk_bytes = max_chunk_bytes
         self.max_chunks = max_chunks
         self._insert_chunk = _conditional_insert(database.engine.dialect.name)
-        # Chunks arriving together share one commit (one WAL fsync on SQLite) instead of one commit each.
-        self._rows: GroupCommit[_StoredChunk, ChunkReceipt] = GroupCommit(self._commit_rows)
+        # Chunks arriving together are stored as one batch: one storage write (two filesystem syncs on the local
+        # folder) and one commit (one WAL fsync on SQLite) for all of them, instead of a few fsyncs each.
+        self._batches: GroupCommit[_ArrivedChunk, ChunkReceipt] = GroupCommit(self._store_batch)
         # recording -> (owner, mime type), neither of which ever changes: after a recording's first chunk here, its
         # chunks skip the look-up. Whether it still takes audio is decided by the conditional insert either way.
         self._known: dict[uuid.UUID, tuple[uuid.UUID, str]] = {}
@@ -137,8 +145,7 @@ class ChunkService:
         if seq == 0:
             check_container(audio_format(mime_type), data[:64])
         self.quota.reserve(user_id, len(data))
-        self.storage.put_bytes(chunk_key(recording_id, seq, digest), data)
-        return self._rows.submit(_StoredChunk(user_id, recording_id, seq, len(data), digest))
+        return self._batches.submit(_ArrivedChunk(_StoredChunk(user_id, recording_id, seq, len(data), digest), data))
 
     def _remember(self, recording_id: uuid.UUID, owner: uuid.UUID, mime_type: str) -> tuple[uuid.UUID, str]:
         if len(self._known) >= KNOWN_RECORDINGS:
@@ -156,20 +163,50 @@ class ChunkService:
         stored = _StoredChunk(user_id, recording_id, seq, size, sha256) if sha256 is not None else None
         return _Context(RecordingStatus(status), bool(kept), mime_type, stored)
 
-    def _commit_rows(self, rows: list[_StoredChunk]) -> list[ChunkReceipt | BaseException]:
-        """One transaction for the whole batch; a row the database did not take is explained after the commit."""
-        with self.database.connection() as connection:  # commits on leaving
-            inserted = [self._insert(connection, row) for row in rows]
-            touched = list({row.recording_id for row, done in zip(rows, inserted, strict=True) if done})
-            if touched:
-                connection.execute(_TOUCH_RECORDINGS, {'ids': touched, 'now': utc_now()})
-        return [
-            ChunkReceipt(seq=row.seq, size=row.size) if done else self._refused(row)
-            for row, done in zip(rows, inserted, strict=True)
-        ]
+    def _store_batch(self, arrived: list[_ArrivedChunk]) -> list[ChunkReceipt | BaseException]:
+        """Bytes first, rows second: a row only ever names bytes already durable. If storing fails, the whole
+        batch is refused as retryable and the browsers send it again."""
+        rows = [chunk.row for chunk in arrived]
+        self.storage.put_many(
+            {
+                chunk_key(row.recording_id, row.seq, row.sha256): chunk.data
+                for row, chunk in zip(rows, arrived, strict=True)
+            }
+        )
+        return self._commit_rows(rows)
 
-    def _insert(self, connection: Connection, row: _StoredChunk) -> bool:
-        return connection.execute(self._insert_chunk, row.__dict__).first() is not None
+    def _commit_rows(self, rows: list[_StoredChunk]) -> list[ChunkReceipt | BaseException]:
+        """One transaction and a fixed number of statements for the whole batch, however many rows it has.
+
+        The statement count matters more than the rows: every driver call gives up the GIL and must win it back
+        from the threads still hashing and writing, so a statement per row made the batch, which every caller
+        waits for, the slowest part of the chunk path. Rows already stored (a resend) and rows the database did
+        not take are explained one by one afterwards; they are rare.
+        """
+        with self.database.connection() as connection:  # commits on leaving
+            before = _stored_digests(connection, rows)
+            fresh: dict[tuple[uuid.UUID, int], _StoredChunk] = {}
+            for row in rows:  # the first of several uploads of one seq in a batch is the one tried
+                if (key := (row.recording_id, row.seq)) not in before:
+                    fresh.setdefault(key, row)
+            inserted = self._insert(connection, list(fresh.values()))
+            if inserted:
+                now = utc_now()
+                touched = {row.recording_id for row in inserted}
+                connection.execute(_TOUCH_RECORDING, [{'recording_id': rid, 'now': now} for rid in touched])
+        taken = {id(row) for row in inserted}
+        return [ChunkReceipt(seq=row.seq, size=row.size) if id(row) in taken else self._refused(row) for row in rows]
+
+    def _insert(self, connection: Connection, rows: list[_StoredChunk]) -> list[_StoredChunk]:
+        """The rows that went in. The row count of the executemany says "all of them" in the usual case; otherwise
+        the rows are read back (psycopg reports no count for INSERT … SELECT … ON CONFLICT)."""
+        if not rows:
+            return []
+        result = connection.execute(self._insert_chunk, [row.__dict__ for row in rows])
+        if result.rowcount == len(rows):
+            return rows
+        after = _stored_digests(connection, rows)
+        return [row for row in rows if after.get((row.recording_id, row.seq)) == row.sha256]
 
     def _refused(self, row: _StoredChunk) -> ChunkReceipt | BaseException:
         """Why the row was not inserted: a duplicate (fine), a conflicting one, or a recording no longer open.
@@ -204,6 +241,11 @@ class ChunkService:
             raise InvalidInput('the chunk is empty')
         if len(data) > self.max_chunk_bytes:
             raise ChunkTooLarge(f'the chunk is {len(data)} bytes; at most {self.max_chunk_bytes} are accepted')
+
+
+def _stored_digests(connection: Connection, rows: list[_StoredChunk]) -> dict[tuple[uuid.UUID, int], str]:
+    keys = [(row.recording_id, row.seq) for row in rows]
+    return {(rid, seq): sha256 for rid, seq, sha256 in connection.execute(_STORED_DIGESTS, {'keys': keys})}
 
 
 def _check_accepting(context: _Context) -> None:

@@ -8,13 +8,24 @@ import threading
 import time
 import uuid
 
-from sqlmodel import func, select
+from sqlalchemy import Table, bindparam, func, select
 
 from .database import Database
 from .errors import LimitReached
 from .models import Chunk, Recording
 
-REFRESH_AFTER_S = 10.0
+REFRESH_AFTER_S = 30.0
+_RECORDINGS: Table = Recording.__table__  # type: ignore[attr-defined]
+_CHUNKS: Table = Chunk.__table__  # type: ignore[attr-defined]
+# Built once: every recording user's usage is re-read every REFRESH_AFTER_S.
+_FILE_BYTES = select(func.coalesce(func.sum(_RECORDINGS.c.size_bytes), 0)).where(
+    _RECORDINGS.c.user_id == bindparam('user_id')
+)
+_CHUNK_BYTES = (
+    select(func.coalesce(func.sum(_CHUNKS.c.size), 0))
+    .select_from(_CHUNKS.join(_RECORDINGS, _RECORDINGS.c.id == _CHUNKS.c.recording_id))
+    .where(_RECORDINGS.c.user_id == bindparam('user_id'))
+)
 
 
 def _gib(size: int) -> str:
@@ -46,11 +57,7 @@ class StorageQuota:
                 self._usage = {uid: v for uid, v in self._usage.items() if now - v[0] <= REFRESH_AFTER_S}
 
     def used_bytes(self, user_id: uuid.UUID) -> int:
-        files = select(func.coalesce(func.sum(Recording.size_bytes), 0)).where(Recording.user_id == user_id)
-        chunks = (
-            select(func.coalesce(func.sum(Chunk.size), 0))
-            .join(Recording, Recording.id == Chunk.recording_id)  # type: ignore[arg-type]
-            .where(Recording.user_id == user_id)
-        )
-        with self.database.session() as session:
-            return int(session.exec(files).one() or 0) + int(session.exec(chunks).one() or 0)
+        with self.database.connection() as connection:
+            files = connection.execute(_FILE_BYTES, {'user_id': user_id}).scalar()
+            chunks = connection.execute(_CHUNK_BYTES, {'user_id': user_id}).scalar()
+        return int(files or 0) + int(chunks or 0)

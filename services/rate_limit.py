@@ -13,7 +13,7 @@ from typing import Literal
 from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerMinute
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, Storage, storage_from_string
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import SlidingWindowCounterRateLimiter
 
 from .config import Settings
 from .errors import TooManyRequests
@@ -23,11 +23,15 @@ WINDOWS: dict[str, type[RateLimitItem]] = {'minute': RateLimitItemPerMinute, 'ho
 
 
 class RateLimiter:
-    """At most `amount` hits per `window` for each key (a user id or an address), over a moving window."""
+    """At most `amount` hits per `window` for each key (a user id or an address), over a sliding window.
+
+    A sliding-window counter keeps two numbers per key; a moving window keeps every hit, and the in-memory store
+    re-scans all of them every 10 ms: with hundreds of recorders that scan took a seventh of the server's CPU.
+    """
 
     def __init__(self, name: str, *, amount: int, window: Literal['minute', 'hour'], storage: Storage) -> None:
         self.name, self.window, self._storage = name, window, storage
-        self._strategy = MovingWindowRateLimiter(storage)
+        self._strategy = SlidingWindowCounterRateLimiter(storage)
         self.amount = amount
 
     @property

@@ -12,7 +12,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -372,6 +372,10 @@ class Gate:
         self._hold('put_bytes')
         self.inner.put_bytes(key, data)
 
+    def put_many(self, objects: Mapping[str, bytes]) -> None:
+        self._hold('put_many')
+        self.inner.put_many(objects)
+
     def _hold(self, method: str) -> None:
         if method == self.method and not self.entered.is_set():
             self.entered.set()
@@ -435,7 +439,7 @@ def racers(pieces: list[bytes], chunk_senders: int = 1) -> dict[str, Racer]:
             lambda s, u: uploaded(s, u, pieces[:1]),
             lambda s, u, r: send_all(s, u, r, pieces, chunk_senders),
             'chunks',
-            'put_bytes',
+            'put_many',
         ),
     }
 

@@ -2,6 +2,7 @@
 
 import io
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -15,7 +16,9 @@ import pytest
 
 from services.config import Settings
 from services.container import build_services
-from services.errors import NotFound
+from services.errors import NotFound, ServiceUnavailable
+from services.storage import local as local_storage
+from services.storage.local import LocalStorage
 from services.storage.ordered_fetch import copy_in_order
 from services.storage.protocol import Storage
 from services.storage.s3 import S3Storage
@@ -68,6 +71,62 @@ def test_one_key_can_be_deleted_and_children_are_listed_in_pages(storage: Storag
     assert storage.list_children('recordings/', after='r2') == ['r3']
     assert storage.list_children('recordings/r2/chunks/') == ['0.aaaa', '0.bbbb']
     assert storage.list_children('nothing/') == []
+
+
+def test_many_objects_stored_at_once_are_each_whole_and_a_resent_one_replaces_its_copy(storage: Storage) -> None:
+    """The chunk path stores a batch with one `put_many`: new recordings' folders, and a chunk sent again."""
+    storage.put_bytes('recordings/old/chunks/3.aaaa', b'x' * 10)
+    batch = {f'recordings/r{i}/chunks/{i}.{i:04d}': os.urandom(1000 + i) for i in range(30)}
+    batch['recordings/old/chunks/3.aaaa'] = b'y' * 10
+    storage.put_many(batch)
+    for key, data in batch.items():
+        assert read_all(storage, key) == data
+    assert len(stored_keys(storage, 'recordings/')) == 31
+
+
+def test_a_folder_removed_while_its_batch_is_written_still_ends_with_the_object(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finalize or delete may remove a recording's folder between the batch's write and its rename: that one
+    object is written again alone, and the rest of the batch is not refused for it."""
+    storage = LocalStorage(tmp_path / 'audio')
+    real_syncfs = local_storage._syncfs
+    assert real_syncfs is not None, 'this machine runs Linux, so batches use syncfs'
+    removed: list[Path] = []
+
+    def sync_then_remove(folder: Path) -> None:
+        real_syncfs(folder)
+        if not removed:  # after the first sync, before the renames
+            removed.append(tmp_path / 'audio' / 'recordings' / 'gone')
+            shutil.rmtree(removed[0])
+
+    monkeypatch.setattr(local_storage, '_syncfs', sync_then_remove)
+    storage.put_many({'recordings/gone/chunks/1.ab': b'late', 'recordings/kept/chunks/1.cd': b'fine'})
+    assert read_all(storage, 'recordings/gone/chunks/1.ab') == b'late'
+    assert read_all(storage, 'recordings/kept/chunks/1.cd') == b'fine'
+    assert sorted(p.name for p in (tmp_path / 'audio').rglob('.tmp-*')) == []
+
+
+def test_a_failed_filesystem_sync_refuses_the_batch_and_leaves_no_temp_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = LocalStorage(tmp_path / 'audio')
+
+    def broken(_folder: Path) -> None:
+        raise OSError(5, 'Input/output error')
+
+    monkeypatch.setattr(local_storage, '_syncfs', broken)
+    with pytest.raises(ServiceUnavailable):
+        storage.put_many({'recordings/a/chunks/1.ab': b'one', 'recordings/b/chunks/1.cd': b'two'})
+    assert [p.name for p in (tmp_path / 'audio').rglob('*') if p.is_file()] == []
+
+
+def test_without_syncfs_a_batch_is_stored_one_object_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = LocalStorage(tmp_path / 'audio')
+    monkeypatch.setattr(local_storage, '_syncfs', None)
+    storage.put_many({'recordings/a/chunks/1.ab': b'one', 'recordings/b/chunks/1.cd': b'two'})
+    assert read_all(storage, 'recordings/a/chunks/1.ab') == b'one'
+    assert read_all(storage, 'recordings/b/chunks/1.cd') == b'two'
 
 
 @pytest.mark.parametrize('workers', [1, 8])

@@ -1,7 +1,7 @@
 """Object storage behind one interface: a local folder by default (`local.py`); S3 in `s3.py`."""
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -19,6 +19,9 @@ def validate_key(key: str) -> str:
 class Storage(Protocol):
     def put_bytes(self, key: str, data: bytes) -> None:
         """Store durably: when this returns, the object survives a crash."""
+
+    def put_many(self, objects: Mapping[str, bytes]) -> None:
+        """Store several objects durably at once (all of them, or raise); cheaper per object than `put_bytes`."""
 
     def put_file(self, key: str, path: Path) -> None: ...
 

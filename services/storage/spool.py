@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -31,6 +31,14 @@ class SpooledStorage:
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self.remote.put_bytes(key, data)
+        self._spool(key, data)
+
+    def put_many(self, objects: Mapping[str, bytes]) -> None:
+        self.remote.put_many(objects)
+        for key, data in objects.items():
+            self._spool(key, data)
+
+    def _spool(self, key: str, data: bytes) -> None:
         try:  # best effort and without fsync: the remote already holds the durable copy
             path = self.folder / validate_key(key)
             path.parent.mkdir(parents=True, exist_ok=True)

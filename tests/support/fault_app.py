@@ -3,7 +3,7 @@
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -30,6 +30,10 @@ class FlakyStorage:
     def put_bytes(self, key: str, data: bytes) -> None:
         self._check()
         self.inner.put_bytes(key, data)
+
+    def put_many(self, objects: Mapping[str, bytes]) -> None:
+        self._check()
+        self.inner.put_many(objects)
 
     def put_file(self, key: str, path: Path) -> None:
         self._check()
