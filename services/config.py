@@ -1,6 +1,9 @@
 """All settings in one typed object, read from `VR_*` environment variables and an optional `.env` file."""
 
+import contextlib
+import os
 import secrets
+import threading
 from pathlib import Path
 from typing import Literal
 
@@ -123,9 +126,25 @@ class Settings(BaseSettings):
         path = self.data_dir / 'secret.key'
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
+            _create_once(path, secrets.token_urlsafe(48))
         return path.read_text().strip()
+
+
+def _create_once(path: Path, text: str) -> None:
+    """Write `text` to `path` unless another process got there first. Instances starting together on one data dir
+    must end with one secret, never read a half-written file, and nobody may read it but its owner: it is written
+    beside the name, readable by the owner only from the start, then linked to the name, which fails if taken."""
+    temp = path.with_name(f'.{path.name}-{os.getpid()}-{threading.get_ident()}')
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, 'w') as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 def load_settings() -> Settings:

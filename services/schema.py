@@ -1,12 +1,15 @@
 """The schema is made and changed only by Alembic migrations: at start-up (VR_AUTO_MIGRATE) or by `main.py migrate`."""
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from filelock import FileLock
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -39,8 +42,14 @@ def current_revision(engine: Engine) -> str | None:
 def upgrade(engine: Engine) -> str | None:
     """Bring the schema to the newest revision and return it.
 
-    On PostgreSQL a transaction-level advisory lock serializes instances that start at the same time.
+    Instances that start at the same time migrate one after the other: on PostgreSQL under a transaction-level
+    advisory lock, on SQLite (several processes on one machine sharing the file) under a lock file beside it.
     """
+    with _sqlite_lock(engine):
+        return _upgrade(engine)
+
+
+def _upgrade(engine: Engine) -> str | None:
     try:
         with engine.begin() as connection:
             if connection.dialect.name == 'postgresql':
@@ -55,6 +64,16 @@ def upgrade(engine: Engine) -> str | None:
         where = engine.url.render_as_string(hide_password=True)
         reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
         raise ServiceUnavailable(f'the database at {where} cannot be migrated: {reason}') from error
+
+
+@contextmanager
+def _sqlite_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database if engine.dialect.name == 'sqlite' else None
+    if not database or database == ':memory:':
+        yield
+        return
+    with FileLock(f'{database}.migrate-lock'):
+        yield
 
 
 def migrate(database_url: str) -> str | None:

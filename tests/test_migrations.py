@@ -1,8 +1,11 @@
 """Alembic builds exactly the models' schema on SQLite and PostgreSQL, and the app runs it at the right moments."""
 
+import stat
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlmodel import SQLModel, col, select
 
+from services.config import Settings
 from services.database import Database
 from services.models import Chunk, Recording, User, UTCDateTime, utc_now
 from services.schema import BASELINE, alembic_config, current_revision, head_revision, upgrade
@@ -19,6 +23,7 @@ from services.transcripts.search import include_name  # the search structures li
 
 from .support.app_server import ROOT, free_port
 from .support.postgres_server import PostgresServer
+from .support.threads import run_together
 
 POSTGRES_ONLY = pytest.mark.parametrize('database_kind', ['postgresql'], indirect=True)
 
@@ -152,10 +157,22 @@ def test_start_up_problems_stop_the_app_with_one_clear_line(env: dict[str, str],
 
 def test_instances_starting_together_migrate_once(postgres: PostgresServer) -> None:
     """Several containers start at once against a new database: the advisory lock lets one of them migrate."""
-    from concurrent.futures import ThreadPoolExecutor
-
     name = postgres.create_database()
-    databases = [Database(postgres.url(name)) for _ in range(4)]
+    try:
+        assert_migrated_together([postgres.url(name)] * 4)
+    finally:
+        postgres.drop_database(name)
+
+
+def test_processes_sharing_one_sqlite_file_migrate_it_once(tmp_path: Path) -> None:
+    """Two app processes on one machine may share the embedded database; without a lock one of them failed to
+    start with "table alembic_version already exists" (or "user", or "database is locked")."""
+    for attempt in range(3):
+        assert_migrated_together([f'sqlite:///{tmp_path / f"shared-{attempt}.db"}'] * 4)
+
+
+def assert_migrated_together(urls: list[str]) -> None:
+    databases = [Database(url) for url in urls]
     try:
         with ThreadPoolExecutor(len(databases)) as pool:
             revisions = list(pool.map(lambda database: upgrade(database.engine), databases))
@@ -164,7 +181,6 @@ def test_instances_starting_together_migrate_once(postgres: PostgresServer) -> N
     finally:
         for database in databases:
             database.dispose()
-        postgres.drop_database(name)
 
 
 def test_timestamps_come_back_timezone_aware(database_url: str) -> None:
@@ -179,3 +195,20 @@ def test_timestamps_come_back_timezone_aware(database_url: str) -> None:
     database.dispose()
     assert stored is not None and stored.created_at.tzinfo is not None
     assert stored.created_at == user.created_at
+
+
+def test_instances_starting_together_on_one_data_dir_end_with_one_private_secret(tmp_path: Path) -> None:
+    """Without VR_SECRET the first start generates one into the data dir; several starting at once must agree on it
+    (or their sessions and upload tokens would not verify on each other), and it is never readable by others."""
+    for attempt in range(5):
+        data_dir = tmp_path / f'data-{attempt}'
+        seen = secrets_resolved_together(Settings(_env_file=None, data_dir=data_dir), 8)
+        assert len(seen) == 8 and len(set(seen)) == 1 and len(seen[0]) >= 32, seen
+        assert stat.S_IMODE((data_dir / 'secret.key').stat().st_mode) == 0o600
+        assert sorted(path.name for path in data_dir.iterdir()) == ['secret.key'], 'no temp file is left behind'
+
+
+def secrets_resolved_together(settings: Settings, count: int) -> list[str]:
+    seen: list[str] = []
+    run_together(*[lambda: seen.append(settings.resolved_secret())] * count)
+    return seen
