@@ -12,12 +12,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import finalize, footprint, ingest, playback, records, soak, transcripts
+from . import finalize, footprint, ingest, playback, records, scale_out, soak, transcripts
 from .report import Row, load_average, machine, table, write
 
 Benchmark = Callable[..., list[Row]]
 BENCHMARKS: dict[str, Benchmark] = {
     'ingest': ingest.run,
+    'scale_out': scale_out.run,
     'finalize': finalize.run,
     'playback': playback.run,
     'records': records.run,
@@ -30,9 +31,19 @@ NOTES = [
     'from the page) and sends `create`, then `chunk` every second; '
     'latency is send → acknowledgement, and an acknowledgement means the chunk is durable. After each run the '
     'server is SIGKILLed and every acknowledged chunk is looked up in the database and storage: "lost" counts '
-    'those missing. "Unacknowledged" chunks got no answer within 10 s or an error (a browser would resend them). '
+    'those missing. Like the browser, a recorder sends a chunk again after a "retry" answer (busy, rate-limited) or no '
+    'answer within 10 s, with backoff (0.25 s doubling to 8 s), until 30 s after the sending window; its latency runs '
+    'from the first send. "Unacknowledged after the run" counts chunks that were never acknowledged. '
     'The load generator runs in 2 processes on the same 2 cores; its CPU and how late it sent (send lag) are shown '
     'so a saturated generator is visible.',
+    'Ingest, 2 instances: the same load and loss check through HAProxy (docs/haproxy.cfg, sticky cookie carried '
+    'from the page into its websocket) to two app instances sharing one PostgreSQL, one SeaweedFS bucket and one '
+    'Redis, all on the same 2 cores; identities are made through this stack, both instances are SIGKILLed after '
+    'each level and the loss counted against PostgreSQL and the bucket; "other parts" is the CPU of PostgreSQL, '
+    "SeaweedFS, Redis and HAProxy together. PostgreSQL is the tests' throwaway server, which runs with fsync off. "
+    '"1c … one data folder" is the same with the embedded defaults shared instead: both instances on one data dir '
+    '(one SQLite file in WAL mode, fsync on, and one local audio folder), Redis and HAProxy; each instance keeps '
+    'its own NiceGUI folder and log.',
     'Finalize: the chunks are stored through the real chunk service first; the timed part is the real '
     '`Finalizer.finalize` in a fresh process; its peak RSS and that of its ffmpeg child are sampled every 5 ms. The '
     'storage backend comes from the `VR_*` settings, so another backend plugs in as one more entry in '

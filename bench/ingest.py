@@ -95,7 +95,8 @@ def _ours_text(ours: LoadResult, lost: int, bare: LoadResult) -> str:
     ratio = ours.throughput / bare.throughput if bare.throughput else float('nan')
     cpu_ratio = (ours.server_cpu_pct / ours.throughput) / (bare.server_cpu_pct / bare.throughput) if bare.acked else 0
     dropped = f' ({ours.disconnected} on dropped websockets)' if ours.disconnected else ''
-    failed = f'{ours.failed} unacknowledged{dropped}' + (
+    resent = f' ({ours.resent} sends again after "busy")' if ours.resent else ''
+    failed = f'{ours.failed} unacknowledged after the run{dropped}{resent}' + (
         f', {len(ours.setup_failures)} did not start' if ours.setup_failures else ''
     )
     return (

@@ -1,8 +1,10 @@
-"""Runs the load generator in worker processes against one server and measures the server while they send."""
+"""Runs the load generator in worker processes against a server (or several) and measures them while they send."""
 
+import contextlib
 import multiprocessing
 import time
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -31,29 +33,49 @@ class LoadResult:
     p99_ms: float
     sent: int
     acked: int
-    failed: int
+    failed: int  # never acknowledged, even after the browser-like resends
+    resent: int  # sends again after a "retry" answer (busy, rate-limited) or no answer in time
     disconnected: int  # of the failed: the server dropped the websocket (e.g. a missed ping while it lagged)
     throughput: float  # acknowledged chunks per second
-    server_cpu_pct: float
-    server_rss_mb: float
+    server_cpu_pct: float  # all server processes together
+    server_rss_mb: float  # the sum of their peaks
     generator_cpu_pct: float
     send_lag_p99_ms: float
     other_cpu_pct: float  # everything else on the machine meanwhile: other people's builds make a run noisy
     setup_failures: list[str]
+    refusals: dict[str, int]
     acked_seqs: dict[str, list[int]]
+    server_cpu_pcts: list[float]  # each server process, in the order given
+    server_rss_mbs: list[float]
+    support_cpu_pcts: dict[str, float]  # each supporting part (database, storage, ...) with its child processes
+
+
+@dataclass
+class _Window:
+    """What the measured processes and the machine used during the sending window."""
+
+    server_s: list[float]
+    server_rss: list[float]
+    support_s: dict[str, float]
+    machine_s: float
 
 
 def run_load(
     base_url: str,
-    server_pid: int,
+    server_pid: int | Sequence[int],
     *,
     bare: bool,
     identities: list[str],
     chunks: list[bytes],
     duration_s: float,
     closed_loop: bool = False,
+    support_pids: Mapping[str, int] | None = None,
 ) -> LoadResult:
-    """All recorders set up first, then every worker starts sending at one common moment."""
+    """All recorders set up first, then every worker starts sending at one common moment.
+
+    `server_pid` may be several app instances, each measured on its own; `support_pids` names the parts they share
+    (PostgreSQL, S3, ...), each measured with its child processes, so the rest of the machine is not charged to them.
+    """
     count = min(WORKERS, len(identities))
     slices = [identities[i::count] for i in range(count)]
     starts = [sum(len(s) for s in slices[:i]) for i in range(count)]
@@ -68,18 +90,19 @@ def run_load(
         processes.append(process)
     try:
         ready = sum(_receive(pipe, SETUP_TIMEOUT_S)[1] for pipe in pipes)
-        server = psutil.Process(server_pid)
+        servers = [psutil.Process(pid) for pid in ([server_pid] if isinstance(server_pid, int) else server_pid)]
+        support = {name: psutil.Process(pid) for name, pid in (support_pids or {}).items()}
         start_at = time.time() + 1.0
         for pipe in pipes:
             pipe.send(start_at)
-        cpu_used, machine_used, rss = _measure(server, start_at, duration_s)
+        window = _measure(servers, support, start_at, duration_s)
         results: list[WorkerResult] = [_receive(pipe, ACK_TIMEOUT_S + 120) for pipe in pipes]
     finally:
         for process in processes:
             process.join(timeout=30)
             if process.is_alive():
                 process.terminate()
-    return _combine(results, ready, duration_s, cpu_used, machine_used, rss)
+    return _combine(results, ready, duration_s, window)
 
 
 def _receive(pipe: Connection, timeout_s: float) -> Any:
@@ -88,14 +111,35 @@ def _receive(pipe: Connection, timeout_s: float) -> Any:
     return pipe.recv()
 
 
-def _measure(server: psutil.Process, start_at: float, duration_s: float) -> tuple[float, float, float]:
-    """Server and whole-machine CPU seconds during the sending window, and the server's largest RSS then."""
+def _measure(
+    servers: list[psutil.Process], support: dict[str, psutil.Process], start_at: float, duration_s: float
+) -> _Window:
+    """CPU seconds of each server, each supporting part and the whole machine during the sending window, and each
+    server's largest RSS then."""
     time.sleep(max(0.0, start_at - time.time()))
-    cpu_before, machine_before, peak_rss = cpu_seconds(server), _machine_busy_s(), rss_mb(server)
+    cpu_before, machine_before = [cpu_seconds(server) for server in servers], _machine_busy_s()
+    support_before = {name: _tree_cpu_s(process) for name, process in support.items()}
+    peak_rss = [rss_mb(server) for server in servers]
     while time.time() < start_at + duration_s:
         time.sleep(0.5)
-        peak_rss = max(peak_rss, rss_mb(server))
-    return cpu_seconds(server) - cpu_before, _machine_busy_s() - machine_before, peak_rss
+        peak_rss = [max(peak, rss_mb(server)) for peak, server in zip(peak_rss, servers, strict=True)]
+    return _Window(
+        server_s=[cpu_seconds(server) - before for server, before in zip(servers, cpu_before, strict=True)],
+        server_rss=peak_rss,
+        support_s={name: _tree_cpu_s(process) - support_before[name] for name, process in support.items()},
+        machine_s=_machine_busy_s() - machine_before,
+    )
+
+
+def _tree_cpu_s(root: psutil.Process) -> float:
+    """CPU seconds of a process and its live descendants, plus those of descendants already ended and reaped
+    (PostgreSQL's backends come and go: a reaped child's time moves into its parent's children_* counters)."""
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+    return total
 
 
 def _machine_busy_s() -> float:
@@ -103,14 +147,13 @@ def _machine_busy_s() -> float:
     return float(sum(times) - times.idle - getattr(times, 'iowait', 0.0))
 
 
-def _combine(
-    results: list[WorkerResult], ready: int, duration_s: float, cpu_s: float, machine_s: float, rss: float
-) -> LoadResult:
+def _combine(results: list[WorkerResult], ready: int, duration_s: float, window: _Window) -> LoadResult:
     generator_s = sum(result.cpu_s for result in results)
+    cpu_s, support_s = sum(window.server_s), sum(window.support_s.values())
     latencies = [value for result in results for value in result.latencies_ms]
     lags = [value for result in results for value in result.send_lag_ms]
     acked = sum(result.acked for result in results)
-    failed = sum(result.refused + result.timed_out + result.disconnected for result in results)
+    failed = sum(result.refused + result.disconnected for result in results)
     return LoadResult(
         recorders=ready,
         p50_ms=percentile(latencies, 0.50),
@@ -118,21 +161,38 @@ def _combine(
         sent=sum(result.sent for result in results),
         acked=acked,
         failed=failed,
+        resent=sum(result.resent for result in results),
         disconnected=sum(result.disconnected for result in results),
         throughput=acked / duration_s,
         server_cpu_pct=100 * cpu_s / duration_s,
-        server_rss_mb=rss,
+        server_rss_mb=sum(window.server_rss),
         generator_cpu_pct=100 * generator_s / duration_s,
         send_lag_p99_ms=percentile(lags, 0.99),
-        other_cpu_pct=max(0.0, 100 * (machine_s - cpu_s - generator_s) / duration_s),
+        other_cpu_pct=max(0.0, 100 * (window.machine_s - cpu_s - support_s - generator_s) / duration_s),
         setup_failures=[failure for result in results for failure in result.setup_failures],
+        refusals=_add_up(result.refusals for result in results),
         acked_seqs={rid: seqs for result in results for rid, seqs in result.acked_seqs.items()},
+        server_cpu_pcts=[100 * seconds / duration_s for seconds in window.server_s],
+        server_rss_mbs=window.server_rss,
+        support_cpu_pcts={name: 100 * seconds / duration_s for name, seconds in window.support_s.items()},
     )
 
 
-def count_lost(workspace: Path, acked_seqs: dict[str, list[int]]) -> int:
-    """Acknowledged chunks that have no database row or no stored bytes: each one is audio a user lost."""
-    services = build_services(Settings(_env_file=None, data_dir=workspace / 'data', secret=BENCH_SECRET))
+def _add_up(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for count in counts:
+        for reason, times in count.items():
+            total[reason] = total.get(reason, 0) + times
+    return total
+
+
+def count_lost(workspace: Path, acked_seqs: dict[str, list[int]], settings: Settings | None = None) -> int:
+    """Acknowledged chunks that have no database row or no stored bytes: each one is audio a user lost.
+
+    By default they are looked up in the workspace app's SQLite and folder; `settings` points elsewhere (the
+    scale-out stack's PostgreSQL and bucket)."""
+    settings = settings or Settings(_env_file=None, data_dir=workspace / 'data', secret=BENCH_SECRET)
+    services = build_services(settings)
     try:
         lost = 0
         with services.database.session() as session:

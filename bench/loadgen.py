@@ -18,6 +18,8 @@ import socketio
 from .page_client import AUDIO_NAMESPACE, LoadedPage, connect, load_page
 
 ACK_TIMEOUT_S = 10.0  # the browser element's ACK_TIMEOUT_MS
+FIRST_BACKOFF_S, MAX_BACKOFF_S = 0.25, 8.0  # the browser's FIRST_BACKOFF_MS and MAX_BACKOFF_MS
+DRAIN_S = 30.0  # after the sending window, how long refused chunks are still sent again
 SETUP_CONCURRENCY = 8
 
 
@@ -39,10 +41,11 @@ class WorkerResult:
     send_lag_ms: list[float] = field(default_factory=list)
     sent: int = 0
     acked: int = 0
-    refused: int = 0
-    timed_out: int = 0
+    refused: int = 0  # never acknowledged: refused for good, or still refused at the drain deadline
+    resent: int = 0  # sends again after a "retry" answer or a timeout
     disconnected: int = 0
     setup_failures: list[str] = field(default_factory=list)
+    refusals: dict[str, int] = field(default_factory=dict)  # the server's answer -> how often
     acked_seqs: dict[str, list[int]] = field(default_factory=dict)
     cpu_s: float = 0.0
 
@@ -53,6 +56,7 @@ class Recorder:
     payload: dict[str, Any]
     recording_id: str
     acked: list[int] = field(default_factory=list)
+    backoff_s: float = FIRST_BACKOFF_S
 
 
 def worker_main(spec: WorkerSpec, conn: Connection) -> None:
@@ -109,20 +113,32 @@ async def _open_recorder(spec: WorkerSpec, http: aiohttp.ClientSession, identity
 
 
 async def _send(spec: WorkerSpec, recorder: Recorder, seq: int, result: WorkerResult) -> None:
+    """Like the browser: a chunk the server answers "retry" for (busy, rate-limited) or does not answer in time is
+    sent again after a backoff, until acknowledged or the run's drain deadline; its latency runs from the first
+    send to the acknowledgement, so a retry shows as the wait it was."""
     payload = {**recorder.payload, 'seq': seq, 'data': spec.chunks[seq % len(spec.chunks)]}
     result.sent += 1
     sent_at = time.perf_counter()
-    try:
-        answer = await recorder.socket.call('chunk', payload, namespace=AUDIO_NAMESPACE, timeout=ACK_TIMEOUT_S)
-    except socketio.exceptions.TimeoutError:
-        result.timed_out += 1
-        return
-    except (socketio.exceptions.SocketIOError, ConnectionError):
-        result.disconnected += 1
-        return
-    if not answer.get('ok'):
-        result.refused += 1
-        return
+    deadline = time.time() + spec.duration_s + DRAIN_S
+    while True:
+        try:
+            answer = await recorder.socket.call('chunk', payload, namespace=AUDIO_NAMESPACE, timeout=ACK_TIMEOUT_S)
+        except socketio.exceptions.TimeoutError:
+            answer = {'ok': False, 'retry': True, 'status': 'timeout', 'error': f'no answer in {ACK_TIMEOUT_S:.0f} s'}
+        except (socketio.exceptions.SocketIOError, ConnectionError):
+            result.disconnected += 1
+            return
+        if answer.get('ok'):
+            break
+        reason = f'{answer.get("status")} {answer.get("error")}'
+        result.refusals[reason] = result.refusals.get(reason, 0) + 1
+        if not answer.get('retry') or time.time() + recorder.backoff_s > deadline:
+            result.refused += 1
+            return
+        result.resent += 1
+        await asyncio.sleep(recorder.backoff_s)
+        recorder.backoff_s = min(recorder.backoff_s * 2, MAX_BACKOFF_S)
+    recorder.backoff_s = FIRST_BACKOFF_S
     result.latencies_ms.append((time.perf_counter() - sent_at) * 1000)
     result.acked += 1
     recorder.acked.append(seq)

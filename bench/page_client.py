@@ -13,7 +13,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -35,6 +35,9 @@ class LoadedPage:
     url: str
     client_id: str
     elements: dict[int, dict[str, Any]]
+    # What the page's answer set (a load balancer's sticky cookie among them): the browser sends them with the
+    # websocket, which is how the websocket reaches the instance that rendered the page.
+    cookies: dict[str, str] = field(default_factory=dict)
 
     def element_id(self, **props: Any) -> int:
         """The first element whose props include all of `props`."""
@@ -60,13 +63,15 @@ class LoadedPage:
 async def load_page(http: aiohttp.ClientSession, url: str) -> LoadedPage:
     async with http.get(url, allow_redirects=False) as response:
         text = await response.text()
+        cookies = {name: morsel.value for name, morsel in response.cookies.items()}
         if response.status != 200:
             raise PageError(f'GET {url} answered {response.status} {response.headers.get("location", "")}')
     query, tree = _QUERY.search(text), _ELEMENTS.search(text)
     if not query or not tree:
         raise PageError(f'{url} is not a NiceGUI page')
     elements = json.loads(html.unescape(tree.group(1)))
-    return LoadedPage(url, ast.literal_eval(query.group(1))['client_id'], {int(k): v for k, v in elements.items()})
+    client_id = ast.literal_eval(query.group(1))['client_id']
+    return LoadedPage(url, client_id, {int(k): v for k, v in elements.items()}, cookies)
 
 
 async def connect(
@@ -77,8 +82,13 @@ async def connect(
     upload_token: str | None = None,
 ) -> socketio.AsyncClient:
     """A new websocket joined to `page` by NiceGUI's implicit handshake, as the page's own script connects;
-    with `upload_token`, the recorder's `/vr` audio namespace rides on the same websocket."""
-    client = socketio.AsyncClient(reconnection=False, http_session=http)
+    with `upload_token`, the recorder's `/vr` audio namespace rides on the same websocket.
+
+    The page's cookies go in the upgrade request's own headers: engine.io would put a `Cookie` passed to `connect`
+    into the shared session's jar, where recorders on one session would overwrite each other's sticky cookie."""
+    cookie = '; '.join(f'{name}={value}' for name, value in page.cookies.items())
+    extra = {'headers': {'Cookie': cookie}} if cookie else {}
+    client = socketio.AsyncClient(reconnection=False, http_session=http, websocket_extra_options=extra)
     for event, handler in (handlers or {}).items():
         client.on(event, handler)
     query = (

@@ -17,8 +17,11 @@ BENCH_SECRET = 'bench-secret-of-at-least-32-characters'
 MB = 1024 * 1024
 
 
-def app_server(workspace: Path, **env: str) -> AppServer:
-    """The real app (main.py) on the workspace; NiceGUI's browser storage lives there too, so identities persist."""
+def app_server(workspace: Path, data_dir: Path | None = None, **env: str) -> AppServer:
+    """The real app (main.py) on the workspace; NiceGUI's browser storage lives there too, so identities persist.
+
+    `data_dir` (default: the workspace's `data`) lets several instances share one, each with its own NiceGUI
+    folder; each logs to `app-<port>.log` beside the data dir."""
     settings = {
         'VR_SECRET': BENCH_SECRET,
         'NICEGUI_STORAGE_PATH': str(workspace / 'nicegui'),
@@ -28,7 +31,7 @@ def app_server(workspace: Path, **env: str) -> AppServer:
         'VR_VR_CONNECTS_PER_ADDRESS_PER_MINUTE': '1000000',
         **env,
     }
-    return AppServer(workspace / 'data', env=settings)
+    return AppServer(data_dir or workspace / 'data', env=settings)
 
 
 class BaselineServer:

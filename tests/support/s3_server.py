@@ -23,7 +23,7 @@ CREDENTIALS = {'AWS_ACCESS_KEY_ID': 'testing', 'AWS_SECRET_ACCESS_KEY': 'testing
 REGION = 'us-east-1'
 # Every listener gets a free port: by default the gRPC ones are port + 10000 and Iceberg/Lance take 8181/9101,
 # which collide when two servers (two test sessions, a bench) run on one machine.
-PORTS = ('master.port', 'master.port.grpc', 'volume.port', 'volume.port.grpc')
+PORTS: tuple[str, ...] = ('master.port', 'master.port.grpc', 'volume.port', 'volume.port.grpc')
 PORTS += ('filer.port', 'filer.port.grpc', 's3.port', 's3.port.grpc')
 
 
