@@ -7,24 +7,23 @@ recording survives what kills that client: a server restart, or a connection dow
 page's reconnect timeout.
 """
 
-import asyncio
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
 import socketio
 from nicegui import run
 
+from services.chunks import ChunkUpload
 from services.container import Services
 from services.errors import AppError, InvalidInput, ServiceUnavailable, TooManyRequests
 from services.models import Recording, RecordingPublic
 from services.rate_limit import client_address
 
 from .audio_payloads import ChunkPayload, CreatePayload, FinalizePayload, Payload, StatusPayload, parse_payload
+from .chunk_batches import ChunkBatches
 
 log = logging.getLogger(__name__)
 NAMESPACE = '/vr'
@@ -61,14 +60,10 @@ class AudioChannel:
         self.services = services
         self.sio = sio
         self.in_flight = 0  # chunks being stored right now, across all connections
-        # Chunks get threads of their own: each waits on fsyncs and its batch's commit, and the few threads of
-        # NiceGUI's shared pool would cap how many chunks are stored at once, so how many one commit carries.
-        self._chunk_threads = ThreadPoolExecutor(services.settings.chunk_threads, thread_name_prefix='vr-chunk')
-        self._closing = False
+        self.chunk_batches = ChunkBatches(services.chunks.add_chunks)
 
     def close(self) -> None:
-        self._closing = True
-        self._chunk_threads.shutdown(wait=False, cancel_futures=True)
+        self.chunk_batches.close()
 
     def register(self) -> None:
         self.sio.on('connect', self.connect, namespace=NAMESPACE)
@@ -143,22 +138,14 @@ class AudioChannel:
         return {'recording_id': str(recording.id)}
 
     async def chunk(self, user_id: uuid.UUID, payload: ChunkPayload) -> Answer:
-        if self._closing:
-            raise ServiceUnavailable('the server is shutting down; this will be sent again')
         if self.in_flight >= self.services.settings.max_chunks_in_flight:
             # Shed load: past capacity, a queue only grows until browsers time out and resend. An early
             # "busy" keeps the server at full throughput; the browser keeps the chunk and retries with backoff.
             raise ServiceUnavailable('the server is busy; the chunk will be sent again')
         self.in_flight += 1
         try:
-            store = partial(
-                self.services.chunks.add_chunk,
-                user_id=user_id,
-                recording_id=payload.recording_id,
-                seq=payload.seq,
-                data=payload.data,
-            )
-            receipt = await asyncio.get_running_loop().run_in_executor(self._chunk_threads, store)
+            upload = ChunkUpload(user_id, payload.recording_id, payload.seq, payload.data)
+            receipt = await self.chunk_batches.store(upload)
         finally:
             self.in_flight -= 1
         return {'seq': receipt.seq, 'size': receipt.size}

@@ -89,6 +89,14 @@ class ChunkReceipt:
 
 
 @dataclass(frozen=True)
+class ChunkUpload:
+    user_id: uuid.UUID
+    recording_id: uuid.UUID
+    seq: int
+    data: bytes
+
+
+@dataclass(frozen=True)
 class _StoredChunk:
     user_id: uuid.UUID
     recording_id: uuid.UUID
@@ -129,7 +137,32 @@ class ChunkService:
         self._known: dict[uuid.UUID, tuple[uuid.UUID, str]] = {}
 
     def add_chunk(self, *, user_id: uuid.UUID, recording_id: uuid.UUID, seq: int, data: bytes) -> ChunkReceipt:
-        """Idempotent by seq: the same bytes again are a no-op, different bytes for a stored seq are refused."""
+        """Idempotent by seq: the same bytes again are a no-op, different bytes for a stored seq are refused.
+
+        Blocks until the chunk is durable; callers in other threads meanwhile share its batch."""
+        checked = self._check(ChunkUpload(user_id, recording_id, seq, data))
+        return checked if isinstance(checked, ChunkReceipt) else self._batches.submit(checked)
+
+    def add_chunks(self, uploads: list[ChunkUpload]) -> list[ChunkReceipt | BaseException]:
+        """Many chunks as one batch, one outcome each, for a caller that gathers them itself (the audio channel
+        does, on its event loop): no thread waits for another, which costs more than the storing when chunks are
+        small and many."""
+        checked: list[ChunkReceipt | BaseException | _ArrivedChunk] = []
+        for upload in uploads:
+            try:
+                checked.append(self._check(upload))
+            except Exception as error:  # this chunk's answer; the others are stored all the same
+                checked.append(error)
+        arrived = [item for item in checked if isinstance(item, _ArrivedChunk)]
+        try:
+            stored = iter(self._store_batch(arrived) if arrived else [])
+        except Exception as error:  # storage or database down: every chunk of the batch is answered with it
+            stored = iter([error] * len(arrived))
+        return [next(stored) if isinstance(item, _ArrivedChunk) else item for item in checked]
+
+    def _check(self, upload: ChunkUpload) -> ChunkReceipt | _ArrivedChunk:
+        """Everything but the storing: a receipt if this very chunk is already stored, else the chunk to store."""
+        user_id, recording_id, seq, data = upload.user_id, upload.recording_id, upload.seq, upload.data
         self._validate(seq, data)
         digest = hashlib.sha256(data).hexdigest()
         known = self._known.get(recording_id) if seq else None  # chunk 0, the header, is always looked at whole
@@ -145,7 +178,7 @@ class ChunkService:
         if seq == 0:
             check_container(audio_format(mime_type), data[:64])
         self.quota.reserve(user_id, len(data))
-        return self._batches.submit(_ArrivedChunk(_StoredChunk(user_id, recording_id, seq, len(data), digest), data))
+        return _ArrivedChunk(_StoredChunk(user_id, recording_id, seq, len(data), digest), data)
 
     def _remember(self, recording_id: uuid.UUID, owner: uuid.UUID, mime_type: str) -> tuple[uuid.UUID, str]:
         if len(self._known) >= KNOWN_RECORDINGS:

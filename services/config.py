@@ -35,7 +35,6 @@ class Settings(BaseSettings):
     secret: str | None = Field(default=None, description='signs browser storage, upload tokens and audio URLs')
     max_chunk_bytes: int = Field(default=512 * 1024, gt=0, le=900 * 1024)
     max_chunks_in_flight: int = Field(default=256, gt=0, description='chunks stored at once; more get "busy"')
-    chunk_threads: int = Field(default=32, ge=1, le=256, description='threads storing audio chunks, per instance')
     audio_url_expiry_s: int = Field(default=3600, gt=0, le=7 * 24 * 3600, description='S3 presigns at most 7 days')
     recorder_reconnect_timeout_s: float = Field(default=90.0, gt=0)
     chunk_timeslice_ms: int = Field(default=1000, ge=100, le=10_000)

@@ -1,0 +1,107 @@
+"""The audio channel's batches on the event loop: chunks arriving together are stored together, each learns its
+own outcome, and no chunk is ever left without an answer, whatever fails."""
+
+import asyncio
+import hashlib
+import os
+import uuid
+
+import pytest
+
+from api.chunk_batches import ChunkBatches
+from services.chunks import ChunkReceipt, ChunkUpload
+from services.container import Services
+from services.errors import Conflict, NotFound, ServiceUnavailable
+from services.storage.keys import chunk_key
+
+from .conftest import UserFactory
+from .support.audio_samples import WEBM_MAGIC
+
+
+class CountedStore:
+    """The real `add_chunks`, counting its batches; `fail` makes the next call raise, as a bug would."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.batch_sizes: list[int] = []
+        self.fail = False
+
+    def __call__(self, uploads: list[ChunkUpload]) -> list[ChunkReceipt | BaseException]:
+        self.batch_sizes.append(len(uploads))
+        if self.fail:
+            raise RuntimeError('injected bug')
+        return self.services.chunks.add_chunks(uploads)
+
+
+def new_recording(services: Services, user_id: uuid.UUID) -> uuid.UUID:
+    recording = services.recordings.create(user_id=user_id, mime_type='audio/webm')
+    services.chunks.add_chunk(user_id=user_id, recording_id=recording.id, seq=0, data=WEBM_MAGIC + b'head')
+    return recording.id
+
+
+async def test_chunks_arriving_together_share_batches_and_each_gets_its_own_outcome(
+    services: Services, make_user: UserFactory
+) -> None:
+    owner, stranger = make_user().id, make_user().id
+    recordings = [new_recording(services, owner) for _ in range(20)]
+    store = CountedStore(services)
+    batches = ChunkBatches(store)
+    good = [ChunkUpload(owner, rid, seq, os.urandom(2000)) for rid in recordings for seq in (1, 2, 3)]
+    theirs = ChunkUpload(stranger, recordings[0], 4, b'not yours')
+    clash = ChunkUpload(owner, recordings[1], 1, b'other bytes for a stored seq')
+    try:
+        first = await asyncio.gather(*(batches.store(upload) for upload in good))
+        later = await asyncio.gather(batches.store(theirs), batches.store(clash), return_exceptions=True)
+    finally:
+        batches.close()
+    assert [(r.seq, r.size) for r in first] == [(u.seq, len(u.data)) for u in good]
+    assert len(store.batch_sizes) < len(good) / 5, f'60 chunks in {len(store.batch_sizes)} batches'
+    assert isinstance(later[0], NotFound) and isinstance(later[1], Conflict)
+    for upload in good:
+        key = chunk_key(upload.recording_id, upload.seq, hashlib.sha256(upload.data).hexdigest())
+        assert services.storage.exists(key)
+
+
+async def test_a_failing_batch_answers_every_chunk_in_it_and_the_next_batch_works(
+    services: Services, make_user: UserFactory
+) -> None:
+    user_id = make_user().id
+    recording_id = new_recording(services, user_id)
+    store = CountedStore(services)
+    batches = ChunkBatches(store)
+    try:
+        store.fail = True
+        failed = await asyncio.wait_for(
+            asyncio.gather(*(batches.store(ChunkUpload(user_id, recording_id, seq, b'x' * seq)) for seq in (1, 2, 3)),
+                           return_exceptions=True),
+            timeout=10,
+        )  # fmt: skip
+        store.fail = False
+        retried = await asyncio.wait_for(batches.store(ChunkUpload(user_id, recording_id, 1, b'x')), timeout=10)
+    finally:
+        batches.close()
+    assert all(isinstance(outcome, ServiceUnavailable) for outcome in failed), failed
+    assert retried.seq == 1
+
+
+async def test_a_closed_channel_refuses_new_chunks_as_retryable(services: Services, make_user: UserFactory) -> None:
+    user_id = make_user().id
+    batches = ChunkBatches(CountedStore(services))
+    batches.close()
+    with pytest.raises(ServiceUnavailable, match='shutting down'):
+        await batches.store(ChunkUpload(user_id, new_recording(services, user_id), 1, b'late'))
+
+
+async def test_a_sender_that_goes_away_does_not_stop_the_others(services: Services, make_user: UserFactory) -> None:
+    user_id = make_user().id
+    recording_id = new_recording(services, user_id)
+    batches = ChunkBatches(CountedStore(services))
+    try:
+        gone = asyncio.create_task(batches.store(ChunkUpload(user_id, recording_id, 1, b'one')))
+        stays = asyncio.create_task(batches.store(ChunkUpload(user_id, recording_id, 2, b'two')))
+        await asyncio.sleep(0)
+        gone.cancel()
+        receipt = await asyncio.wait_for(stays, timeout=10)
+    finally:
+        batches.close()
+    assert receipt.seq == 2
