@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 NAMESPACE = '/vr'
 RETRYABLE = {408, 429, 503}
 RECHECK_CREDENTIALS_S = 15.0
+RETRY_LOG_EVERY_S = 10.0
 Answer = dict[str, Any]
 P = ParamSpec('P')
 R = TypeVar('R')
@@ -53,6 +54,24 @@ def peer_address(environ: dict[str, Any], trusted_proxy_count: int) -> str:
     return client_address(client[0] if client else None, forwarded, trusted_proxy_count)
 
 
+class ThrottledLog:
+    """A warning that can come thousands of times a second (an overloaded server answering "busy") is logged at
+    most once per period, with how often it came: writing each line would cost the loop more than the answer."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self._last_at = -every_s
+        self._unlogged = 0
+
+    def note(self, message: str) -> None:
+        self._unlogged += 1
+        now = time.monotonic()
+        if now - self._last_at >= self.every_s:
+            more = f' ({self._unlogged - 1} more like it since the last report)' if self._unlogged > 1 else ''
+            log.warning('%s%s', message, more)
+            self._last_at, self._unlogged = now, 0
+
+
 class AudioChannel:
     """One method per event; `answer` gives them all the same checks and the same answer shape."""
 
@@ -61,6 +80,7 @@ class AudioChannel:
         self.sio = sio
         self.in_flight = 0  # chunks being stored right now, across all connections
         self.chunk_batches = ChunkBatches(services.chunks.add_chunks)
+        self._retry_log = ThrottledLog(RETRY_LOG_EVERY_S)
 
     def close(self) -> None:
         self.chunk_batches.close()
@@ -114,7 +134,7 @@ class AudioChannel:
             return {'ok': True, **await handler(user_id, parse_payload(payload_type, payload))}
         except AppError as error:
             if isinstance(error, ServiceUnavailable):
-                log.warning('%s failed, the browser will retry: %s', name, error.message)
+                self._retry_log.note(f'{name} failed, the browser will retry: {error.message}')
             retry = error.status_code in RETRYABLE
             return {'ok': False, 'status': error.status_code, 'error': error.message, 'retry': retry, **error.details}
         except Exception:
@@ -123,7 +143,10 @@ class AudioChannel:
 
     async def _still_signed_in(self, sid: str) -> uuid.UUID:
         """A connection outlives its token's check: look again every few seconds, so a sign-out ends it too."""
-        session = await self.sio.get_session(sid, namespace=NAMESPACE)
+        try:
+            session = await self.sio.get_session(sid, namespace=NAMESPACE)
+        except KeyError:  # the connection closed while its message waited (an overloaded server drops late pings)
+            raise ServiceUnavailable('the connection closed; this will be sent again') from None
         if time.monotonic() - session['checked_at'] > RECHECK_CREDENTIALS_S:
             grant = session['grant']
             await run.io_bound(self.services.users.check_credential, grant.user_id, grant.credential_version)

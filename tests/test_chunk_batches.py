@@ -3,11 +3,15 @@ own outcome, and no chunk is ever left without an answer, whatever fails."""
 
 import asyncio
 import hashlib
+import logging
 import os
 import uuid
 
 import pytest
+import socketio
 
+from api.audio_channel import AudioChannel, ThrottledLog
+from api.audio_payloads import ChunkPayload
 from api.chunk_batches import ChunkBatches
 from services.chunks import ChunkReceipt, ChunkUpload
 from services.container import Services
@@ -105,3 +109,27 @@ async def test_a_sender_that_goes_away_does_not_stop_the_others(services: Servic
     finally:
         batches.close()
     assert receipt.seq == 2
+
+
+async def test_a_chunk_whose_connection_closed_while_it_waited_gets_a_plain_retry_answer(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An overloaded server drops connections whose pings came late; their queued chunks must not become errors
+    with tracebacks in the log (the browser reconnects and sends them again)."""
+    channel = AudioChannel(services, socketio.AsyncServer(async_mode='asgi'))
+    payload = {'recording_id': str(uuid.uuid4()), 'seq': 1, 'data': b'audio'}
+    try:
+        answer = await channel.answer('chunk', 'a-closed-connection', payload, ChunkPayload, channel.chunk)
+    finally:
+        channel.close()
+    closed = 'the connection closed; this will be sent again'
+    assert answer == {'ok': False, 'status': 503, 'error': closed, 'retry': True}
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+def test_a_flood_of_busy_answers_is_logged_once_per_period(caplog: pytest.LogCaptureFixture) -> None:
+    busy = ThrottledLog(every_s=60)
+    message = 'chunk failed, the browser will retry: the server is busy'
+    for _ in range(500):
+        busy.note(message)
+    assert [record.getMessage() for record in caplog.records] == [message]
