@@ -7,6 +7,10 @@ export const ACK_TIMEOUT_MS = 10000;
 export const FINALIZE_TIMEOUT_MS = 180000;
 export const FIRST_BACKOFF_MS = 250;
 export const MAX_BACKOFF_MS = 8000;
+// At most this many chunks wait for their acknowledgement at once. After a long time offline hundreds are
+// pending: sent all at once they would time out together, and a connection still on long-polling sends them in
+// one request, which engine.io refuses past 16 packets (each chunk is two).
+export const MAX_IN_FLIGHT = 4;
 export const OFFLINE = "offline"; // the channel's own answer while it has no connection: retried, not a problem
 
 const browserClock = {
@@ -62,11 +66,14 @@ export class UploadSession {
     if (this.record.refused) return this.settleRefused();
     this.flush();
   }
-  /** Sends whatever is waiting, in seq order: after a reconnect, a backoff, or the recording's stop. */
+  /** Sends what is waiting, oldest first, a few at a time: after a reconnect, a backoff, or the recording's stop. */
   flush() {
     if (this.finished || this.record.refused) return;
     if (!this.record.recordingId) return this.create();
-    for (const seq of [...this.pending.keys()].sort((a, b) => a - b)) this.send(seq);
+    for (const seq of [...this.pending.keys()].sort((a, b) => a - b)) {
+      if (this.inflight.size >= MAX_IN_FLIGHT) break;
+      this.send(seq);
+    }
     this.maybeFinalize();
   }
   connectionLost() {
@@ -87,6 +94,7 @@ export class UploadSession {
   }
   async send(seq) {
     if (!this.record.recordingId || this.record.refused || this.inflight.has(seq) || !this.pending.has(seq)) return;
+    if (this.inflight.size >= MAX_IN_FLIGHT) return; // sent when an acknowledgement frees a place
     const attempt = {};
     this.inflight.set(seq, attempt);
     const read = async () => ({ recording_id: this.record.recordingId, seq, data: await this.pending.get(seq).blob.arrayBuffer() });
@@ -102,7 +110,11 @@ export class UploadSession {
     const forget = seq === 0 && blob ? this.store.keepAsHead(localId, { seq, blob, ms }) : this.store.deleteChunk(localId, seq);
     forget.catch(() => {});
     this.succeeded();
-    this.maybeFinalize();
+    // The server just took a chunk, so a backoff from earlier failures has done its job: the next waiting chunk
+    // takes the freed place now.
+    this.clock.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.flush();
   }
   async maybeFinalize() {
     if (!this.record.stopped || this.finalizing || this.finished || this.record.refused) return;

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { FIRST_BACKOFF_MS, judge, MAX_BACKOFF_MS, OFFLINE, UploadSession } from "../../assets/recorder/upload_session.mjs";
+import { FIRST_BACKOFF_MS, judge, MAX_BACKOFF_MS, MAX_IN_FLIGHT, OFFLINE, UploadSession } from "../../assets/recorder/upload_session.mjs";
 import { audio, FakeChannel, FakeClock, FakeStore, newRecord, settle } from "./fakes.mjs";
 
 function newSession({ record = newRecord(), answer } = {}) {
@@ -255,4 +255,32 @@ test("a retryable finalize is asked again, a refused one keeps the audio", async
   assert.equal(session.record.refused.reason, "a chunk is missing");
   assert.equal(store.saved.has("local-1"), true, "the refused recording stays in the browser");
   assert.equal(heard.at(-1), "refused");
+});
+
+test("after a long time offline the waiting chunks go a few at a time, oldest first, until all are sent", async () => {
+  const { session, channel, store } = newSession();
+  let online = false;
+  let inflight = 0;
+  let most = 0;
+  channel.answerWith(async (event) => {
+    if (event === "create") return { ok: true, recording_id: "rec-1" };
+    if (!online) return { ok: false, retry: true, error: OFFLINE };
+    inflight += 1;
+    most = Math.max(most, inflight);
+    await settle();
+    inflight -= 1;
+    return { ok: true };
+  });
+  await session.create();
+  for (let i = 0; i < 60; i++) await session.addChunk(audio(`chunk ${i}`), 1000);
+  await settle();
+  online = true;
+  channel.requests.length = 0;
+  session.flush();
+  for (let round = 0; round < 100 && session.pending.size > 0; round++) await settle();
+  assert.deepEqual(store.unsent(), []);
+  assert.ok(most <= MAX_IN_FLIGHT, `${most} chunks were waiting for an answer at once`);
+  const order = channel.sent("chunk").map((payload) => payload.seq);
+  assert.deepEqual(order, [...order].sort((a, b) => a - b), "oldest first");
+  assert.equal(new Set(order).size, 60, "each chunk once");
 });
