@@ -73,12 +73,7 @@ class LocalStorage:
         target = self._path(key)
         temp = _temp_path(target)
         try:
-            try:
-                handle = temp.open('wb')
-            except FileNotFoundError:  # the recording's first object: make its folder once, not per chunk
-                target.parent.mkdir(parents=True, exist_ok=True)
-                handle = temp.open('wb')
-            with handle:
+            with os.fdopen(_create(temp), 'wb') as handle:
                 write(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -162,13 +157,17 @@ def _temp_path(target: Path) -> Path:
     return target.with_name(f'.tmp-{target.name}-{os.getpid()}-{threading.get_ident()}')
 
 
-def _write_file(path: Path, data: bytes) -> None:
-    """Create or truncate `path` with `data`, making the recording's folder on its first object."""
+def _create(path: Path) -> int:
+    """Create or truncate `path` for writing; the recording's first object makes its folder (once, not per chunk)."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    fd = _create(path)
     try:
         view = memoryview(data)
         while view:
