@@ -13,8 +13,12 @@ RUN apt-get update \
 WORKDIR /app
 # Dependencies first, in their own layer, so a code change does not reinstall them: exactly the versions and
 # hashes of requirements.lock (`make lock` writes it from pyproject.toml, which the app reads its version from).
+# The lock is complete, so pip installs it as it stands (--no-deps) and `pip check` proves nothing is missing: a
+# base image's older pip would otherwise re-resolve each package's own requirements and refuse extras such as
+# nicegui's `uvicorn[standard]` as unpinned (Debian bookworm's pip 23.0.1 does).
 COPY pyproject.toml requirements.lock ./
-RUN python -m pip install --no-cache-dir --require-hashes -r requirements.lock
+RUN python -m pip install --no-cache-dir --no-deps --require-hashes -r requirements.lock \
+    && python -m pip check
 COPY main.py commands.py ./
 COPY pages ./pages
 COPY api ./api

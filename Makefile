@@ -21,7 +21,8 @@ UV_VERSION := 0.13.9
 $(BIN)/.app: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r $(LOCK)
+	$(BIN)/pip check
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 

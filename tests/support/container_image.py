@@ -6,6 +6,7 @@ images cannot be pulled here either, so the Dockerfile's BASE_IMAGE is given a s
 Python 3.11 with pip, made from Debian packages with mmdebstrap.
 """
 
+import hashlib
 import json
 import os
 import signal
@@ -20,7 +21,10 @@ import httpx
 from .app_server import ROOT
 from .audio_samples import require
 
-IMAGE = 'localhost/voice-recorder:image-test'
+IMAGE_NAME = 'localhost/voice-recorder'
+IMAGE = f'{IMAGE_NAME}:image-test'
+# The files the image's dependency layer is built from (see build_image).
+DEPENDENCY_INPUTS = ('Dockerfile', 'requirements.lock', 'pyproject.toml')
 STAND_IN_BASE = 'localhost/pybase:bookworm'
 # What python:3.11-slim has that matters here: Python with pip, CA certificates, and useradd (passwd).
 BASE_PACKAGES = 'python3,python3-pip,python3-venv,python-is-python3,ca-certificates,passwd'
@@ -53,11 +57,33 @@ def build_stand_in_base(*, rebuild: bool = False) -> str:
     return STAND_IN_BASE
 
 
-def build_image(base: str, *, no_cache: bool = False) -> str:
+def build_image(base: str, *, no_cache: bool = False) -> tuple[str, bool]:
+    """Builds the image; returns it and whether every layer was built afresh.
+
+    A layer from podman's cache proves nothing about a fresh machine (a dependency step that fails with a new
+    base or pip can sit in the cache from a run that passed), so the image is built without the cache whenever
+    the inputs of its dependency step have not yet been built that way on this machine: a tag named after their
+    fingerprint records that they were.
+    """
+    verified = f'{IMAGE_NAME}:deps-{dependency_fingerprint(base)}'
+    fresh = no_cache or not image_exists(verified)
     mounts = [f'--volume={path}:{path}:ro' for path in HOST_CONFIG if path.exists()]
-    options = ['--format=docker', '--isolation=chroot', '--network=host', *mounts, *(['--no-cache'] * no_cache)]
+    options = ['--format=docker', '--isolation=chroot', '--network=host', *mounts, *(['--no-cache'] * fresh)]
     run(require('podman'), 'build', '--quiet', *options, f'--build-arg=BASE_IMAGE={base}', f'--tag={IMAGE}', str(ROOT))
-    return IMAGE
+    if fresh:
+        for stale in run(require('podman'), 'images', '--format={{.Repository}}:{{.Tag}}', IMAGE_NAME).split():
+            if ':deps-' in stale:
+                run(require('podman'), 'untag', stale, stale)  # that name only, not the image's others
+        run(require('podman'), 'tag', IMAGE, verified)
+    return IMAGE, fresh
+
+
+def dependency_fingerprint(base: str) -> str:
+    """What the dependency step's outcome rests on: the Dockerfile, the lock, the project file and the base."""
+    digest = hashlib.sha256(run(require('podman'), 'image', 'inspect', '--format={{.Id}}', base).encode())
+    for name in DEPENDENCY_INPUTS:
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def image_config(image: str) -> dict:

@@ -103,7 +103,8 @@ def main() -> None:
         microphone = fake_microphone(work, seconds=5)
         audio = live_webm(microphone, work / 'speech-5s.webm')
         base = timed('stand-in base' + (' (rebuilt)' if cold else ''), lambda: build_stand_in_base(rebuild=cold))
-        image = timed('image build' + (' (no cache)' if cold else ''), lambda: build_image(base, no_cache=cold))
+        image, fresh = timed('image build', lambda: build_image(base, no_cache=cold))
+        print('every layer built afresh' if fresh else 'cached layers, each built afresh here before', flush=True)
         volume = work / 'data'
         volume.mkdir()
         container = Container(image, volume, free_port(), work / 'container.log')
