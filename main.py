@@ -12,7 +12,8 @@ from uvicorn.main import STARTUP_FAILURE
 
 from api import create_router, install_error_handler
 from api.audio_channel import AudioChannel
-from api.nicegui_internals import socket_server
+from api.nicegui_internals import quiet_client_mistakes, socket_server
+from api.thread_pools import size_thread_pools
 from commands import run_command
 from pages import middleware, onboard, recorder, records, share
 from services.config import Settings, load_settings
@@ -27,6 +28,7 @@ log = logging.getLogger('voice_recorder')
 def add_lifecycle(services: Services) -> None:
     """What starts and stops with the server: the idle-recording sweeper, the embedded transcript worker."""
     settings = services.settings
+    app.on_startup(lambda: size_thread_pools(settings.worker_threads))
     app.on_shutdown(services.close)
     if settings.transcribe and settings.transcribe_worker == 'embedded':
         worker = EmbeddedWorker(Path(__file__).resolve())
@@ -39,21 +41,28 @@ def add_lifecycle(services: Services) -> None:
     )
 
 
-def build_app(services: Services) -> None:
-    """Register the pages, the API, the audio channel, middleware, static files and lifecycle on NiceGUI's app."""
+def install_api(target: FastAPI, services: Services) -> None:
+    """The REST API as production serves it: its routes behind the body caps, security headers, CORS and error
+    rendering. The tests build their app with this too, so what they try is what users reach."""
     settings = services.settings
-    app.add_static_files('/assets', ASSETS)
-    app.include_router(create_router(services))
-    middleware.install(app, services)  # body caps and security headers, for every route NiceGUI's included
+    target.include_router(create_router(services))
+    middleware.install(target, services)  # body caps and security headers, for every route on `target`
     if settings.cors_origin_list:
-        app.add_middleware(
+        target.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,
             allow_methods=['*'],
-            allow_headers=['Authorization', 'Content-Type', 'Range'],
+            allow_headers=['Authorization', 'Content-Type', 'Range', 'If-Range'],
             max_age=600,
         )
-    install_error_handler(app)
+    install_error_handler(target)
+
+
+def build_app(services: Services) -> None:
+    """Register the pages, the API, the audio channel, middleware, static files and lifecycle on NiceGUI's app."""
+    app.add_static_files('/assets', ASSETS)
+    install_api(app, services)  # on NiceGUI's app, so the middleware guards its pages and routes too
+    quiet_client_mistakes()  # a client's malformed socket message or unknown URL: one log line per period
     audio_channel = AudioChannel(services, socket_server())
     audio_channel.register()
     app.on_shutdown(audio_channel.close)

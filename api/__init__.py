@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends
 from services.container import Services
 
 from .deps import provide_services
-from .errors import install_error_handler
+from .errors import ERROR_RESPONSES, install_error_handler
 from .routes import audio, health, recordings, shares, transcripts, users
 
 __all__ = ['create_router', 'install_error_handler']
@@ -15,7 +15,9 @@ ROUTE_MODULES = (users, recordings, audio, transcripts, shares, health)
 
 def create_router(services: Services) -> APIRouter:
     """Every route under /api, each request handed `services` (deps.py says why it travels with the request)."""
-    router = APIRouter(prefix='/api', tags=['api'], dependencies=[Depends(provide_services(services))])
+    router = APIRouter(
+        prefix='/api', tags=['api'], dependencies=[Depends(provide_services(services))], responses=ERROR_RESPONSES
+    )
     for module in ROUTE_MODULES:
         router.include_router(module.router)
     return router

@@ -8,7 +8,6 @@ page's reconnect timeout.
 """
 
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
@@ -18,17 +17,18 @@ from nicegui import run
 
 from services.chunks import ChunkUpload
 from services.container import Services
-from services.errors import AppError, InvalidInput, ServiceUnavailable, TooManyRequests
+from services.credentials import SIGNED_OUT
+from services.errors import AppError, InvalidInput, ServiceUnavailable, TooManyRequests, Unauthorized
 from services.models import Recording, RecordingPublic
 from services.rate_limit import client_address
 
 from .audio_payloads import ChunkPayload, CreatePayload, FinalizePayload, Payload, StatusPayload, parse_payload
-from .chunk_batches import ChunkBatches
+from .channel_connections import Connection, Connections
+from .throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
 NAMESPACE = '/vr'
 RETRYABLE = {408, 429, 503}
-RECHECK_CREDENTIALS_S = 15.0
 RETRY_LOG_EVERY_S = 10.0
 Answer = dict[str, Any]
 P = ParamSpec('P')
@@ -54,39 +54,23 @@ def peer_address(environ: dict[str, Any], trusted_proxy_count: int) -> str:
     return client_address(client[0] if client else None, forwarded, trusted_proxy_count)
 
 
-class ThrottledLog:
-    """A warning that can come thousands of times a second (an overloaded server answering "busy") is logged at
-    most once per period, with how often it came: writing each line would cost the loop more than the answer."""
-
-    def __init__(self, every_s: float) -> None:
-        self.every_s = every_s
-        self._last_at = -every_s
-        self._unlogged = 0
-
-    def note(self, message: str) -> None:
-        self._unlogged += 1
-        now = time.monotonic()
-        if now - self._last_at >= self.every_s:
-            more = f' ({self._unlogged - 1} more like it since the last report)' if self._unlogged > 1 else ''
-            log.warning('%s%s', message, more)
-            self._last_at, self._unlogged = now, 0
-
-
 class AudioChannel:
     """One method per event; `answer` gives them all the same checks and the same answer shape."""
 
     def __init__(self, services: Services, sio: socketio.AsyncServer) -> None:
         self.services = services
         self.sio = sio
-        self.in_flight = 0  # chunks being stored right now, across all connections
-        self.chunk_batches = ChunkBatches(services.chunks.add_chunks)
-        self._retry_log = ThrottledLog(RETRY_LOG_EVERY_S)
+        self._retry_log = ThrottledLog(RETRY_LOG_EVERY_S, log)
+        self.connections = Connections(lambda sid: self.sio.disconnect(sid, namespace=NAMESPACE))
 
     def close(self) -> None:
-        self.chunk_batches.close()
+        """Chunks still waiting are answered "shutting down" (the browsers resend them after the restart)."""
+        self.services.chunk_batches.close()
 
     def register(self) -> None:
         self.sio.on('connect', self.connect, namespace=NAMESPACE)
+        self.sio.on('disconnect', self.disconnected, namespace=NAMESPACE)
+        self.services.users.on_revoked(self.connections.sessions_ended)
         self._on('create', CreatePayload, self.create)
         self._on('chunk', ChunkPayload, self.chunk)
         self._on('finalize', FinalizePayload, self.finalize)
@@ -111,11 +95,15 @@ class AudioChannel:
         if grant is None:
             raise socketio.exceptions.ConnectionRefusedError('invalid or expired upload token; reload the page')
         try:
-            await run.io_bound(services.users.current, grant.user_id, grant.credential_version)
-        except AppError as error:  # signed out everywhere, or the key was rotated, since the page was loaded
+            await services.users.credentials.check(
+                grant.user_id, grant.credential_version, grant.session_id, fresh=True
+            )
+        except AppError as error:  # signed out (here or everywhere), or the key was rotated, since the page loaded
             raise socketio.exceptions.ConnectionRefusedError(error.message) from None
-        session = {'user_id': grant.user_id, 'grant': grant, 'checked_at': time.monotonic()}
-        await self.sio.save_session(sid, session, namespace=NAMESPACE)
+        self.connections.add(sid, grant)
+
+    async def disconnected(self, sid: str, reason: Any = None) -> None:
+        self.connections.remove(sid)
 
     async def answer(
         self,
@@ -129,8 +117,11 @@ class AudioChannel:
         try:
             if not isinstance(payload, dict):
                 raise InvalidInput('malformed message')
-            user_id = await self._still_signed_in(sid)
-            await self.services.rate_limits.vr_events.hit_async(user_id)  # 429 is retryable: the browser backs off
+            connection = self.connections.get(sid)
+            user_id = connection.grant.user_id
+            # Counted before any database read, so a flood costs none; 429 is retryable: the browser backs off.
+            await self.services.rate_limits.vr_events.hit_async(user_id)
+            await self._still_signed_in(sid, connection, fresh=name == 'create')
             return {'ok': True, **await handler(user_id, parse_payload(payload_type, payload))}
         except AppError as error:
             if isinstance(error, ServiceUnavailable):
@@ -141,18 +132,19 @@ class AudioChannel:
             log.exception('%s failed unexpectedly', name)
             return {'ok': False, 'status': 500, 'error': 'internal error', 'retry': True}
 
-    async def _still_signed_in(self, sid: str) -> uuid.UUID:
-        """A connection outlives its token's check: look again every few seconds, so a sign-out ends it too."""
-        try:
-            session = await self.sio.get_session(sid, namespace=NAMESPACE)
-        except KeyError:  # the connection closed while its message waited (an overloaded server drops late pings)
-            raise ServiceUnavailable('the connection closed; this will be sent again') from None
-        if time.monotonic() - session['checked_at'] > RECHECK_CREDENTIALS_S:
-            grant = session['grant']
-            await run.io_bound(self.services.users.check_credential, grant.user_id, grant.credential_version)
-            session['checked_at'] = time.monotonic()
-        user_id: uuid.UUID = session['user_id']
-        return user_id
+    async def _still_signed_in(self, sid: str, connection: Connection, *, fresh: bool) -> None:
+        """A connection outlives its token's check: each message asks again, of what this process read of the user at
+        most `VR_CREDENTIAL_RECHECK_S` ago (a new recording reads afresh). A revoked connection is closed."""
+        if not connection.revoked:
+            grant = connection.grant
+            try:
+                await self.services.users.credentials.check(
+                    grant.user_id, grant.credential_version, grant.session_id, fresh=fresh
+                )
+                return
+            except Unauthorized:
+                self.connections.close(sid, connection)
+        raise Unauthorized(SIGNED_OUT)
 
     async def create(self, user_id: uuid.UUID, payload: CreatePayload) -> Answer:
         recording = await in_thread(
@@ -161,25 +153,20 @@ class AudioChannel:
         return {'recording_id': str(recording.id)}
 
     async def chunk(self, user_id: uuid.UUID, payload: ChunkPayload) -> Answer:
-        if self.in_flight >= self.services.settings.max_chunks_in_flight:
-            # Shed load: past capacity, a queue only grows until browsers time out and resend. An early
-            # "busy" keeps the server at full throughput; the browser keeps the chunk and retries with backoff.
-            raise ServiceUnavailable('the server is busy; the chunk will be sent again')
-        self.in_flight += 1
-        try:
-            upload = ChunkUpload(user_id, payload.recording_id, payload.seq, payload.data)
-            receipt = await self.chunk_batches.store(upload)
-        finally:
-            self.in_flight -= 1
+        """Answered once durable. Past `VR_MAX_CHUNKS_IN_FLIGHT` the batches answer "busy" at once: past capacity a
+        queue only grows until browsers time out and resend, while the browser keeps the chunk and backs off."""
+        upload = ChunkUpload(user_id, payload.recording_id, payload.seq, payload.data)
+        receipt = await self.services.chunk_batches.store(upload)
         return {'seq': receipt.seq, 'size': receipt.size}
 
     async def finalize(self, user_id: uuid.UUID, payload: FinalizePayload) -> Answer:
-        recording = await in_thread(
-            self.services.finalizer.finalize,
-            user_id=user_id,
-            recording_id=payload.recording_id,
-            chunk_count=payload.chunk_count,
-        )
+        with self.services.finalize_slots.taken(user_id):
+            recording = await in_thread(
+                self.services.finalizer.finalize,
+                user_id=user_id,
+                recording_id=payload.recording_id,
+                chunk_count=payload.chunk_count,
+            )
         return {'recording': public(recording)}
 
     async def status(self, user_id: uuid.UUID, payload: StatusPayload) -> Answer:

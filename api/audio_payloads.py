@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBytes, StrictInt, Stric
 
 from services.errors import InvalidInput, NotFound
 
+from .schemas import MAX_SEQ
+
 
 class ChannelPayload(BaseModel):
     model_config = ConfigDict(extra='ignore', frozen=True)
@@ -27,18 +29,19 @@ class CreatePayload(ChannelPayload):
 
 
 class ChunkPayload(ChannelPayload):
-    problems = {'seq': 'seq must be a whole number from 0 up', 'data': 'a chunk needs binary data'}
+    problems = {'seq': f'seq must be a whole number from 0 to {MAX_SEQ}', 'data': 'a chunk needs binary data'}
 
     recording_id: uuid.UUID
-    seq: Annotated[StrictInt, Field(ge=0)]
+    seq: Annotated[StrictInt, Field(ge=0, le=MAX_SEQ)]
     data: StrictBytes
 
 
 class FinalizePayload(ChannelPayload):
-    problems = {'chunk_count': 'chunk_count must be a whole number'}  # its range is the finalizer's to judge
+    # Within the bounds any recording could reach; the finalizer judges it against this recording's limit.
+    problems = {'chunk_count': f'chunk_count must be between 0 and {MAX_SEQ + 1}, a whole number'}
 
     recording_id: uuid.UUID
-    chunk_count: StrictInt
+    chunk_count: Annotated[StrictInt, Field(ge=0, le=MAX_SEQ + 1)]
 
 
 class StatusPayload(ChannelPayload):

@@ -8,11 +8,21 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.models import RecordingPublic
 from services.transcripts.search import SnippetPiece
 
+MAX_SEQ = 2**31 - 1  # the database column's range; the settings' own, smaller limit is the chunk service's to judge
+
 
 class StrictBody(BaseModel):
     """A request body that refuses unknown fields, so a typo is an error, not silently ignored."""
 
     model_config = ConfigDict(extra='forbid')
+
+
+class ErrorOut(BaseModel):
+    """Every refusal, rendered in one place (errors.py): the reason in plain words, and what helps to act on it."""
+
+    model_config = ConfigDict(extra='allow')  # details such as `retry_after_s`, `missing` or `size`
+    error: str
+    problems: list[str] | None = Field(default=None, description='each problem of an invalid request, at most 10')
 
 
 class OnboardIn(StrictBody):

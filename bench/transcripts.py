@@ -116,7 +116,7 @@ def _accuracy(case: str, clips: list[tuple[Path, str]], transcriber: Transcriber
         webm = _as_browser_webm(wav)
         started = time.perf_counter()
         segments = transcriber.transcribe_file(
-            webm, FORMATS['audio/webm'], duration_ms=int(duration_s * 1000), timeout_s=600
+            webm, FORMATS['audio/webm'], language='en', duration_ms=int(duration_s * 1000), timeout_s=600
         )
         ours += time.perf_counter() - started
         started = time.perf_counter()
@@ -264,7 +264,6 @@ def _seed(services: Any, user_id: uuid.UUID) -> list[str]:
                 'updated_at': created,
                 'duration_ms': 100_000,
                 'size_bytes': 400_000,
-                'chunks_kept': False,
             }
         )
         transcripts.append(

@@ -1,7 +1,8 @@
 """How numbers and dates read on the pages."""
 
 from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
 
 
 def format_duration(ms: int | None) -> str:
@@ -24,8 +25,15 @@ def format_size(size: int | None) -> str:
 
 
 def format_local_time(moment: datetime, time_zone: str | None) -> str:
-    try:
-        zone = ZoneInfo(time_zone) if time_zone else ZoneInfo('UTC')
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo('UTC')
-    return moment.astimezone(zone).strftime('%Y-%m-%d %H:%M')
+    return moment.astimezone(ZoneInfo(valid_time_zone(time_zone))).strftime('%Y-%m-%d %H:%M')
+
+
+def valid_time_zone(name: object) -> str:
+    """The IANA zone a browser named, or UTC: it comes from the client, and ZoneInfo raises more than it documents
+    for names that are not zones ("America" is a folder of them: IsADirectoryError)."""
+    return name if isinstance(name, str) and name in known_time_zones() else 'UTC'
+
+
+@cache
+def known_time_zones() -> frozenset[str]:
+    return frozenset(available_timezones())  # reads the zone folders: once

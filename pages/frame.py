@@ -11,16 +11,20 @@ from services.errors import AppError
 from services.models import User
 from services.version import app_version
 
+from .session import current_session, leave_page
+
 
 async def signed_in_user(services: Services) -> User | None:
     """The user this browser is signed in as, or None: unknown id, a deleted user, or a session that "sign out
-    everywhere" or a key rotation ended (the browser keeps the credential version it signed in with)."""
+    everywhere", a key rotation or a "Sign out" ended (the browser keeps the credential version it signed in with,
+    and the id of its session)."""
     user_id = app.storage.user.get('user_id')
     if not user_id:
         return None
     version = app.storage.user.get('credential_version', 1)  # sessions from before versions were kept are version 1
+    session_id = app.storage.user.setdefault('session_id', str(uuid.uuid4()))  # and ones from before ids get one now
     try:
-        return await run.io_bound(services.users.current, uuid.UUID(user_id), int(version))
+        return await run.io_bound(services.users.current, uuid.UUID(user_id), int(version), uuid.UUID(session_id))
     except (AppError, ValueError, TypeError):
         app.storage.user.clear()
         return None
@@ -29,12 +33,21 @@ async def signed_in_user(services: Services) -> User | None:
 def sign_in(user: User) -> None:
     app.storage.user['user_id'] = str(user.id)
     app.storage.user['credential_version'] = user.credential_version
+    app.storage.user['session_id'] = str(uuid.uuid4())
 
 
-def sign_out() -> None:
-    """Forget the identity in this browser; unsent audio stays in IndexedDB for this user's next sign-in."""
+async def sign_out() -> None:
+    """End this browser's session (its open tabs and upload tokens with it) and forget the identity here; unsent
+    audio stays in IndexedDB for this user's next sign-in."""
+    session = current_session()
+    if session is not None:
+        try:
+            await run.io_bound(session.services.users.end_session, session.user.id, session.session_id)
+        except AppError as error:
+            notify_error(error)
+            return
     app.storage.user.clear()
-    ui.navigate.to('/onboard')
+    leave_page()
 
 
 @contextmanager

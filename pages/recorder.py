@@ -10,9 +10,10 @@ from services.container import Services
 from services.errors import AppError
 from services.models import Recording, RecordingPublic
 
-from .formatting import format_duration
+from .formatting import format_duration, valid_time_zone
 from .frame import frame, signed_in_user
 from .recorder_element import AudioRecorder
+from .session import watch
 
 CONTROLS = (
     ('record', 'Record', 'mic', 'red'),
@@ -31,11 +32,12 @@ def create(services: Services) -> None:
         if user is None:
             return RedirectResponse('/onboard')
         just_saved = await saved_recording(services, user.id, saved)
+        session = watch(services, user)
         with frame('New recording', user):
             recorder = (
                 AudioRecorder(
                     user_id=user.id,
-                    upload_token=services.upload_tokens.issue(user.id, user.credential_version),
+                    upload_token=session.upload_token(),
                     max_chunk_bytes=settings.max_chunk_bytes,
                     timeslice_ms=settings.chunk_timeslice_ms,
                     max_recording_s=settings.max_recording_s,
@@ -66,9 +68,9 @@ def create(services: Services) -> None:
         return None
 
 
-def remember_time_zone(info: dict[str, Any]) -> None:
-    if isinstance(info.get('time_zone'), str):
-        app.storage.user['time_zone'] = info['time_zone'][:64]
+def remember_time_zone(info: Any) -> None:
+    """The browser's zone for the times on /records; checked here, as a client may send anything."""
+    app.storage.user['time_zone'] = valid_time_zone(info.get('time_zone') if isinstance(info, dict) else None)
 
 
 def show_saved(container: ui.column, recording: dict[str, Any]) -> None:

@@ -5,6 +5,9 @@ from collections.abc import Callable
 from typing import Any
 
 from nicegui import ui
+from pydantic import ValidationError
+
+from services.models import RecordingPublic
 
 
 class AudioRecorder(
@@ -43,8 +46,21 @@ class AudioRecorder(
         )
         for name, handler in (('started', on_started), ('saved', on_saved), ('recovered', on_recovered)):
             if handler:
-                self.on(name, lambda event, handler=handler: handler(event.args))
+                self.on(name, lambda event, name=name, handler=handler: deliver(name, event.args, handler))
 
     def js_call(self, method: str) -> str:
         """A click handler that runs in the browser, so the control works even while the websocket is down."""
         return f'() => getElement({self.id}).{method}()'
+
+
+def deliver(name: str, args: Any, handler: Callable[[Any], Any]) -> Any:
+    """Hand on what the browser said, checked where it arrives: the page's websocket carries whatever a client
+    sends, and a handler that fails on it logs a traceback. `saved` and `recovered` name a recording as the audio
+    channel answered it; anything else in their place is dropped."""
+    if name not in ('saved', 'recovered'):
+        return handler(args)
+    try:
+        recording = RecordingPublic.model_validate(args)
+    except ValidationError:
+        return None
+    return handler(recording.model_dump(mode='json'))

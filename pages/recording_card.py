@@ -9,6 +9,7 @@ from nicegui import run, ui
 from services.audio.waveforms import peaks_of
 from services.container import Services
 from services.errors import AppError
+from services.lifecycle import is_playable
 from services.models import Recording, RecordingStatus, User
 from services.recordings import MAX_TITLE_LENGTH
 from services.transcripts.service import SearchHit
@@ -16,6 +17,7 @@ from services.transcripts.shapes import TranscriptPublic
 
 from .formatting import format_duration, format_local_time, format_size
 from .frame import notify_error
+from .session import signed_in_only
 from .transcript_panel import TranscriptPanel, search_snippet
 from .waveform_element import Waveform
 
@@ -61,7 +63,7 @@ class RecordingCard:
 
     def body(self) -> None:
         recording = self.recording
-        if recording.status == RecordingStatus.READY:
+        if is_playable(recording.status):
             player = (
                 ui.audio(self.services.links.url(recording))
                 .classes('w-full')
@@ -79,7 +81,7 @@ class RecordingCard:
         else:
             ui.label(STATUS_TEXT[recording.status]).classes('vr-pending').mark('recording-status')
         with ui.row().classes('gap-2 items-center'):
-            if recording.status == RecordingStatus.READY:
+            if is_playable(recording.status):
                 ui.link('Download', self.services.links.url(recording, download=True)).props(
                     'download data-testid=download-link'
                 ).mark('download-link')
@@ -94,16 +96,17 @@ class RecordingCard:
             ).mark('delete-button')
         self.progress_area = ui.row().classes('w-full')
 
+    @signed_in_only
     async def download_mp3(self) -> None:
-        """The MP3 is made once, in a worker thread; a bar shows how far it got, then the browser downloads it."""
+        """The MP3 is made once, on the encoder pool (awaited, holding no thread); a bar shows how far it got, then the
+        browser downloads it."""
         done = {'fraction': 0.0}
         self.progress_area.clear()
         with self.progress_area:
             bar = ui.linear_progress(value=0, show_value=False).classes('w-full').mark('mp3-progress')
             ticker = ui.timer(0.2, lambda: bar.set_value(done['fraction']))
         try:
-            recording = await run.io_bound(
-                self.services.exports.mp3,
+            recording = await self.services.exports.await_mp3(
                 user_id=self.user.id,
                 recording_id=self.recording.id,
                 progress=lambda fraction: done.update(fraction=fraction),
@@ -117,6 +120,7 @@ class RecordingCard:
         if recording is not None:
             ui.download(self.services.links.url(recording, download=True, mp3=True))
 
+    @signed_in_only
     async def share(self) -> None:
         with ui.dialog() as dialog, ui.card().classes('w-96'):
             ui.label(f'Share “{self.recording.title}”').classes('text-h6')
@@ -151,6 +155,7 @@ class RecordingCard:
                         'flat dense round aria-label="Stop sharing" data-testid=revoke-share'
                     ).mark('revoke-share')
 
+    @signed_in_only
     async def create_share(self, links: ui.column, days: int) -> None:
         try:
             await run.io_bound(
@@ -164,6 +169,7 @@ class RecordingCard:
             return
         await self.show_shares(links)
 
+    @signed_in_only
     async def revoke_share(self, links: ui.column, share_id: uuid.UUID) -> None:
         await run.io_bound(
             self.services.shares.revoke, user_id=self.user.id, recording_id=self.recording.id, share_id=share_id
@@ -178,6 +184,7 @@ class RecordingCard:
                 'flat dense round size=sm aria-label="Rename" data-testid=rename-button'
             ).mark('rename-button')
 
+    @signed_in_only
     def edit_title(self) -> None:
         self.title_row.clear()
         with self.title_row:
@@ -194,6 +201,7 @@ class RecordingCard:
             ).mark('rename-save')
             ui.button(icon='close', on_click=self.show_title).props('flat dense round aria-label="Cancel"')
 
+    @signed_in_only
     async def save_title(self, value: str | None) -> None:
         value = value or ''  # a cleared input reports None
         if value != self.recording.title:

@@ -9,7 +9,8 @@ from nicegui import app, background_tasks, run, ui
 
 from services.container import Services
 from services.errors import AppError
-from services.models import Recording, RecordingStatus, User
+from services.lifecycle import is_playable
+from services.models import Recording, User
 from services.transcripts.service import SearchHit
 from services.transcripts.shapes import TranscriptPublic
 
@@ -17,6 +18,7 @@ from .formatting import format_duration
 from .frame import frame, notify_error, signed_in_user
 from .recorder_element import AudioRecorder
 from .recording_card import STATUS_TEXT, RecordingCard
+from .session import PageSession, current_session, leave_page, signed_in_only, watch
 
 PAGE_SIZE = 20
 UNDO_SECONDS = 6.0
@@ -28,13 +30,14 @@ def create(services: Services) -> None:
         user = await signed_in_user(services)
         if user is None:
             return RedirectResponse('/onboard')
+        session = watch(services, user)
         with frame('Your recordings', user):
             record_list = RecordList(services, user)
             await record_list.show()
             settings = services.settings
             AudioRecorder(
                 user_id=user.id,
-                upload_token=services.upload_tokens.issue(user.id, user.credential_version),
+                upload_token=session.upload_token(),
                 max_chunk_bytes=settings.max_chunk_bytes,
                 timeslice_ms=settings.chunk_timeslice_ms,
                 recover_only=True,
@@ -51,6 +54,7 @@ def create(services: Services) -> None:
         return None
 
 
+@signed_in_only
 async def sign_out_everywhere(services: Services, user: User) -> None:
     try:
         await run.io_bound(services.users.sign_out_everywhere, user.id)
@@ -58,7 +62,7 @@ async def sign_out_everywhere(services: Services, user: User) -> None:
         notify_error(error)
         return
     app.storage.user.clear()
-    ui.navigate.to('/onboard')
+    leave_page()
 
 
 class RecordList:
@@ -82,13 +86,18 @@ class RecordList:
         ui.notify(f'Recovered recording “{recording["title"]}”', type='positive')
         self.show.refresh()
 
-    def search_for(self, event: Any) -> None:
+    async def search_for(self, event: Any) -> None:
+        """The text is taken before the session check awaits, so quick edits end on the last one typed."""
         self.search = event.value or ''
         self.limit = PAGE_SIZE
-        self.show.refresh()
+        await self.refresh_while_signed_in()
 
-    def show_more(self) -> None:
+    async def show_more(self) -> None:
         self.limit += PAGE_SIZE
+        await self.refresh_while_signed_in()
+
+    @signed_in_only
+    def refresh_while_signed_in(self) -> None:
         self.show.refresh()
 
     @ui.refreshable_method
@@ -135,7 +144,7 @@ class RecordList:
         return found, {hit.recording.id: hit for hit in hits}, len(found), sum(r.duration_ms or 0 for r in found)
 
     def transcripts_of(self, recordings: list[Recording]) -> dict[uuid.UUID, TranscriptPublic]:
-        ready = [r for r in recordings[: self.limit] if r.status == RecordingStatus.READY]
+        ready = [r for r in recordings[: self.limit] if is_playable(r.status)]
         return {r.id: self.services.transcripts.get(user_id=self.user.id, recording_id=r.id) for r in ready}
 
     def empty_state(self) -> None:
@@ -147,6 +156,7 @@ class RecordList:
             ui.label('No recordings yet.').classes('text-h6')
             ui.button('Make your first recording', icon='mic', on_click=lambda: ui.navigate.to('/recorder'))
 
+    @signed_in_only
     async def delete(self, recording: Recording) -> None:
         with ui.dialog() as dialog, ui.card():
             ui.label(f'Delete “{recording.title}”?')
@@ -155,11 +165,12 @@ class RecordList:
                 ui.button('Delete', on_click=lambda: dialog.submit(True)).props(
                     'color=negative data-testid=confirm-delete'
                 ).mark('confirm-delete')
-        if not await dialog:
+        session = current_session()
+        if not await dialog or session is None or not await session.still_valid():  # the dialog may stay open long
             return
         self.hidden.add(recording.id)
         self.pending_deletes[recording.id] = background_tasks.create(
-            self.delete_later(recording), name=f'delete {recording.id}'
+            self.delete_later(recording, session), name=f'delete {recording.id}'
         )
         self.undo_area.clear()
         with self.undo_area, ui.row().classes('vr-undo items-center gap-2').mark('undo-bar'):
@@ -177,10 +188,13 @@ class RecordList:
         self.undo_area.clear()
         self.show.refresh()
 
-    async def delete_later(self, recording: Recording) -> None:
-        """The delete happens on the server after the undo window, even if the page is closed meanwhile."""
+    async def delete_later(self, recording: Recording, session: PageSession) -> None:
+        """The delete happens on the server after the undo window, even if the page is closed meanwhile; not if the
+        session ended meanwhile (signed out everywhere because a device was lost: keeping is the safe side)."""
         await asyncio.sleep(UNDO_SECONDS)
         self.pending_deletes.pop(recording.id, None)
+        if not await session.still_valid():
+            return
         try:
             await run.io_bound(self.services.recordings.delete, user_id=self.user.id, recording_id=recording.id)
         except AppError as error:

@@ -14,6 +14,7 @@ from services.transcripts.search import SnippetPiece
 from services.transcripts.shapes import TranscriptPublic
 
 from .frame import notify_error
+from .session import signed_in_only
 from .transcript_element import TranscriptView
 
 POLL_S = 3.0
@@ -90,6 +91,7 @@ class TranscriptPanel:
                     f'flat dense no-caps data-testid=transcript-{kind}'
                 ).mark(f'transcript-{kind}')
 
+    @signed_in_only
     async def download(self, kind: Literal['txt', 'srt', 'vtt']) -> None:
         try:
             file = await run.io_bound(

@@ -7,40 +7,37 @@ lock that finalize's row lock must wait for). So an acknowledged chunk is always
 
 import hashlib
 import logging
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, or_, select, true, tuple_, update
+from sqlalchemy import Table, and_, bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from . import lifecycle
 from .audio.formats import audio_format, check_container
 from .database import Database
 from .errors import Busy, ChunkTooLarge, Conflict, InvalidInput, LimitReached, NotFound
-from .group_commit import GroupCommit
-from .models import Chunk, Recording, RecordingStatus, utc_now
+from .lifecycle import RecordingStatus
+from .models import Chunk, Recording, utc_now
 from .quota import StorageQuota
 from .storage.keys import chunk_key
 from .storage.protocol import Storage
 
 log = logging.getLogger(__name__)
-OPEN_STATUSES = (RecordingStatus.RECORDING, RecordingStatus.FAILED)
 KNOWN_RECORDINGS = 10_000
 
 # Built once, on the tables rather than the ORM classes: this path runs for every second of every recording, and
 # building statements and ORM objects per chunk cost more CPU than the database work itself.
 _CHUNKS: Table = Chunk.__table__  # type: ignore[attr-defined]
 _RECORDINGS: Table = Recording.__table__  # type: ignore[attr-defined]
-_ACCEPTING = or_(  # equalities, not IN: an IN list is an expanding parameter, which executemany cannot take
-    *(_RECORDINGS.c.status == status.value for status in OPEN_STATUSES),
-    and_(_RECORDINGS.c.status == RecordingStatus.READY.value, _RECORDINGS.c.chunks_kept == true()),
-)
+_ACCEPTING = lifecycle.accepts_audio(_RECORDINGS.c.status)
 _CONTEXT = (
     select(
         _RECORDINGS.c.user_id,
         _RECORDINGS.c.status,
-        _RECORDINGS.c.chunks_kept,
         _RECORDINGS.c.mime_type,
         _CHUNKS.c.size,
         _CHUNKS.c.sha256,
@@ -114,7 +111,6 @@ class _ArrivedChunk:
 @dataclass(frozen=True)
 class _Context:
     status: RecordingStatus
-    chunks_kept: bool
     mime_type: str
     stored: _StoredChunk | None
 
@@ -129,9 +125,10 @@ class ChunkService:
         self.max_chunk_bytes = max_chunk_bytes
         self.max_chunks = max_chunks
         self._insert_chunk = _conditional_insert(database.engine.dialect.name)
-        # Chunks arriving together are stored as one batch: one storage write (two filesystem syncs on the local
-        # folder) and one commit (one WAL fsync on SQLite) for all of them, instead of a few fsyncs each.
-        self._batches: GroupCommit[_ArrivedChunk, ChunkReceipt] = GroupCommit(self._store_batch)
+        # Chunks arriving together are stored as one batch (chunk_batches.py gathers them): one storage write (two
+        # filesystem syncs on the local folder) and one commit (one WAL fsync on SQLite) for all of them. One batch
+        # at a time: a caller of `add_chunk` in a thread of its own (tests, tools) waits for the batch before it.
+        self._one_batch_at_a_time = threading.Lock()
         # recording -> (owner, mime type), neither of which ever changes: after a recording's first chunk here, its
         # chunks skip the look-up. Whether it still takes audio is decided by the conditional insert either way.
         self._known: dict[uuid.UUID, tuple[uuid.UUID, str]] = {}
@@ -139,9 +136,11 @@ class ChunkService:
     def add_chunk(self, *, user_id: uuid.UUID, recording_id: uuid.UUID, seq: int, data: bytes) -> ChunkReceipt:
         """Idempotent by seq: the same bytes again are a no-op, different bytes for a stored seq are refused.
 
-        Blocks until the chunk is durable; callers in other threads meanwhile share its batch."""
-        checked = self._check(ChunkUpload(user_id, recording_id, seq, data))
-        return checked if isinstance(checked, ChunkReceipt) else self._batches.submit(checked)
+        Blocks until the chunk is durable: a batch of one, for callers without an event loop."""
+        (outcome,) = self.add_chunks([ChunkUpload(user_id, recording_id, seq, data)])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
     def add_chunks(self, uploads: list[ChunkUpload]) -> list[ChunkReceipt | BaseException]:
         """Many chunks as one batch, one outcome each, for a caller that gathers them itself (the audio channel
@@ -155,7 +154,8 @@ class ChunkService:
                 checked.append(error)
         arrived = [item for item in checked if isinstance(item, _ArrivedChunk)]
         try:
-            stored = iter(self._store_batch(arrived) if arrived else [])
+            with self._one_batch_at_a_time:
+                stored = iter(self._store_batch(arrived) if arrived else [])
         except Exception as error:  # storage or database down: every chunk of the batch is answered with it
             stored = iter([error] * len(arrived))
         return [next(stored) if isinstance(item, _ArrivedChunk) else item for item in checked]
@@ -192,9 +192,9 @@ class ChunkService:
             row = connection.execute(_CONTEXT, {'recording_id': recording_id, 'seq': seq}).first()
         if row is None or row[0] != user_id:  # another user's recording reads exactly like a missing one
             raise NotFound('recording not found')
-        _owner, status, kept, mime_type, size, sha256 = row
+        _owner, status, mime_type, size, sha256 = row
         stored = _StoredChunk(user_id, recording_id, seq, size, sha256) if sha256 is not None else None
-        return _Context(RecordingStatus(status), bool(kept), mime_type, stored)
+        return _Context(RecordingStatus(status), mime_type, stored)
 
     def _store_batch(self, arrived: list[_ArrivedChunk]) -> list[ChunkReceipt | BaseException]:
         """Bytes first, rows second: a row only ever names bytes already durable. If storing fails, the whole
@@ -282,7 +282,7 @@ def _stored_digests(connection: Connection, rows: list[_StoredChunk]) -> dict[tu
 
 
 def _check_accepting(context: _Context) -> None:
-    if context.status in OPEN_STATUSES or (context.status == RecordingStatus.READY and context.chunks_kept):
+    if context.status in lifecycle.ACCEPTS_AUDIO:
         return
     if context.status == RecordingStatus.FINALIZING:
         raise Busy('this recording is being saved right now; the chunk will be sent again')

@@ -50,12 +50,21 @@ class Settings(BaseSettings):
     max_recordings_per_user: int = Field(default=1000, gt=0)
     api_requests_per_minute: int = Field(default=1200, gt=0, description='per user, per app instance')
     max_concurrent_encoders: int = Field(default=2, ge=1, le=32, description='MP3 encodes at once, per instance')
+    max_exports_per_user: int = Field(default=2, ge=1, le=32, description='MP3 encodes one user may have going')
+    max_queued_exports: int = Field(default=32, ge=1, le=1024, description='MP3 encodes waiting or running, in all')
+    max_finalizes_per_user: int = Field(default=2, ge=1, le=32, description='recordings one user saves at once')
+    worker_threads: int = Field(
+        default=40, ge=4, le=1024, description='threads for blocking work in requests and page actions, each pool'
+    )
     ffmpeg_timeout_s: float = Field(default=900, gt=0, description='any single ffmpeg run is killed after this')
     # Abuse limits: request bodies, sign-ups and the audio channel, counted per client address or per user.
     max_json_body_bytes: int = Field(default=64 * 1024, gt=0, le=16 * 1024 * 1024, description='except audio chunks')
     onboard_per_address_per_hour: int = Field(default=20, gt=0, description='sign-ups and recovery-key sign-ins')
     vr_connects_per_address_per_minute: int = Field(default=60, gt=0, description='audio channel connections')
     vr_events_per_user_per_minute: int = Field(default=1200, gt=0, description='audio channel events; 429 retries')
+    credential_recheck_s: float = Field(
+        default=1.0, gt=0, le=60, description='a sign-out on another instance reaches open pages and audio within this'
+    )
     trusted_proxy_count: int = Field(default=0, ge=0, le=10, description='proxies that append to X-Forwarded-For')
     redis_url: str | None = Field(
         default=None,
@@ -75,6 +84,9 @@ class Settings(BaseSettings):
     transcribe_timeout_s: float = Field(default=3600, gt=0, description='one recording; longer ones fail')
     transcribe_lease_s: float = Field(
         default=60, ge=1, le=3600, description='a job whose worker fell silent this long is taken up again'
+    )
+    transcribe_again_per_user_per_hour: int = Field(
+        default=30, gt=0, description='"transcribe again" requests per user; each one costs a whole transcription'
     )
 
     @property

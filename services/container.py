@@ -7,6 +7,7 @@ from datetime import timedelta
 from .audio.exports import ExportService
 from .audio.waveforms import WaveformService
 from .audio_links import AudioLinks, AudioUrlSigner
+from .chunk_batches import ChunkBatches
 from .chunks import ChunkService
 from .config import Settings
 from .database import Database
@@ -25,6 +26,7 @@ from .sweeper import StaleRecordingSweeper
 from .transcripts.queue import TranscriptQueue
 from .transcripts.service import TranscriptService
 from .upload_tokens import UploadTokens
+from .user_slots import UserSlots
 from .users import UserService
 
 
@@ -45,9 +47,13 @@ class Services:
     exports: ExportService
     shares: ShareService
     transcripts: TranscriptService
+    finalize_slots: UserSlots
+    chunk_batches: ChunkBatches
 
     def close(self) -> None:
         self.waveforms.close()
+        self.exports.close()
+        self.chunk_batches.close()
         self.database.dispose()
         self.storage.close()
 
@@ -102,6 +108,14 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         ffmpeg_timeout_s=settings.ffmpeg_timeout_s,
     )
     transcripts = build_transcripts(settings, database)
+    quota = StorageQuota(database=database, max_bytes_per_user=settings.max_bytes_per_user)
+    chunks = ChunkService(
+        database=database,
+        storage=storage,
+        quota=quota,
+        max_chunk_bytes=settings.max_chunk_bytes,
+        max_chunks=settings.max_chunks_per_recording,
+    )
 
     def on_ready(recording_id: uuid.UUID) -> None:  # a new or re-assembled recording
         waveforms.schedule(recording_id)
@@ -112,17 +126,11 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         settings=settings,
         database=database,
         storage=storage,
-        users=UserService(database),
+        users=UserService(database, credential_recheck_s=settings.credential_recheck_s),
         recordings=RecordingService(
             database=database, storage=storage, max_recordings_per_user=settings.max_recordings_per_user
         ),
-        chunks=ChunkService(
-            database=database,
-            storage=storage,
-            quota=StorageQuota(database=database, max_bytes_per_user=settings.max_bytes_per_user),
-            max_chunk_bytes=settings.max_chunk_bytes,
-            max_chunks=settings.max_chunks_per_recording,
-        ),
+        chunks=chunks,
         finalizer=finalizer,
         links=AudioLinks(AudioUrlSigner(secret, settings.audio_url_expiry_s), storage),
         upload_tokens=UploadTokens(secret),
@@ -142,8 +150,13 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
             storage=storage,
             temp_dir=settings.data_dir / 'tmp',
             max_concurrent_encoders=settings.max_concurrent_encoders,
+            max_exports_per_user=settings.max_exports_per_user,
+            max_queued_exports=settings.max_queued_exports,
+            quota=quota,
             ffmpeg_timeout_s=settings.ffmpeg_timeout_s,
         ),
         shares=ShareService(database),
         transcripts=transcripts,
+        chunk_batches=ChunkBatches(chunks.add_chunks, max_in_flight=settings.max_chunks_in_flight),
+        finalize_slots=UserSlots('recordings being saved', per_user=settings.max_finalizes_per_user),
     )

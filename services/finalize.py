@@ -2,8 +2,9 @@
 
 Who may assemble is decided by a compare-and-set on the recording row (under a row lock on PostgreSQL), so two
 requests, two instances or the sweeper never assemble one recording at once, and no chunk is acknowledged while
-it happens. A recording the server finished on its own (it went idle) keeps its chunks: audio the browser still
-holds may arrive late, and the recording is then assembled again with it.
+it happens. A recording the server finished on its own (it went idle) keeps its chunks (`ready_open`): audio the
+browser still holds may arrive late, and the recording is then assembled again with it. Which status allows what is
+`lifecycle.py`'s to say.
 """
 
 import logging
@@ -17,13 +18,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, text
-from sqlmodel import Session, col, delete, or_, select, update
+from sqlmodel import Session, col, delete, select, update
 
+from . import lifecycle
 from .audio.ffmpeg import remux
 from .audio.formats import audio_format
+from .audio.real_length import packet_length_ms
 from .database import Database
 from .errors import AppError, AudioProcessingFailed, Busy, Conflict, InvalidInput, MissingChunks
-from .models import Chunk, Recording, RecordingStatus, utc_now
+from .lifecycle import Event, RecordingStatus
+from .models import Chunk, Recording, utc_now
 from .recordings import audio_key, load_owned
 from .storage.keys import chunk_key, chunks_prefix, legacy_chunk_key, mp3_key, recording_prefix
 from .storage.ordered_fetch import copy_in_order
@@ -36,6 +40,8 @@ HEARTBEAT_S = 5.0
 FINALIZE_TAKEOVER = timedelta(seconds=20)
 # Browsers stop at the limit by their own clock; the file may run a little longer than that clock.
 DURATION_SLACK_MS = 30_000
+# How much more sound than its timestamps claim a file may hold (2 % of it, at least this) before it is refused.
+TIMING_SLACK_MS = 2_000
 
 
 def find_missing(seqs: list[int], chunk_count: int | None) -> list[int]:
@@ -49,7 +55,7 @@ class _Plan:
     """What a claimed finalize works from: the chunks as they stood once nobody could add more."""
 
     chunks: list[tuple[int, str, bool]]  # (seq, sha256, legacy_key) in seq order
-    previous: RecordingStatus
+    previous: RecordingStatus  # the status it was claimed from: a give-back returns it there
     keep_chunks: bool
 
 
@@ -93,9 +99,9 @@ class Finalizer:
         with self.database.session() as session:
             recording = load_owned(session, user_id=user_id, recording_id=recording_id)
             seqs = [seq for seq, _sha, _legacy in _chunks_of(session, recording_id)]
-        if recording.status == RecordingStatus.READY and not recording.chunks_kept:
+        if recording.status in lifecycle.FINAL:
             return recording
-        if recording.status == RecordingStatus.READY and bridge_gaps and len(seqs) == recording.assembled_chunks:
+        if recording.status == RecordingStatus.READY_OPEN and bridge_gaps and len(seqs) == recording.assembled_chunks:
             return recording  # nothing arrived since the server assembled it
         self._check_complete(seqs, chunk_count, bridge_gaps)
         previous = recording.status
@@ -106,7 +112,7 @@ class Finalizer:
         try:  # chunks that landed between the first look and the claim may have opened a gap: judge the final set
             self._check_complete([seq for seq, _sha, _legacy in chunks], chunk_count, bridge_gaps)
         except MissingChunks:
-            self._release(recording, previous)
+            self._release(recording, Event.GIVE_BACK, claimed_from=previous)
             raise
         return self._finish(recording, _Plan(chunks, previous, keep_chunks=bridge_gaps))
 
@@ -121,17 +127,14 @@ class Finalizer:
 
     def _claim(self, recording_id: uuid.UUID, now: datetime) -> bool:
         """Compare-and-set to `finalizing`; on PostgreSQL the row lock first waits for chunks being inserted."""
-        claimable = or_(
-            col(Recording.status).in_([RecordingStatus.RECORDING, RecordingStatus.FAILED]),
-            (col(Recording.status) == RecordingStatus.READY) & col(Recording.chunks_kept),
-            (col(Recording.status) == RecordingStatus.FINALIZING)
-            & (col(Recording.updated_at) < now - FINALIZE_TAKEOVER),
+        claimable = lifecycle.claimable(
+            col(Recording.status), col(Recording.updated_at), lapsed_before=now - FINALIZE_TAKEOVER
         )
         statement = (
             update(Recording)
             .where(col(Recording.id) == recording_id)
             .where(claimable)
-            .values(status=RecordingStatus.FINALIZING, updated_at=now)
+            .values(status=lifecycle.target(Event.CLAIM), updated_at=now)
         )
         with self.database.session() as session:
             _lock_row(session, recording_id)
@@ -146,11 +149,10 @@ class Finalizer:
         statement = (
             update(Recording)
             .where(col(Recording.id) == recording_id)
-            .where(col(Recording.status) == RecordingStatus.READY)
-            .where(col(Recording.chunks_kept))
+            .where(lifecycle.allows(Event.LET_GO, col(Recording.status)))
             .where(col(Recording.updated_at) < idle_since)
             .where(col(Recording.assembled_chunks) == assembled.scalar_subquery())
-            .values(chunks_kept=False)
+            .values(status=lifecycle.target(Event.LET_GO))
         )
         with self.database.session() as session:
             _lock_row(session, recording_id)
@@ -163,7 +165,7 @@ class Finalizer:
     def _after_lost_claim(self, user_id: uuid.UUID, recording_id: uuid.UUID) -> Recording:
         with self.database.session() as session:
             recording = load_owned(session, user_id=user_id, recording_id=recording_id)
-        if recording.status == RecordingStatus.READY:
+        if lifecycle.is_playable(recording.status):
             return recording
         raise Busy('this recording is being saved right now; try again in a moment')
 
@@ -172,18 +174,19 @@ class Finalizer:
             with self._heartbeat(recording.id):
                 duration_ms, size = self._assemble(recording, plan.chunks)
         except AudioProcessingFailed as error:
-            again = plan.previous == RecordingStatus.READY  # the earlier file stays; the new chunks wait for a fix
-            self._release(recording, plan.previous if again else RecordingStatus.FAILED, error=error.message)
+            # A recording that could be played keeps its earlier file; the new chunks wait for a fix.
+            failed = Event.GIVE_BACK if lifecycle.is_playable(plan.previous) else Event.FAIL
+            self._release(recording, failed, claimed_from=plan.previous, error=error.message)
             raise
         except Exception:
-            self._release(recording, plan.previous)  # retryable: keep the chunks, try again later
+            self._release(recording, Event.GIVE_BACK, claimed_from=plan.previous)  # retryable: try again later
             raise
         if not self._mark_ready(recording, plan, duration_ms, size):
             log.info('recording %s was deleted while it was being saved; removing what was written', recording.id)
             self.storage.delete_prefix(recording_prefix(recording.id))
             raise Conflict('this recording was deleted')
         try:
-            if plan.previous == RecordingStatus.READY:
+            if lifecycle.is_playable(plan.previous):
                 self.storage.delete_prefix(mp3_key(recording.id))  # made from the earlier, shorter file
             if not plan.keep_chunks:
                 self.storage.delete_prefix(chunks_prefix(recording.id))
@@ -219,7 +222,7 @@ class Finalizer:
         statement = (
             update(Recording)
             .where(col(Recording.id) == recording_id)
-            .where(col(Recording.status) == RecordingStatus.FINALIZING)
+            .where(lifecycle.allows(Event.RENEW, col(Recording.status)))
             .values(updated_at=utc_now())
         )
         with self.database.session() as session:
@@ -228,20 +231,21 @@ class Finalizer:
 
     def _mark_ready(self, recording: Recording, plan: _Plan, duration_ms: int, size: int) -> bool:
         """Only a recording still claimed becomes ready: one deleted meanwhile stays deleted."""
+        assembled = Event.ASSEMBLED_IDLE if plan.keep_chunks else Event.ASSEMBLED
         values = {
-            'status': RecordingStatus.READY,
+            'status': lifecycle.target(assembled),
             'duration_ms': duration_ms,
             'size_bytes': size,
             'error': None,
-            'chunks_kept': plan.keep_chunks,
             'assembled_chunks': len(plan.chunks),
             'peaks': None,
+            'mp3_bytes': None,  # an earlier file's copy is deleted below
             'updated_at': utc_now(),
         }
         statement = (
             update(Recording)
             .where(col(Recording.id) == recording.id)
-            .where(col(Recording.status) == RecordingStatus.FINALIZING)
+            .where(lifecycle.allows(assembled, col(Recording.status)))
             .values(**values)
         )
         with self.database.session() as session:
@@ -263,23 +267,37 @@ class Finalizer:
             with joined.open('wb') as handle:
                 copy_in_order(self.storage, keys, handle, workers=self.fetch_workers)
             duration_ms = remux(joined, output, fmt, timeout_s=self.ffmpeg_timeout_s)
-            if duration_ms > self.max_duration_ms + self.duration_slack_ms:
+            sound_ms = packet_length_ms(output, fmt)  # what decoders will play, whatever the timestamps claim
+            if sound_ms > duration_ms + max(TIMING_SLACK_MS, duration_ms // 50):
+                raise AudioProcessingFailed(
+                    f'the audio cannot be saved: its timestamps say it lasts {_seconds(duration_ms)}, '
+                    f'but it holds {_seconds(sound_ms)} of sound'
+                )
+            if max(duration_ms, sound_ms) > self.max_duration_ms + self.duration_slack_ms:
                 limit_h = self.max_duration_ms / 3_600_000
                 raise AudioProcessingFailed(f'the audio is longer than the {limit_h:g}-hour limit of one recording')
             self.storage.put_file(audio_key(recording), output)
             return duration_ms, output.stat().st_size
 
-    def _release(self, recording: Recording, status: RecordingStatus, error: str | None = None) -> None:
+    def _release(
+        self, recording: Recording, event: Event, *, claimed_from: RecordingStatus, error: str | None = None
+    ) -> None:
+        """End a claim without a new file: `event` is a give-back (to the status it was claimed from) or a failure."""
+        status = lifecycle.next_status(RecordingStatus.FINALIZING, event, claimed_from=claimed_from)
         statement = (
             update(Recording)
             .where(col(Recording.id) == recording.id)
-            .where(col(Recording.status) == RecordingStatus.FINALIZING)
+            .where(lifecycle.allows(event, col(Recording.status)))
             .values(status=status, error=error, updated_at=utc_now())
         )
         with self.database.session() as session:
             session.exec(statement)  # type: ignore[call-overload]
             session.commit()
         recording.status, recording.error = status, error
+
+
+def _seconds(ms: int) -> str:
+    return f'{ms / 1000:.1f} s' if ms < 60_000 else f'{ms // 60_000} min {ms % 60_000 // 1000} s'
 
 
 def _chunks_of(session: Session, recording_id: uuid.UUID) -> list[tuple[int, str, bool]]:

@@ -3,9 +3,13 @@
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Annotated
 
+from pydantic import WithJsonSchema, field_validator
 from sqlalchemy import Column, DateTime, Index, Text, TypeDecorator, false
 from sqlmodel import Field, SQLModel
+
+from .lifecycle import PUBLIC_STATUSES, RecordingStatus, public_status
 
 
 def utc_now() -> datetime:
@@ -33,13 +37,6 @@ def _timestamp_column() -> Column[datetime]:
     return Column(UTCDateTime(), nullable=False)
 
 
-class RecordingStatus(StrEnum):
-    RECORDING = 'recording'
-    FINALIZING = 'finalizing'
-    READY = 'ready'
-    FAILED = 'failed'
-
-
 class User(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     name: str = Field(max_length=50)
@@ -48,6 +45,9 @@ class User(SQLModel, table=True):
     # Raised by a key rotation or "sign out everywhere": browser sessions and upload tokens carry the version
     # they were issued with, and any older one stops working at once.
     credential_version: int = Field(default=1)
+    # When a worker last took up one of this user's transcripts: users take turns, the least recently served first,
+    # so one user's backlog delays another's job by at most one (see transcripts/queue.py).
+    transcript_served_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
 
 
 class RecordingBase(SQLModel):
@@ -69,10 +69,9 @@ class Recording(RecordingBase, table=True):
     created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp_column())
     updated_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp_column())
     peaks: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # JSON list, see audio/peaks.py
-    # Set when the server finished the recording without the browser's word (it went idle): the chunks are kept,
-    # so audio the browser still holds can arrive late and the recording is assembled again with it.
-    chunks_kept: bool = Field(default=False)
     assembled_chunks: int | None = Field(default=None, description='how many chunks the current audio file holds')
+    # The MP3 copy's size once it is made: it counts in the owner's storage quota like the recording itself.
+    mp3_bytes: int | None = Field(default=None)
 
 
 class RecordingPublic(RecordingBase):
@@ -83,6 +82,15 @@ class RecordingPublic(RecordingBase):
     id: uuid.UUID
     created_at: datetime
     audio_url: str | None = None
+    # Statuses only the server tells apart are shown as the one clients know (see lifecycle.public_status).
+    status: Annotated[RecordingStatus, WithJsonSchema({'type': 'string', 'enum': list(PUBLIC_STATUSES)})] = (
+        RecordingStatus.RECORDING
+    )
+
+    @field_validator('status')
+    @classmethod
+    def as_clients_know_it(cls, status: RecordingStatus) -> RecordingStatus:
+        return public_status(status)
 
 
 class Share(SQLModel, table=True):
@@ -92,6 +100,17 @@ class Share(SQLModel, table=True):
     recording_id: uuid.UUID = Field(foreign_key='recording.id', index=True)
     created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp_column())
     expires_at: datetime = Field(sa_column=_timestamp_column())
+
+
+class EndedSession(SQLModel, table=True):
+    """A browser session ended by a plain "Sign out": the upload tokens it was given carry its id and stop working.
+    Kept as long as such a token could live; "sign out everywhere" ends all of a user's sessions by version instead."""
+
+    __tablename__ = 'ended_session'
+
+    id: uuid.UUID = Field(primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key='user.id', index=True)
+    ended_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp_column())
 
 
 class Chunk(SQLModel, table=True):

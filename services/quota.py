@@ -1,4 +1,5 @@
-"""Per-user storage quota, checked as chunks arrive so one user cannot fill the disk or the bucket.
+"""Per-user storage quota, checked as chunks arrive so one user cannot fill the disk or the bucket. The files made
+from a recording count too: its MP3 copy is checked against the quota before it is made.
 
 The usage is read from the database (finished files plus chunks still held) and then counted forward in memory
 for a few seconds, so the check costs no query per chunk; with several instances each re-reads the truth often.
@@ -18,9 +19,9 @@ REFRESH_AFTER_S = 30.0
 _RECORDINGS: Table = Recording.__table__  # type: ignore[attr-defined]
 _CHUNKS: Table = Chunk.__table__  # type: ignore[attr-defined]
 # Built once: every recording user's usage is re-read every REFRESH_AFTER_S.
-_FILE_BYTES = select(func.coalesce(func.sum(_RECORDINGS.c.size_bytes), 0)).where(
-    _RECORDINGS.c.user_id == bindparam('user_id')
-)
+_FILE_BYTES = select(
+    func.coalesce(func.sum(func.coalesce(_RECORDINGS.c.size_bytes, 0) + func.coalesce(_RECORDINGS.c.mp3_bytes, 0)), 0)
+).where(_RECORDINGS.c.user_id == bindparam('user_id'))
 _CHUNK_BYTES = (
     select(func.coalesce(func.sum(_CHUNKS.c.size), 0))
     .select_from(_CHUNKS.join(_RECORDINGS, _RECORDINGS.c.id == _CHUNKS.c.recording_id))
@@ -55,6 +56,15 @@ class StorageQuota:
             self._usage[user_id] = (read_at, used + size)
             if len(self._usage) > 10_000:  # forget users who have not recorded lately
                 self._usage = {uid: v for uid, v in self._usage.items() if now - v[0] <= REFRESH_AFTER_S}
+
+    def check_room(self, user_id: uuid.UUID, size: int, what: str) -> None:
+        """Refuse to make `what` (about `size` bytes) when it would not fit; read afresh, it is not counted forward."""
+        used = self.used_bytes(user_id)
+        if used + size > self.max_bytes_per_user:
+            raise LimitReached(
+                f'{what} would not fit in your storage ({_gib(used)} of {_gib(self.max_bytes_per_user)} used): '
+                'delete some recordings first'
+            )
 
     def used_bytes(self, user_id: uuid.UUID) -> int:
         with self.database.connection() as connection:

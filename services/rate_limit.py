@@ -71,6 +71,7 @@ class RateLimits:
     onboard: RateLimiter
     vr_connects: RateLimiter
     vr_events: RateLimiter
+    transcribe_again: RateLimiter
 
 
 def build_rate_limits(settings: Settings) -> RateLimits:
@@ -86,6 +87,9 @@ def build_rate_limits(settings: Settings) -> RateLimits:
         ),
         vr_events=RateLimiter(
             'audio messages', amount=settings.vr_events_per_user_per_minute, window='minute', storage=storage
+        ),
+        transcribe_again=RateLimiter(
+            'transcripts made again', amount=settings.transcribe_again_per_user_per_hour, window='hour', storage=storage
         ),
     )
 

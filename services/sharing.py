@@ -9,7 +9,8 @@ from sqlmodel import col, delete, select
 
 from .database import Database
 from .errors import Conflict, InvalidInput, NotFound
-from .models import Recording, RecordingStatus, Share, utc_now
+from .lifecycle import is_playable
+from .models import Recording, Share, utc_now
 from .recordings import load_owned
 
 MIN_LIFETIME = timedelta(minutes=5)
@@ -26,7 +27,7 @@ class ShareService:
             raise InvalidInput('a share link lives between 5 minutes and 30 days')
         with self.database.session() as session:
             recording = load_owned(session, user_id=user_id, recording_id=recording_id)
-            if recording.status != RecordingStatus.READY:
+            if not is_playable(recording.status):
                 raise Conflict('only a saved recording can be shared')
             share = Share(recording_id=recording_id, expires_at=utc_now() + lifetime)
             session.add(share)
@@ -64,7 +65,7 @@ class ShareService:
             if share is None or share.expires_at <= utc_now():
                 raise NotFound('this link has expired or was revoked')
             recording = session.get(Recording, share.recording_id)
-        if recording is None or recording.status != RecordingStatus.READY:
+        if recording is None or not is_playable(recording.status):
             raise NotFound('this link has expired or was revoked')
         return share, recording
 

@@ -1,8 +1,9 @@
 """Finishes recordings nobody finished, and keeps late audio: a closed laptop, a lost tab, a train without signal.
 
 A recording left in `recording` (or stuck in `finalizing`) with no new audio for a while is finalized from the
-chunks it has, bridging any gap, and keeps its chunks; when audio the browser held arrives later, the recording is
-assembled again once that audio has stopped arriving. Kept chunks are let go after `late_audio_retention`.
+chunks it has, bridging any gap, and keeps its chunks (`ready_open`); when audio the browser held arrives later,
+the recording is assembled again once that audio has stopped arriving. Kept chunks are let go after
+`late_audio_retention`. Which recordings are stale is `lifecycle.stale`'s to say.
 """
 
 import asyncio
@@ -13,11 +14,13 @@ from datetime import timedelta
 from sqlalchemy import func
 from sqlmodel import col, select, update
 
+from . import lifecycle
 from .audio.waveforms import WaveformService
 from .database import Database
 from .errors import AppError, Busy, Conflict, MissingChunks
 from .finalize import Finalizer
-from .models import Chunk, Recording, RecordingStatus, utc_now
+from .lifecycle import Event
+from .models import Chunk, Recording, utc_now
 from .orphans import OrphanSweeper
 from .storage.keys import chunks_prefix
 from .storage.protocol import Storage
@@ -51,19 +54,14 @@ class StaleRecordingSweeper:
         chunk_count = (
             select(func.count()).select_from(Chunk).where(col(Chunk.recording_id) == Recording.id).scalar_subquery()
         )
-        unfinished = col(Recording.status).in_([RecordingStatus.RECORDING, RecordingStatus.FINALIZING])
-        late_audio = (
-            (col(Recording.status) == RecordingStatus.READY)
-            & col(Recording.chunks_kept)
-            & (chunk_count != col(Recording.assembled_chunks))
+        stale = lifecycle.stale(
+            col(Recording.status),
+            col(Recording.updated_at),
+            chunk_count,
+            col(Recording.assembled_chunks),
+            idle_before=cutoff,
         )
-        query = (
-            select(Recording.id, Recording.user_id)
-            .where(unfinished | late_audio)
-            .where(col(Recording.updated_at) < cutoff)
-            .order_by(col(Recording.updated_at))
-            .limit(limit)
-        )
+        query = select(Recording.id, Recording.user_id).where(stale).order_by(col(Recording.updated_at)).limit(limit)
         with self.database.session() as session:
             return [(row[0], row[1]) for row in session.exec(query).all()]
 
@@ -91,8 +89,7 @@ class StaleRecordingSweeper:
         cutoff = utc_now() - self.late_audio_retention
         query = (
             select(Recording.id)
-            .where(col(Recording.status) == RecordingStatus.READY)
-            .where(col(Recording.chunks_kept))
+            .where(lifecycle.allows(Event.LET_GO, col(Recording.status)))
             .where(col(Recording.updated_at) < cutoff)
             .limit(limit)
         )
@@ -110,8 +107,8 @@ class StaleRecordingSweeper:
         statement = (
             update(Recording)
             .where(col(Recording.id) == recording_id)
-            .where(col(Recording.status) != RecordingStatus.READY)
-            .values(status=RecordingStatus.FAILED, error=reason, updated_at=utc_now())
+            .where(lifecycle.allows(Event.FAIL, col(Recording.status)))
+            .values(status=lifecycle.target(Event.FAIL), error=reason, updated_at=utc_now())
         )
         with self.database.session() as session:
             session.exec(statement)  # type: ignore[call-overload]

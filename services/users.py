@@ -1,21 +1,33 @@
 """People and their credentials: only hashes of tokens are stored."""
 
 import hashlib
+import logging
 import secrets
 import uuid
+from collections.abc import Callable
+from datetime import timedelta
 
 import sqlalchemy
-from sqlmodel import col, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, delete, func, select, update
 
+from .credentials import SIGNED_OUT, CredentialCache, Credentials
 from .database import Database
 from .errors import InvalidInput, NotFound, Unauthorized
-from .models import Recording, User
+from .models import EndedSession, Recording, User, utc_now
+from .upload_tokens import UPLOAD_TOKEN_LIFETIME_S
 
+log = logging.getLogger(__name__)
 MAX_NAME_LENGTH = 50
 _USERS: sqlalchemy.Table = User.__table__  # type: ignore[attr-defined]
-_CREDENTIAL_VERSION = sqlalchemy.select(_USERS.c.credential_version).where(
-    _USERS.c.id == sqlalchemy.bindparam('user_id')
+_ENDED: sqlalchemy.Table = EndedSession.__table__  # type: ignore[attr-defined]
+# One indexed read: the user's credential version, and the ids of its browser sessions signed out one by one.
+_CREDENTIALS = (
+    sqlalchemy.select(_USERS.c.credential_version, _ENDED.c.id)
+    .select_from(_USERS.outerjoin(_ENDED, _ENDED.c.user_id == _USERS.c.id))
+    .where(_USERS.c.id == sqlalchemy.bindparam('user_id'))
 )
+RevocationListener = Callable[[uuid.UUID, uuid.UUID | None], None]
 
 
 def hash_token(token: str) -> str:
@@ -32,8 +44,15 @@ def clean_name(name: str) -> str:
 
 
 class UserService:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, credential_recheck_s: float = 1.0) -> None:
         self.database = database
+        self.credentials = CredentialCache(self.read_credentials, credential_recheck_s)
+        self._revocation_listeners: list[RevocationListener] = []
+
+    def on_revoked(self, listener: RevocationListener) -> None:
+        """`listener(user_id, session_id)` runs (in the revoking thread) once sessions ended in this process: one
+        browser's (`session_id`), or all of the user's (None). Other processes notice within the recheck interval."""
+        self._revocation_listeners.append(listener)
 
     def onboard(self, *, name: str) -> tuple[User, str]:
         """Create a user; the token is returned once and only its hash is kept."""
@@ -69,6 +88,19 @@ class UserService:
         """End every browser session and upload token of the user; the recovery key still signs in."""
         self._revoke_sessions(user_id)
 
+    def end_session(self, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+        """A plain "Sign out": this browser session and the upload tokens it was given end; other sessions go on.
+        Rows older than any upload token can live are no longer needed, so each sign-out clears them."""
+        oldest = utc_now() - timedelta(seconds=UPLOAD_TOKEN_LIFETIME_S)
+        with self.database.session() as session:
+            session.exec(delete(EndedSession).where(col(EndedSession.ended_at) < oldest))  # type: ignore[call-overload]
+            session.add(EndedSession(id=session_id, user_id=user_id))
+            try:
+                session.commit()
+            except IntegrityError:  # signed out twice at once (two tabs): already ended
+                session.rollback()
+        self._revoked(user_id, session_id)
+
     def _revoke_sessions(self, user_id: uuid.UUID, new_token_hash: str | None = None) -> None:
         values: dict[str, object] = {'credential_version': col(User.credential_version) + 1}
         if new_token_hash:
@@ -78,24 +110,38 @@ class UserService:
             session.commit()
         if updated != 1:
             raise NotFound('user not found')
+        self._revoked(user_id, None)
 
-    def current(self, user_id: uuid.UUID, credential_version: int) -> User:
+    def _revoked(self, user_id: uuid.UUID, session_id: uuid.UUID | None) -> None:
+        self.credentials.forget(user_id)
+        for listener in self._revocation_listeners:
+            try:
+                listener(user_id, session_id)
+            except Exception:  # the revocation itself is committed; one listener must not hide it from the others
+                log.exception('a sign-out listener failed')
+
+    def current(self, user_id: uuid.UUID, credential_version: int, session_id: uuid.UUID | None = None) -> User:
         """The user a browser session or upload token speaks for, if that credential has not been revoked since."""
+        self.check_credential(user_id, credential_version, session_id)
         try:
-            user = self.get(user_id)
-        except NotFound as error:
-            raise Unauthorized('you have been signed out; sign in again') from error
-        if user.credential_version != credential_version:
-            raise Unauthorized('you have been signed out; sign in again')
-        return user
+            return self.get(user_id)
+        except NotFound as error:  # deleted since the check
+            raise Unauthorized(SIGNED_OUT) from error
 
-    def check_credential(self, user_id: uuid.UUID, credential_version: int) -> None:
-        """`current` without loading the user: the audio channel asks this of every open connection every few
-        seconds, so it is one prepared query on a plain connection."""
+    def check_credential(
+        self, user_id: uuid.UUID, credential_version: int, session_id: uuid.UUID | None = None
+    ) -> None:
+        """`current` without loading the user: Unauthorized once the key was rotated, the user signed out everywhere
+        or (with `session_id`) that browser signed out."""
+        self.read_credentials(user_id).verify(credential_version, session_id)
+
+    def read_credentials(self, user_id: uuid.UUID) -> Credentials:
+        """One prepared query on a plain connection: pages and audio connections ask this often (via the cache)."""
         with self.database.connection() as connection:
-            version = connection.execute(_CREDENTIAL_VERSION, {'user_id': user_id}).scalar()
-        if version != credential_version:  # None: the user is gone
-            raise Unauthorized('you have been signed out; sign in again')
+            rows = connection.execute(_CREDENTIALS, {'user_id': user_id}).all()
+        if not rows:
+            return Credentials(None)
+        return Credentials(rows[0][0], frozenset(ended for _, ended in rows if ended is not None))
 
     def recording_count(self, user_id: uuid.UUID) -> int:
         with self.database.session() as session:

@@ -17,7 +17,7 @@ from nicegui.testing.general_fixtures import get_path_to_main_file
 from nicegui.testing.user import User as SimulatedUser
 from nicegui.testing.user_simulation import user_simulation
 
-from api import create_router, install_error_handler
+from main import install_api
 from services.config import Settings
 from services.container import Services, build_services, build_storage
 from services.models import Recording, User
@@ -182,9 +182,9 @@ def services(settings: Settings) -> Iterator[Services]:
 
 @pytest.fixture
 def api(services: Services) -> Iterator[httpx.Client]:
+    """The API as production serves it (main.install_api: its middleware, limits and error rendering)."""
     app = FastAPI()
-    app.include_router(create_router(services))
-    install_error_handler(app)
+    install_api(app, services)
     from fastapi.testclient import TestClient
 
     with TestClient(app) as client:

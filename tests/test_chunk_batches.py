@@ -5,14 +5,17 @@ import asyncio
 import hashlib
 import logging
 import os
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 import socketio
 
 from api.audio_channel import AudioChannel, ThrottledLog
 from api.audio_payloads import ChunkPayload
-from api.chunk_batches import ChunkBatches
+from services.chunk_batches import ChunkBatches
 from services.chunks import ChunkReceipt, ChunkUpload
 from services.container import Services
 from services.errors import Conflict, NotFound, ServiceUnavailable
@@ -133,3 +136,49 @@ def test_a_flood_of_busy_answers_is_logged_once_per_period(caplog: pytest.LogCap
     for _ in range(500):
         busy.note(message)
     assert [record.getMessage() for record in caplog.records] == [message]
+
+
+def rest_upload(api: httpx.Client, auth: dict[str, str], recording_id: uuid.UUID, seq: int) -> httpx.Response:
+    return api.put(f'/api/recordings/{recording_id}/chunks/{seq}', content=os.urandom(3000), headers=auth)
+
+
+def test_rest_chunks_sent_together_share_batches_with_each_other(
+    api: httpx.Client, services: Services, make_user: UserFactory
+) -> None:
+    """The REST API's chunks take the same batches as the audio channel's: no request holds a thread while its
+    chunk waits for the batch before it."""
+    user, auth = make_user.with_auth()
+    recordings = [new_recording(services, user.id) for _ in range(4)]
+    store = CountedStore(services)
+    services.chunk_batches = ChunkBatches(store)
+    jobs = [(rid, seq) for rid in recordings for seq in range(1, 11)]
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(lambda job: rest_upload(api, auth, *job), jobs))
+    services.chunk_batches.close()
+    assert [answer.status_code for answer in answers] == [200] * len(jobs)
+    assert sum(store.batch_sizes) == len(jobs) and len(store.batch_sizes) < len(jobs)
+
+
+async def test_chunks_past_the_in_flight_cap_are_refused_as_busy_and_kept_by_their_sender(
+    services: Services, make_user: UserFactory
+) -> None:
+    user_id = make_user().id
+    recording_id = new_recording(services, user_id)
+    release = threading.Event()
+
+    def slow_store(uploads: list[ChunkUpload]) -> list[ChunkReceipt | BaseException]:
+        release.wait(10)
+        return services.chunks.add_chunks(uploads)
+
+    batches = ChunkBatches(slow_store, max_in_flight=2)
+    try:
+        waiting = [asyncio.create_task(batches.store(ChunkUpload(user_id, recording_id, seq, b'x'))) for seq in (1, 2)]
+        await asyncio.sleep(0)
+        with pytest.raises(ServiceUnavailable, match='the server is busy'):
+            await batches.store(ChunkUpload(user_id, recording_id, 3, b'x'))
+        release.set()
+        assert [receipt.seq for receipt in await asyncio.gather(*waiting)] == [1, 2]
+        assert (await batches.store(ChunkUpload(user_id, recording_id, 3, b'x'))).seq == 3  # room again
+    finally:
+        release.set()
+        batches.close()

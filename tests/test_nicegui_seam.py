@@ -3,8 +3,10 @@
 A NiceGUI upgrade that changes one fails here, naming it, rather than as lost audio in a user's browser.
 """
 
+import asyncio
 import re
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,10 +14,11 @@ import nicegui
 import pytest
 import socketio
 from nicegui import app
+from nicegui import run as nicegui_run
 from starlette.routing import Mount
 
 from api.audio_channel import NAMESPACE, AudioChannel
-from api.nicegui_internals import SOCKET_PREFIX, socket_message_limit, socket_server
+from api.nicegui_internals import SOCKET_PREFIX, size_page_thread_pool, socket_message_limit, socket_server
 from services.config import Settings
 from services.container import Services, build_services
 
@@ -77,7 +80,9 @@ def test_the_audio_channel_registers_its_events_on_niceguis_server(services: Ser
             server.handlers.pop(NAMESPACE, None)
         else:
             server.handlers[NAMESPACE] = before
-    assert registered == {'connect', 'create', 'chunk', 'finalize', 'status'}, f'{UPGRADED}: /vr has {registered}'
+    assert registered == {'connect', 'disconnect', 'create', 'chunk', 'finalize', 'status'}, (
+        f'{UPGRADED}: /vr has {registered}'
+    )
 
 
 def test_the_page_script_keeps_its_socket_on_window_socket() -> None:
@@ -129,3 +134,14 @@ def test_the_served_app_frames_websockets_with_websockets_sansio_and_no_compress
     assert head.startswith('HTTP/1.1 101'), head
     assert 'permessage-deflate' not in head.lower(), head
     assert 'WebSocketsSansIOProtocol' in server.log(), server.log()
+
+
+async def test_page_actions_run_on_the_pool_the_app_sizes() -> None:
+    original = nicegui_run.thread_pool
+    try:
+        size_page_thread_pool(7)
+        assert nicegui_run.thread_pool is not original, f'{UPGRADED}: run.thread_pool is not replaceable'
+        names = await asyncio.gather(*(nicegui_run.io_bound(lambda: threading.current_thread().name) for _ in range(3)))
+        assert all(str(name).startswith('page-io') for name in names), f'{UPGRADED}: io_bound ran on {names}'
+    finally:
+        size_page_thread_pool(original._max_workers)  # the original is shut down: later tests get a pool like it

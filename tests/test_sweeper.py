@@ -43,7 +43,7 @@ def test_an_idle_recording_is_finalized_across_a_gap(
 
     assert services.sweeper.sweep() == [gapped.id]
     ready = services.recordings.get(user_id=user_id, recording_id=gapped.id)
-    assert ready.status == RecordingStatus.READY
+    assert ready.status == RecordingStatus.READY_OPEN  # playable, and open to the audio of the gap if it comes
     assert ready.duration_ms == pytest.approx(5000, abs=200)  # the audio after the gap is kept
     assert services.recordings.get(user_id=user_id, recording_id=fresh.id).status == RecordingStatus.RECORDING
 

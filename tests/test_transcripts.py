@@ -23,6 +23,7 @@ from services.audio.formats import FORMATS
 from services.container import Services
 from services.models import Transcript, TranscriptState
 from services.transcripts.engine import Transcriber, TranscriberUnavailable, check_model, load_model, model_folder
+from services.transcripts.languages import SQLITE_TOKENIZERS
 from services.transcripts.search import fts5_match
 from services.transcripts.worker import TranscriptWorker
 
@@ -245,8 +246,9 @@ def test_a_deleted_recording_takes_its_transcript_and_search_entries_along(
         if session.connection().dialect.name == 'sqlite':
             from sqlalchemy import text
 
-            left = session.exec(text('SELECT count(*) FROM recording_search')).one()  # type: ignore[call-overload]
-            assert left[0] == 0
+            for table in SQLITE_TOKENIZERS:  # one table per tokenizer (languages.py)
+                left = session.exec(text(f'SELECT count(*) FROM {table}')).one()  # type: ignore[call-overload]
+                assert left[0] == 0, table
 
 
 @LOCAL_ONLY
@@ -309,9 +311,9 @@ def test_long_audio_is_heard_in_windows_with_nothing_lost_or_doubled(
     """Windows of 7 s instead of 10 minutes: speech cut by a window's end is heard again whole, never twice."""
     audio = tmp_path / 'speech.webm'
     audio.write_bytes(clips['paragraph'])
-    whole = transcriber.transcribe_file(audio, FORMATS['audio/webm'], duration_ms=23_000, timeout_s=60)
+    whole = transcriber.transcribe_file(audio, FORMATS['audio/webm'], language='en', duration_ms=23_000, timeout_s=60)
     windowed = Transcriber(transcriber.model, window_s=7).transcribe_file(
-        audio, FORMATS['audio/webm'], duration_ms=23_000, timeout_s=60
+        audio, FORMATS['audio/webm'], language='en', duration_ms=23_000, timeout_s=60
     )
     words = [w for s in windowed for w in s.words]
     starts = [w.start_ms for w in words]
@@ -322,7 +324,7 @@ def test_long_audio_is_heard_in_windows_with_nothing_lost_or_doubled(
 
 
 def test_silence_stays_silent(transcriber: Transcriber) -> None:
-    assert transcriber.transcribe_samples(np.zeros(16_000 * 8, np.float32)) == []
+    assert transcriber.transcribe_samples(np.zeros(16_000 * 8, np.float32), language='en') == []
 
 
 def test_a_wrong_or_missing_model_is_refused_plainly(tmp_path: Path) -> None:

@@ -1,9 +1,9 @@
 """Audio: the owner's stream (signed link or bearer token), the MP3 export, and a share link's stream."""
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
 from services.audio.exports import MP3_TYPE, mp3_key
@@ -11,48 +11,62 @@ from services.audio.formats import audio_format
 from services.container import Services
 from services.errors import Forbidden, NotFound
 from services.http_range import parse_range
-from services.models import Recording, RecordingStatus
+from services.lifecycle import is_playable
+from services.models import Recording
 from services.recordings import audio_key, download_name
 
 from ..deps import CurrentUser, ServicesDep, authenticate
 from ..schemas import LinkOut
 
 router = APIRouter()
+RangeHeader = Annotated[str | None, Header(alias='range', description='one byte range: bytes=0-1023, bytes=-500')]
+IfRangeHeader = Annotated[
+    str | None, Header(description='we send no ETag or Last-Modified for it to match: with it, the whole audio comes')
+]
+LATEST_EXPIRY = 2**32  # Unix time in 2106: a link we signed expires days from now, so a later one is not ours
+AUDIO_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {'description': 'the whole audio', 'content': {'audio/*': {}}},
+    206: {'description': 'the requested byte range', 'content': {'audio/*': {}}},
+}
 
 
-@router.get('/recordings/{recording_id}/audio', response_model=None)
+@router.get('/recordings/{recording_id}/audio', response_model=None, responses=AUDIO_RESPONSES)
 def audio(
     recording_id: uuid.UUID,
-    request: Request,
     services: ServicesDep,
-    expires: int | None = None,
-    signature: str | None = None,
+    expires: Annotated[int | None, Query(ge=0, le=LATEST_EXPIRY)] = None,
+    signature: Annotated[str | None, Query(max_length=200)] = None,
     download: bool = False,
     format: Literal['original', 'mp3'] = 'original',
     authorization: Annotated[str | None, Header()] = None,
+    range_header: RangeHeader = None,
+    if_range: IfRangeHeader = None,
 ) -> Response:
     user_id = audio_owner(services, recording_id, expires, signature, authorization)
     recording = services.recordings.get(user_id=user_id, recording_id=recording_id)
-    if recording.status != RecordingStatus.READY:
+    if not is_playable(recording.status):
         raise NotFound('the audio is not ready yet')
     mp3 = format == 'mp3'
     if mp3 and not services.storage.exists(mp3_key(recording)):
         raise NotFound('there is no MP3 of this recording yet: POST /api/recordings/{id}/mp3 makes one')
-    return stream_audio(services, recording, request.headers.get('range'), download, mp3=mp3)
+    return stream_audio(services, recording, (range_header, if_range), download, mp3=mp3)
 
 
 @router.post('/recordings/{recording_id}/mp3')
-def make_mp3(recording_id: uuid.UUID, user: CurrentUser, services: ServicesDep) -> LinkOut:
-    """Makes the MP3 copy (once; later calls return at once) and answers with its download URL."""
-    recording = services.exports.mp3(user_id=user.id, recording_id=recording_id)
+async def make_mp3(recording_id: uuid.UUID, user: CurrentUser, services: ServicesDep) -> LinkOut:
+    """Makes the MP3 copy (once; later calls return at once) and answers with its download URL. Async: waiting
+    for the encoder holds no thread, so any number of these waiting cannot slow down other requests."""
+    recording = await services.exports.await_mp3(user_id=user.id, recording_id=recording_id)
     return LinkOut(url=services.links.url(recording, download=True, mp3=True))
 
 
-@router.get('/shares/{share_id}/audio', response_model=None)
-def shared_audio(share_id: uuid.UUID, request: Request, services: ServicesDep) -> Response:
+@router.get('/shares/{share_id}/audio', response_model=None, responses=AUDIO_RESPONSES)
+def shared_audio(
+    share_id: uuid.UUID, services: ServicesDep, range_header: RangeHeader = None, if_range: IfRangeHeader = None
+) -> Response:
     """A share link's audio, checked against the database on every request, so revoking it stops it at once."""
     _share, recording = services.shares.resolve(share_id)
-    return stream_audio(services, recording, request.headers.get('range'), False, mp3=False, share_id=share_id)
+    return stream_audio(services, recording, (range_header, if_range), False, mp3=False, share_id=share_id)
 
 
 def audio_owner(
@@ -69,7 +83,7 @@ def audio_owner(
 def stream_audio(
     services: Services,
     recording: Recording,
-    range_header: str | None,
+    range_headers: tuple[str | None, str | None],
     download: bool,
     *,
     mp3: bool,
@@ -77,7 +91,8 @@ def stream_audio(
 ) -> Response:
     key = mp3_key(recording) if mp3 else audio_key(recording)
     size = services.storage.size(key)
-    byte_range = parse_range(range_header, size)
+    range_header, if_range = range_headers
+    byte_range = parse_range(range_header, size, if_range=if_range)
     start, end = byte_range or (0, size - 1)
     media_type = MP3_TYPE if mp3 else audio_format(recording.mime_type).mime_type
     headers = {'Accept-Ranges': 'bytes', 'Content-Length': str(end - start + 1), 'Cache-Control': 'private'}

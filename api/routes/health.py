@@ -10,7 +10,7 @@ from ..schemas import HealthOut
 router = APIRouter()
 
 
-@router.get('/healthz')
+@router.get('/healthz', responses={503: {'model': HealthOut, 'description': 'a check failed; its field says which'}})
 def healthz(response: Response, services: ServicesDep) -> HealthOut:
     checks = {'database': services.database.check, 'storage': services.storage.check}
     results = {}

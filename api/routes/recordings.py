@@ -3,23 +3,31 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from services.audio_links import AudioLinks
+from services.chunks import ChunkUpload
 from services.errors import NotFound, UnsupportedMediaType
-from services.models import Recording, RecordingPublic, RecordingStatus
+from services.lifecycle import is_playable
+from services.models import Recording, RecordingPublic
 
 from ..bodies import read_limited_body
 from ..deps import CurrentUser, ServicesDep
-from ..schemas import ChunkOut, RecordingCreateIn, RecordingHit, RecordingPatchIn
+from ..schemas import MAX_SEQ, ChunkOut, RecordingCreateIn, RecordingHit, RecordingPatchIn
 
 router = APIRouter()
+MAX_OFFSET = 1_000_000  # far past any user's recordings; a bigger one is a mistake (or a probe), not a page
+CHUNK_BODY = {  # read raw from the request, so FastAPI cannot document it on its own
+    'requestBody': {
+        'required': True,
+        'content': {'application/octet-stream': {'schema': {'type': 'string', 'format': 'binary'}}},
+    }
+}
 
 
 def recording_public(recording: Recording, links: AudioLinks) -> RecordingPublic:
     """The row as its owner sees it; the audio URL only once there is audio to play."""
-    url = links.url(recording) if recording.status == RecordingStatus.READY else None
+    url = links.url(recording) if is_playable(recording.status) else None
     return RecordingPublic(**recording.model_dump(exclude={'user_id'}), audio_url=url)
 
 
@@ -29,7 +37,7 @@ def records(
     user: CurrentUser,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     q: Annotated[str, Query(max_length=200, description='search in titles and transcripts')] = '',
 ) -> list[RecordingHit] | list[RecordingPublic]:
     if user_id != user.id:
@@ -54,23 +62,26 @@ def create_recording(body: RecordingCreateIn, user: CurrentUser, services: Servi
     return recording_public(created, services.links)
 
 
-@router.put('/recordings/{recording_id}/chunks/{seq}')
+@router.put('/recordings/{recording_id}/chunks/{seq}', openapi_extra=CHUNK_BODY)
 async def put_chunk(
-    recording_id: uuid.UUID, seq: int, request: Request, user: CurrentUser, services: ServicesDep
+    recording_id: uuid.UUID,
+    seq: Annotated[int, Path(ge=0, le=MAX_SEQ)],
+    request: Request,
+    user: CurrentUser,
+    services: ServicesDep,
 ) -> ChunkOut:
     content_type = request.headers.get('content-type', 'application/octet-stream').split(';')[0].strip().lower()
     if content_type != 'application/octet-stream' and not content_type.startswith('audio/'):
         raise UnsupportedMediaType(f'send the chunk as raw bytes (application/octet-stream), not {content_type}')
     data = await read_limited_body(request, services.settings.max_chunk_bytes)
-    receipt = await run_in_threadpool(
-        lambda: services.chunks.add_chunk(user_id=user.id, recording_id=recording_id, seq=seq, data=data)
-    )
+    receipt = await services.chunk_batches.store(ChunkUpload(user.id, recording_id, seq, data))  # holds no thread
     return ChunkOut(seq=receipt.seq, size=receipt.size)
 
 
 @router.post('/recordings/{recording_id}/finalize')
 def finalize(recording_id: uuid.UUID, user: CurrentUser, services: ServicesDep) -> RecordingPublic:
-    finalized = services.finalizer.finalize(user_id=user.id, recording_id=recording_id)
+    with services.finalize_slots.taken(user.id):
+        finalized = services.finalizer.finalize(user_id=user.id, recording_id=recording_id)
     return recording_public(finalized, services.links)
 
 

@@ -34,5 +34,7 @@ def transcript(
 
 @router.post('/recordings/{recording_id}/transcript', status_code=202)
 def transcribe_again(recording_id: uuid.UUID, user: CurrentUser, services: ServicesDep) -> TranscriptPublic:
-    """Queue the recording's transcript to be made again."""
+    """Queue the recording's transcript to be made again, at the back of the caller's own queue; limited per user,
+    as each one costs a whole transcription."""
+    services.rate_limits.transcribe_again.hit(user.id)
     return services.transcripts.transcribe_again(user_id=user.id, recording_id=recording_id)

@@ -4,18 +4,24 @@ ffmpeg encodes straight from the stored file rather than through pydub: pydub de
 into memory first (1–2 GB for an hour, measured), while ffmpeg streams it in ~55 MB and reports progress.
 """
 
+import asyncio
+import contextlib
 import logging
 import tempfile
 import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
+from sqlmodel import col, update
+
 from ..database import Database
-from ..errors import NotFound
-from ..models import Recording, RecordingStatus
+from ..errors import NotFound, ServiceUnavailable, TooManyRequests
+from ..lifecycle import is_playable
+from ..models import Recording
+from ..quota import StorageQuota
 from ..recordings import audio_key, load_owned
 from ..storage import keys as storage_keys
 from ..storage.protocol import Storage
@@ -24,6 +30,8 @@ from .formats import audio_format
 
 log = logging.getLogger(__name__)
 MP3_TYPE = 'audio/mpeg'
+# What a copy at `-q:a 5` takes at most, about: 128 kbit/s (speech in mono comes out nearer 60).
+MP3_BYTES_PER_S_ESTIMATE = 16_000
 Progress = Callable[[float], None]
 
 
@@ -32,9 +40,10 @@ def mp3_key(recording: Recording) -> str:
 
 
 class _Encode:
-    """One MP3 encode in flight: later callers wait on `done` and hear the same progress."""
+    """One MP3 encode in flight: every caller waits on `done` and hears the same progress."""
 
-    def __init__(self) -> None:
+    def __init__(self, user_id: uuid.UUID) -> None:
+        self.user_id = user_id
         self.done: Future[None] = Future()
         self.listeners: list[Progress] = []
 
@@ -48,6 +57,11 @@ class _Encode:
 
 
 class ExportService:
+    """Encodes run on a pool of their own, `max_concurrent_encoders` at once, and nobody else's thread waits for
+    one: a request handler awaits `await_mp3`, holding no thread, so a crowd of MP3 requests cannot use up the
+    threads every other request needs. Each user may have `max_exports_per_user` encodes going (asking again for
+    one already going joins it), and at most `max_queued_exports` wait or run in all."""
+
     def __init__(
         self,
         *,
@@ -55,48 +69,93 @@ class ExportService:
         storage: Storage,
         temp_dir: Path,
         max_concurrent_encoders: int = 2,
+        max_exports_per_user: int = 2,
+        max_queued_exports: int = 32,
         ffmpeg_timeout_s: float = DEFAULT_FFMPEG_TIMEOUT_S,
+        quota: StorageQuota | None = None,
     ) -> None:
         self.database = database
+        self.quota = quota
         self.storage = storage
         self.temp_dir = temp_dir
         self.ffmpeg_timeout_s = ffmpeg_timeout_s
-        self._encoder_slots = threading.BoundedSemaphore(max_concurrent_encoders)  # encodes are CPU-bound
+        self.max_exports_per_user = max_exports_per_user
+        self.max_queued_exports = max_queued_exports
+        self._encoders = ThreadPoolExecutor(max_concurrent_encoders, thread_name_prefix='mp3-encoder')
         self._in_flight: dict[uuid.UUID, _Encode] = {}
         self._in_flight_lock = threading.Lock()
 
     def mp3(self, *, user_id: uuid.UUID, recording_id: uuid.UUID, progress: Progress | None = None) -> Recording:
-        """Make (or find) the MP3 of a ready recording; `progress` hears fractions from 0 to 1."""
-        with self.database.session() as session:
-            recording = load_owned(session, user_id=user_id, recording_id=recording_id)
-        if recording.status != RecordingStatus.READY:
-            raise NotFound('the audio is not ready yet')
-        if not self.storage.exists(mp3_key(recording)):
-            self._encode_once(recording, progress)
+        """Make (or find) the MP3 of a ready recording, blocking until it is stored; `progress` hears 0..1."""
+        recording, encode = self._join(user_id, recording_id, progress)
+        if encode is not None:
+            encode.done.result()
         if progress:
             progress(1.0)
         return recording
 
-    def _encode_once(self, recording: Recording, progress: Progress | None) -> None:
-        """Single flight: the first caller encodes, the others wait for its result (or its error)."""
+    async def await_mp3(
+        self, *, user_id: uuid.UUID, recording_id: uuid.UUID, progress: Progress | None = None
+    ) -> Recording:
+        """`mp3` for the event loop: the wait holds no thread; a caller that gives up leaves the encode running."""
+        recording, encode = await asyncio.to_thread(self._join, user_id, recording_id, progress)
+        if encode is not None:
+            await asyncio.shield(asyncio.wrap_future(encode.done))
+        if progress:
+            progress(1.0)
+        return recording
+
+    def close(self) -> None:
+        """Encodes not yet begun fail plainly instead of leaving their callers waiting forever."""
+        self._encoders.shutdown(wait=False, cancel_futures=True)
+        with self._in_flight_lock:
+            waiting = [encode for encode in self._in_flight.values() if not encode.done.done()]
+        for encode in waiting:
+            with contextlib.suppress(InvalidStateError):
+                encode.done.set_exception(ServiceUnavailable('the server is shutting down; ask for the MP3 again'))
+
+    def _join(
+        self, user_id: uuid.UUID, recording_id: uuid.UUID, progress: Progress | None
+    ) -> tuple[Recording, _Encode | None]:
+        """The user's ready recording and the encode that makes its MP3 (None: it is stored already).
+
+        Single flight: the first caller starts the encode on the pool, later callers join it."""
+        with self.database.session() as session:
+            recording = load_owned(session, user_id=user_id, recording_id=recording_id)
+        if not is_playable(recording.status):
+            raise NotFound('the audio is not ready yet')
+        if self.storage.exists(mp3_key(recording)):
+            return recording, None
+        if self.quota is not None:  # the copy counts in the quota: refuse it before spending an encode on it
+            estimate = MP3_BYTES_PER_S_ESTIMATE * (recording.duration_ms or 0) // 1000
+            self.quota.check_room(user_id, estimate, 'an MP3 copy of this recording')
         with self._in_flight_lock:
             encode = self._in_flight.get(recording.id)
-            leading = encode is None
             if encode is None:
-                encode = self._in_flight[recording.id] = _Encode()
+                self._admit(user_id)
+                encode = self._in_flight[recording.id] = _Encode(user_id)
+                self._encoders.submit(self._encode_once, recording, encode)
             if progress:
                 encode.listeners.append(progress)
-        if not leading:
-            encode.done.result()
-            return
+        return recording, encode
+
+    def _admit(self, user_id: uuid.UUID) -> None:
+        """Called under the lock: a new encode must fit the user's share and the server's queue."""
+        mine = sum(1 for encode in self._in_flight.values() if encode.user_id == user_id)
+        if mine >= self.max_exports_per_user:
+            raise TooManyRequests(
+                f'{mine} MP3 copies of yours are being made; ask for this one again when they are done', 10
+            )
+        if len(self._in_flight) >= self.max_queued_exports:
+            raise ServiceUnavailable('the server is making many MP3 copies right now; try again in a minute')
+
+    def _encode_once(self, recording: Recording, encode: _Encode) -> None:
         try:
             if not self.storage.exists(mp3_key(recording)):  # a flight that landed just before this one began
-                with self._encoder_slots:
-                    self._encode(recording, encode.progress)
+                self._encode(recording, encode.progress)
             encode.done.set_result(None)
         except BaseException as error:
             encode.done.set_exception(error)
-            raise
         finally:
             with self._in_flight_lock:
                 del self._in_flight[recording.id]
@@ -114,13 +173,17 @@ class ExportService:
             run = run_ffmpeg(command, timeout_s=self.ffmpeg_timeout_s, read_output=_progress_reader(total_us, progress))
             if run.returncode != 0 or not target.exists():
                 raise processing_failed(run, fmt, 'the MP3 could not be made')
+            size = target.stat().st_size
             self.storage.put_file(mp3_key(recording), target)
-        self._forget_if_deleted(recording)
+        self._count_or_forget(recording, size)
 
-    def _forget_if_deleted(self, recording: Recording) -> None:
-        """A delete that raced this encode removed the rows first; then this copy is no one's and must go."""
+    def _count_or_forget(self, recording: Recording, size: int) -> None:
+        """The copy's size goes on the recording, for the quota. A delete that raced this encode removed the row
+        first; then this copy is no one's and must go."""
+        statement = update(Recording).where(col(Recording.id) == recording.id).values(mp3_bytes=size)
         with self.database.session() as session:
-            still_there = session.get(Recording, recording.id) is not None
+            still_there = session.exec(statement).rowcount == 1  # type: ignore[call-overload]
+            session.commit()
         if not still_there:
             self.storage.delete_prefix(mp3_key(recording))
             raise NotFound('recording not found')

@@ -10,9 +10,10 @@ from typing import BinaryIO, cast
 
 from sqlmodel import col, select
 
+from .. import lifecycle
 from ..database import Database
 from ..errors import AppError
-from ..models import Recording, RecordingStatus
+from ..models import Recording
 from ..recordings import audio_key
 from ..storage.protocol import Storage
 from .ffmpeg import DEFAULT_FFMPEG_TIMEOUT_S
@@ -45,7 +46,7 @@ class WaveformService:
     def compute(self, recording_id: uuid.UUID) -> list[float]:
         with self.database.session() as session:
             recording = session.get(Recording, recording_id)
-        if recording is None or recording.status != RecordingStatus.READY or recording.duration_ms is None:
+        if recording is None or not lifecycle.is_playable(recording.status) or recording.duration_ms is None:
             return []
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         fmt = audio_format(recording.mime_type)
@@ -66,7 +67,7 @@ class WaveformService:
         """Catch up on recordings whose waveform was lost to a restart."""
         query = (
             select(Recording.id)
-            .where(col(Recording.status) == RecordingStatus.READY)
+            .where(lifecycle.playable(col(Recording.status)))
             .where(col(Recording.peaks).is_(None))
             .limit(limit)
         )

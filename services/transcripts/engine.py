@@ -85,9 +85,8 @@ def clean_word(word: str) -> str:
 
 
 class Transcriber:
-    def __init__(self, model: Any, *, language: str = 'en', window_s: int = WINDOW_S) -> None:
+    def __init__(self, model: Any, *, window_s: int = WINDOW_S) -> None:
         self.model = model
-        self.language = language
         self.window_bytes = window_s * SAMPLE_RATE * 4
 
     def transcribe_file(
@@ -95,11 +94,13 @@ class Transcriber:
         path: Path,
         fmt: AudioFormat,
         *,
+        language: str,
         duration_ms: int,
         timeout_s: float,
         on_progress: Callable[[float], None] = lambda _done: None,
     ) -> list[Segment]:
-        """Segments with word times in ms; `on_progress` hears the fraction done, and may raise to stop the work."""
+        """Segments with word times in ms, heard as speech in `language` (ISO 639-1); `on_progress` hears the fraction
+        done, and may raise to stop the work."""
         deadline = time.monotonic() + timeout_s
         segments: list[Segment] = []
 
@@ -115,7 +116,7 @@ class Transcriber:
                 final = len(data) < self.window_bytes
                 samples = np.frombuffer(data[: len(data) // 4 * 4], dtype='<f4')
                 audio = np.concatenate((carry, samples)) if carry.size else samples
-                found = self.transcribe_samples(audio, offset_ms=carry_ms, heard=heard)
+                found = self.transcribe_samples(audio, language=language, offset_ms=carry_ms, heard=heard)
                 kept, cut_ms = keep_whole(found, carry_ms, carry_ms + len(audio) * 1000 // SAMPLE_RATE, final)
                 segments.extend(kept)
                 if final:
@@ -130,14 +131,19 @@ class Transcriber:
         return segments
 
     def transcribe_samples(
-        self, audio: np.ndarray, *, offset_ms: int = 0, heard: Callable[[int], None] = lambda _ms: None
+        self,
+        audio: np.ndarray,
+        *,
+        language: str,
+        offset_ms: int = 0,
+        heard: Callable[[int], None] = lambda _ms: None,
     ) -> list[Segment]:
         """16 kHz mono float32 → segments whose times are offset by `offset_ms`."""
         if audio.size == 0:
             return []
         found, _info = self.model.transcribe(
             audio,
-            language=self.language,
+            language=language,
             beam_size=5,
             vad_filter=True,  # without it, silence comes out as words ("You")
             word_timestamps=True,

@@ -5,6 +5,12 @@ it is written out here. A claim is a conditional UPDATE on the generation the wo
 is enough on SQLite, where writers take turns; on PostgreSQL the read is `FOR UPDATE SKIP LOCKED`, so workers never
 wait for each other. The claim holds a lease the worker renews while it works; a worker that dies stops renewing,
 and once the lease has run out the job is claimed again, at most MAX_ATTEMPTS times.
+
+A job carries its language: the one it was queued in (the server's default unless told), which the worker may
+correct with what it heard; the transcript's search entry is read in whatever the row says (search.py).
+
+Users take turns: a claim takes the oldest job of the user served least recently (`user.transcript_served_at`, set
+in the claim's transaction), so one user's backlog delays another's next job by at most one job per busy user.
 """
 
 import logging
@@ -17,9 +23,11 @@ from sqlalchemy import ColumnElement, and_, exists, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select, update
+from sqlmodel.sql.expression import Select
 
+from .. import lifecycle
 from ..database import Database
-from ..models import Recording, RecordingStatus, Transcript, TranscriptState, utc_now
+from ..models import Recording, Transcript, TranscriptState, User, utc_now
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
@@ -31,6 +39,7 @@ class Job:
     recording_id: uuid.UUID
     generation: int  # the claim's: every write below counts only while the row still has it
     attempt: int
+    language: str  # ISO 639-1: the language to transcribe in
 
 
 def _claimable(now: datetime) -> ColumnElement[bool]:
@@ -38,22 +47,43 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
     return or_(col(Transcript.state) == TranscriptState.QUEUED, and_(running, col(Transcript.lease_until) < now))
 
 
+def _next_in_turn(now: datetime) -> Select[uuid.UUID, int, int, uuid.UUID]:
+    """The oldest claimable job of the user whose turn it is. Only the transcript row is locked (PostgreSQL):
+    locking the user row too would make a second worker skip all of that user's jobs, or wait for them."""
+    return (
+        select(Transcript.recording_id, Transcript.generation, Transcript.attempts, Recording.user_id)
+        .join(Recording, col(Recording.id) == col(Transcript.recording_id))
+        .join(User, col(User.id) == col(Recording.user_id))
+        .where(_claimable(now))
+        .order_by(col(User.transcript_served_at).nulls_first(), col(Transcript.queued_at), col(Transcript.recording_id))
+        .limit(1)
+        .with_for_update(skip_locked=True, of=_TABLE)  # PostgreSQL; SQLite has one writer and ignores it
+    )
+
+
 class TranscriptQueue:
     def __init__(self, *, database: Database, lease: timedelta, language: str = 'en') -> None:
         self.database = database
         self.lease = lease
-        self.language = language
+        self.language = language  # what a job is transcribed in when whoever queues it does not say
 
-    def enqueue(self, recording_id: uuid.UUID) -> bool:
-        """Queue the recording (again); a finished transcript stays readable until the new one replaces it.
-        False when the recording is gone."""
+    def enqueue(self, recording_id: uuid.UUID, language: str | None = None) -> bool:
+        """Queue the recording (again) in `language`; a finished transcript stays readable until the new one replaces
+        it. False when the recording is gone."""
         now = utc_now()
-        again = {'state': TranscriptState.QUEUED, 'progress': 0.0, 'error': None, 'attempts': 0, 'queued_at': now}
+        again = {
+            'state': TranscriptState.QUEUED,
+            'progress': 0.0,
+            'error': None,
+            'attempts': 0,
+            'queued_at': now,
+            'language': language or self.language,
+        }
         with self.database.session() as session:
             insert = sqlite.insert if session.connection().dialect.name == 'sqlite' else postgresql.insert
             statement = (
                 insert(_TABLE)
-                .values(recording_id=recording_id, language=self.language, generation=0, created_at=now, **again)
+                .values(recording_id=recording_id, generation=0, created_at=now, **again)
                 .values(updated_at=now)
                 .on_conflict_do_update(
                     index_elements=['recording_id'],
@@ -68,25 +98,21 @@ class TranscriptQueue:
         return True
 
     def claim(self) -> Job | None:
-        """The oldest queued job (or one whose worker died), now ours until the lease runs out."""
+        """The next queued job (or one whose worker died) in the users' turns, now ours until the lease runs out."""
         now = utc_now()
         with self.database.session() as session:
             self._give_up_on_stuck(session, now)
-            query = (
-                select(Transcript.recording_id, Transcript.generation, Transcript.attempts)
-                .where(_claimable(now))
-                .order_by(col(Transcript.queued_at))
-                .limit(1)
-                .with_for_update(skip_locked=True)  # PostgreSQL; SQLite has one writer and ignores it
-            )
-            row = session.exec(query).first()
+            row = session.exec(_next_in_turn(now)).first()
             if row is None:
                 session.commit()
                 return None
-            recording_id, generation, attempts = row
+            recording_id, generation, attempts, user_id = row
+            language = session.exec(
+                select(Transcript.language).where(col(Transcript.recording_id) == recording_id)
+            ).one()
             claimed = self._set(
                 session,
-                Job(recording_id, generation, attempts),
+                Job(recording_id, generation, attempts, language),
                 _claimable(now),
                 state=TranscriptState.TRANSCRIBING,
                 generation=generation + 1,
@@ -94,8 +120,10 @@ class TranscriptQueue:
                 progress=0.0,
                 lease_until=now + self.lease,
             )
+            if claimed:  # the user's turn is used up in the same transaction as the claim
+                session.exec(update(User).where(col(User.id) == user_id).values(transcript_served_at=now))
             session.commit()
-        return Job(recording_id, generation + 1, attempts + 1) if claimed else None
+        return Job(recording_id, generation + 1, attempts + 1, language) if claimed else None
 
     def renew(self, job: Job, progress: float | None = None) -> bool:
         """Extend the lease (and note the progress); False when the job is no longer this worker's."""
@@ -104,9 +132,10 @@ class TranscriptQueue:
             values['progress'] = progress
         return self._update(job, **values)
 
-    def complete(self, job: Job, *, text: str, segments: str) -> bool:
-        done = TranscriptState.DONE
-        return self._update(job, state=done, progress=1.0, text=text, segments=segments, error=None, lease_until=None)
+    def complete(self, job: Job, *, text: str, segments: str, language: str | None = None) -> bool:
+        """The result, in `language` when the worker heard another than the job's (its search entry follows)."""
+        done = {'state': TranscriptState.DONE, 'progress': 1.0, 'error': None, 'lease_until': None}
+        return self._update(job, text=text, segments=segments, language=language or job.language, **done)
 
     def fail(self, job: Job, reason: str) -> bool:
         return self._update(job, state=TranscriptState.FAILED, error=reason[:500], lease_until=None)
@@ -123,7 +152,7 @@ class TranscriptQueue:
         has_transcript = exists().where(col(Transcript.recording_id) == Recording.id)
         query = (
             select(Recording.id)
-            .where(col(Recording.status) == RecordingStatus.READY)
+            .where(lifecycle.playable(col(Recording.status)))
             .where(~has_transcript)
             .order_by(col(Recording.created_at).desc())
             .limit(limit)

@@ -1,8 +1,9 @@
 """Full-text search over titles and transcripts with the database's own engine: FTS5 on SQLite, tsvector on PostgreSQL.
 
-The search structures live in migration 0004 (SQLite keeps its FTS5 table in step with triggers, PostgreSQL computes
-its vectors itself), so no code path has to remember to update them. User text never becomes query syntax: SQLite
-gets each word quoted, PostgreSQL parses it with `websearch_to_tsquery`, which accepts any input.
+The search structures live in migrations 0004 and 0009 (SQLite keeps its FTS5 tables in step with triggers,
+PostgreSQL computes its vectors itself), so no code path has to remember to update them. Each transcript is read in
+its own language (languages.py), so one query finds words in every language the user speaks. User text never becomes
+query syntax: SQLite gets each word quoted, PostgreSQL parses it with `websearch_to_tsquery`, which accepts any input.
 """
 
 import re
@@ -14,11 +15,17 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlmodel import Session
 
-# Made by migration 0004 and deliberately not in the models: comparisons of models and migrations skip them.
+from .languages import NO_STEMMING, SQLITE_TOKENIZERS
+
+# Made by migrations 0004 and 0009 and deliberately not in the models: comparisons of models and migrations skip them.
 SEARCH_SCHEMA_NAMES = frozenset(
     {
-        'recording_search',
-        *(f'recording_search_{shadow}' for shadow in ('config', 'content', 'data', 'docsize', 'idx')),
+        *SQLITE_TOKENIZERS,
+        *(
+            f'{table}_{shadow}'
+            for table in SQLITE_TOKENIZERS
+            for shadow in ('config', 'content', 'data', 'docsize', 'idx')
+        ),
         'search_vector',
         'ix_transcript_search_vector',
         'ix_recording_title_search',
@@ -78,8 +85,7 @@ def matching_ids(session: Session, *, user_id: uuid.UUID, query: str) -> set[uui
         match = fts5_match(user_id, query)
         if match is None:
             return set()
-        statement = text('SELECT recording_key FROM recording_search WHERE recording_search MATCH :match')
-        statement = statement.bindparams(match=match)
+        statement = _SQLITE_MATCHING.bindparams(match=match)
     return {uuid.UUID(str(row[0])) for row in session.exec(statement).all()}  # type: ignore[call-overload]
 
 
@@ -93,19 +99,29 @@ def find(session: Session, *, user_id: uuid.UUID, query: str, limit: int, offset
     return [FoundRow(uuid.UUID(str(r[0])), float(r[1]), r[2], r[3], int(r[4] or 0)) for r in rows]
 
 
-# Ranked first, then the snippets of the page only (computed for every match, they would cost more than the search).
+# A recording's entry is in the table of its language's tokenizer (languages.py): both are read, ranked together, then
+# the snippets of the page only are computed (for every match, they would cost more than the search).
+_SQLITE_MATCHING = text(
+    ' UNION '.join(f'SELECT recording_key FROM {table} WHERE {table} MATCH :match' for table in SQLITE_TOKENIZERS)
+)
+_SQLITE_RANKED = ' UNION ALL '.join(
+    f'SELECT {source} AS source, rowid AS id, -bm25({table}, 0, 0, 4.0, 1.0) AS score FROM {table} '
+    f'WHERE {table} MATCH :match'
+    for source, table in enumerate(SQLITE_TOKENIZERS)
+)
+_SQLITE_MARKED = ' UNION ALL '.join(
+    f"""
+    SELECT recording_key, page.score, highlight({table}, 2, char(2), char(3)),
+        snippet({table}, 3, char(2), char(3), '…', 24),
+        instr(highlight({table}, 3, char(2), char(3)), char(2))
+    FROM page CROSS JOIN {table} ON {table}.rowid = page.id
+    WHERE page.source = {source} AND {table} MATCH :match
+    """
+    for source, table in enumerate(SQLITE_TOKENIZERS)
+)
 _SQLITE = text(
-    """
-    SELECT recording_key, page.score, highlight(recording_search, 2, char(2), char(3)),
-        snippet(recording_search, 3, char(2), char(3), '…', 24),
-        instr(highlight(recording_search, 3, char(2), char(3)), char(2))
-    FROM (
-        SELECT rowid AS id, -bm25(recording_search, 0, 0, 4.0, 1.0) AS score FROM recording_search
-        WHERE recording_search MATCH :match ORDER BY score DESC LIMIT :limit OFFSET :offset
-    ) AS page CROSS JOIN recording_search ON recording_search.rowid = page.id
-    WHERE recording_search MATCH :match
-    ORDER BY page.score DESC
-    """
+    f'WITH page AS MATERIALIZED ({_SQLITE_RANKED} ORDER BY score DESC, source, id LIMIT :limit OFFSET :offset)'
+    f'{_SQLITE_MARKED} ORDER BY 2 DESC'
 )
 
 
@@ -114,30 +130,42 @@ def _sqlite(session: Session, match: str, limit: int, offset: int) -> list[Any]:
     return [(key, rank, title, body if START in body else None, at) for key, rank, title, body, at in found]
 
 
-# Written against the indexes of migration 0004: the same expressions, so the planner can use them.
-_PG_MATCHING = """
-    WITH query AS (SELECT websearch_to_tsquery('english', :query) AS q),
+# Written against the indexes of migrations 0004 and 0009: the same expressions, so the planner can use them. The
+# GIN index finds the transcripts that match the query as any language reads it (`transcript_search_query`), and each
+# is kept if it matches as its own language reads it: the query is read once per configuration (`readings`), not once
+# per row. A title without a transcript has no language: it is read word by word.
+_PG_MATCHING = f"""
+    WITH readings AS MATERIALIZED (
+        SELECT c.oid::regconfig AS config, websearch_to_tsquery(c.oid::regconfig, :query) AS reading
+        FROM pg_ts_config c WHERE c.cfgnamespace = 'pg_catalog'::regnamespace
+    ),
     matching AS (
-        SELECT t.recording_id AS id FROM transcript t JOIN recording r ON r.id = t.recording_id, query
-        WHERE t.search_vector @@ query.q AND r.user_id = :user_id
+        SELECT t.recording_id AS id
+        FROM transcript t JOIN recording r ON r.id = t.recording_id
+            JOIN readings ON readings.config = transcript_search_config(t.language)
+        WHERE t.search_vector @@ (SELECT transcript_search_query(:query)) AND t.search_vector @@ readings.reading
+            AND r.user_id = :user_id
         UNION
-        SELECT r.id FROM recording r, query
-        WHERE to_tsvector('english', r.title) @@ query.q AND r.user_id = :user_id
+        SELECT r.id FROM recording r
+        WHERE to_tsvector('{NO_STEMMING}', r.title) @@ websearch_to_tsquery('{NO_STEMMING}', :query)
+            AND r.user_id = :user_id
     )
 """
 _POSTGRESQL = text(
     _PG_MATCHING
-    + """,
+    + f""",
     page AS (
-        SELECT r.id, r.title, r.created_at, t.text,
-            ts_rank(coalesce(t.search_vector, setweight(to_tsvector('english', r.title), 'A')), query.q, 1) AS rank
-        FROM matching JOIN recording r ON r.id = matching.id LEFT JOIN transcript t ON t.recording_id = r.id, query
+        SELECT r.id, r.title, r.created_at, t.text, readings.config, readings.reading, ts_rank(
+            coalesce(t.search_vector, setweight(to_tsvector('{NO_STEMMING}', r.title), 'A')), readings.reading, 1
+        ) AS rank
+        FROM matching JOIN recording r ON r.id = matching.id LEFT JOIN transcript t ON t.recording_id = r.id
+            JOIN readings ON readings.config = transcript_search_config(t.language)
         ORDER BY rank DESC, r.created_at DESC, r.id LIMIT :limit OFFSET :offset
     )
-    SELECT page.id, page.rank, ts_headline('english', page.title, query.q, :whole),
-        CASE WHEN page.text <> '' THEN ts_headline('english', page.text, query.q, :passage) END,
-        CASE WHEN page.text <> '' THEN strpos(ts_headline('english', page.text, query.q, :whole), chr(2)) END
-    FROM page, query ORDER BY page.rank DESC, page.created_at DESC, page.id
+    SELECT page.id, page.rank, ts_headline(page.config, page.title, page.reading, :whole),
+        CASE WHEN page.text <> '' THEN ts_headline(page.config, page.text, page.reading, :passage) END,
+        CASE WHEN page.text <> '' THEN strpos(ts_headline(page.config, page.text, page.reading, :whole), chr(2)) END
+    FROM page ORDER BY page.rank DESC, page.created_at DESC, page.id
     """
 )
 _MARKS = f'StartSel={START}, StopSel={STOP}'

@@ -11,7 +11,8 @@ from sqlmodel import Session, col, select
 
 from ..database import Database
 from ..errors import AppError, Conflict, InvalidInput, NotFound
-from ..models import Recording, RecordingStatus, Transcript, TranscriptState
+from ..lifecycle import RecordingStatus, is_playable
+from ..models import Recording, Transcript, TranscriptState
 from ..recordings import MAX_PAGE_SIZE, _owned_matching, load_owned
 from . import search as transcript_search
 from .files import MEDIA_TYPES, FileKind, TranscriptFile, render
@@ -43,11 +44,13 @@ class TranscriptService:
         return self._public(recording, stored)
 
     def transcribe_again(self, *, user_id: uuid.UUID, recording_id: uuid.UUID) -> TranscriptPublic:
+        """Queued now, so at the back of the user's own queue: it never overtakes their other jobs. Each one costs a
+        whole transcription, so callers count it against `rate_limits.transcribe_again` first."""
         with self.database.session() as session:
             recording = load_owned(session, user_id=user_id, recording_id=recording_id)
         if self.queue is None:
             raise Conflict('transcripts are turned off on this server')
-        if recording.status != RecordingStatus.READY:
+        if not is_playable(recording.status):
             raise Conflict('the recording is not ready yet; it is transcribed once it is')
         if not self.queue.enqueue(recording_id):
             raise NotFound('recording not found')

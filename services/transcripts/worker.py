@@ -100,7 +100,8 @@ class TranscriptWorker:
             return
         assert recording.duration_ms is not None
         text, stored = encode(segments, recording.duration_ms)
-        if self.queue.complete(job, text=text, segments=stored):
+        heard = job.language  # the model is told the language; one that detects it reports what it heard here
+        if self.queue.complete(job, text=text, segments=stored, language=heard):
             took = time.monotonic() - started
             log.info('transcribed %s: %d ms of audio in %.1f s', job.recording_id, recording.duration_ms, took)
 
@@ -129,7 +130,12 @@ class TranscriptWorker:
             audio.flush()
             transcriber = self.transcriber()
             segments = transcriber.transcribe_file(
-                Path(audio.name), fmt, duration_ms=recording.duration_ms, timeout_s=self.timeout_s, on_progress=progress
+                Path(audio.name),
+                fmt,
+                language=job.language,
+                duration_ms=recording.duration_ms,
+                timeout_s=self.timeout_s,
+                on_progress=progress,
             )
         return recording, segments
 

@@ -47,7 +47,7 @@ def run_worker(settings: Settings, *, embedded: bool = False) -> None:
     worker = TranscriptWorker(
         queue=queue,
         storage=build_storage(settings),
-        transcriber=lambda: Transcriber(load_model(folder, sha256), language=settings.transcribe_language),
+        transcriber=lambda: Transcriber(load_model(folder, sha256)),
         temp_dir=settings.data_dir / 'tmp',
         timeout_s=settings.transcribe_timeout_s,
     )

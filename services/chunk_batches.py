@@ -1,8 +1,10 @@
-"""Group commit on the event loop: chunks that arrive while a batch is being stored form the next batch.
+"""Group commit on the event loop, the one way chunks reach storage: chunks that arrive while a batch is being
+stored (from the audio channel and the REST API alike) form the next batch.
 
 A thread per chunk that then waits for a shared commit costs more than the storing when chunks are small and
-many: every wake-up and hand-over has to win the GIL back from the event loop. Here the loop only queues each
-chunk; one thread stores a whole batch at a time and the loop hands out the answers.
+many: every wake-up and hand-over has to win the GIL back from the event loop, and each waiting request holds a
+thread others need. Here the loop only queues each chunk; one thread stores a whole batch at a time and the loop
+hands out the answers.
 """
 
 import asyncio
@@ -10,8 +12,8 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from services.chunks import ChunkReceipt, ChunkUpload
-from services.errors import ServiceUnavailable
+from .chunks import ChunkReceipt, ChunkUpload
+from .errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 StoreBatch = Callable[[list[ChunkUpload]], list[ChunkReceipt | BaseException]]
@@ -19,10 +21,14 @@ MAX_BATCH = 500
 
 
 class ChunkBatches:
-    def __init__(self, store: StoreBatch, *, max_batch: int = MAX_BATCH) -> None:
-        """`store` stores a batch durably and returns one receipt or exception per chunk, in order."""
+    def __init__(self, store: StoreBatch, *, max_batch: int = MAX_BATCH, max_in_flight: int | None = None) -> None:
+        """`store` stores a batch durably and returns one receipt or exception per chunk, in order. Past
+        `max_in_flight` chunks waiting or being stored, more are refused as busy (the sender keeps and resends
+        them): past capacity a queue only grows, and each waiting chunk holds its bytes in memory."""
         self._store = store
         self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
+        self.in_flight = 0
         self._waiting: list[tuple[ChunkUpload, asyncio.Future[ChunkReceipt]]] = []
         self._storing: asyncio.Task[None] | None = None
         self._thread = ThreadPoolExecutor(1, thread_name_prefix='vr-chunks')
@@ -32,11 +38,17 @@ class ChunkBatches:
         """Returns once the chunk is durable, or raises why it is not."""
         if self._closed:
             raise ServiceUnavailable('the server is shutting down; this will be sent again')
+        if self._max_in_flight is not None and self.in_flight >= self._max_in_flight:
+            raise ServiceUnavailable('the server is busy; the chunk will be sent again')
         answer: asyncio.Future[ChunkReceipt] = asyncio.get_running_loop().create_future()
         self._waiting.append((upload, answer))
         if self._storing is None or self._storing.done():
             self._storing = asyncio.create_task(self._store_all(), name='store chunk batches')
-        return await answer
+        self.in_flight += 1
+        try:
+            return await answer
+        finally:
+            self.in_flight -= 1
 
     def close(self) -> None:
         self._closed = True
