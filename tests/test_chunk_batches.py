@@ -13,8 +13,9 @@ import httpx
 import pytest
 import socketio
 
-from api.audio_channel import AudioChannel, ThrottledLog
+from api.audio_channel import AudioChannel
 from api.audio_payloads import ChunkPayload
+from api.throttled_log import ThrottledLog
 from services.chunk_batches import ChunkBatches
 from services.chunks import ChunkReceipt, ChunkUpload
 from services.container import Services
