@@ -2,11 +2,10 @@
 
 from fastapi import APIRouter, Depends
 
+from api.deps import provide_services
+from api.errors import ERROR_RESPONSES, install_error_handler
+from api.routes import audio, health, recordings, shares, transcripts, users
 from services.container import Services
-
-from .deps import provide_services
-from .errors import ERROR_RESPONSES, install_error_handler
-from .routes import audio, health, recordings, shares, transcripts, users
 
 __all__ = ['create_router', 'install_error_handler']
 

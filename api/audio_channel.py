@@ -15,16 +15,15 @@ from typing import Any, ParamSpec, TypeVar
 import socketio
 from nicegui import run
 
+from api.audio_payloads import ChunkPayload, CreatePayload, FinalizePayload, Payload, StatusPayload, parse_payload
+from api.channel_connections import Connection, Connections
+from api.throttled_log import ThrottledLog
 from services.chunks import ChunkUpload
 from services.container import Services
 from services.credentials import SIGNED_OUT
 from services.errors import AppError, InvalidInput, ServiceUnavailable, TooManyRequests, Unauthorized
 from services.models import Recording, RecordingPublic
 from services.rate_limit import client_address
-
-from .audio_payloads import ChunkPayload, CreatePayload, FinalizePayload, Payload, StatusPayload, parse_payload
-from .channel_connections import Connection, Connections
-from .throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
 NAMESPACE = '/vr'

@@ -10,9 +10,8 @@ from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBytes, StrictInt, StrictStr, ValidationError
 
+from api.schemas import MAX_SEQ
 from services.errors import InvalidInput, NotFound
-
-from .schemas import MAX_SEQ
 
 
 class ChannelPayload(BaseModel):

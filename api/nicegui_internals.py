@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 import socketio
 from nicegui import core, run
 
-from .throttled_log import ThrottledLog
+from api.throttled_log import ThrottledLog
 
 SOCKET_PREFIX = '/_nicegui_ws/'
 ENGINEIO_LOGGER = 'engineio.server'

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import anyio.to_thread
 
-from .nicegui_internals import size_page_thread_pool
+from api.nicegui_internals import size_page_thread_pool
 
 
 def size_thread_pools(threads: int) -> None:

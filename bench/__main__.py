@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import finalize, footprint, ingest, playback, records, scale_out, soak, transcripts
-from .report import Row, load_average, machine, table, write
+from bench import finalize, footprint, ingest, playback, records, scale_out, soak, transcripts
+from bench.report import Row, load_average, machine, table, write
 
 Benchmark = Callable[..., list[Row]]
 BENCHMARKS: dict[str, Benchmark] = {

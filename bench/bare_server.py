@@ -16,7 +16,7 @@ from typing import Any
 import socketio
 import uvicorn
 
-from .page_client import AUDIO_NAMESPACE, SOCKET_PATH
+from bench.page_client import AUDIO_NAMESPACE, SOCKET_PATH
 
 
 def append_durably(folder: Path, recording_id: str, data: bytes) -> None:

@@ -11,12 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.audio import live_webm, split
+from bench.report import Row
+from bench.servers import BENCH_SECRET
 from services.config import Settings
 from services.container import Services, build_services
-
-from .audio import live_webm, split
-from .report import Row
-from .servers import BENCH_SECRET
 
 BACKENDS: dict[str, dict[str, Any]] = {'local': {}}
 MINUTES = (1, 10, 60, 180)

@@ -15,13 +15,12 @@ from typing import Any
 from pydub import AudioSegment
 from sqlmodel import col, select
 
+from bench.servers import PeakRss
 from services.audio.ffmpeg import ffmpeg_executable
 from services.config import Settings
 from services.container import Services, build_services
 from services.models import Chunk
 from services.storage.keys import chunk_key
-
-from .servers import PeakRss
 
 
 def main() -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 import aiohttp
 import psutil
 
-from . import identities
-from .page_client import LoadedPage, connect, load_page
-from .report import Row
-from .servers import BaselineServer, app_server, pid_of, rss_mb
+from bench import identities
+from bench.page_client import LoadedPage, connect, load_page
+from bench.report import Row
+from bench.servers import BaselineServer, app_server, pid_of, rss_mb
 
 PAGES = 200
 QUICK_PAGES = 50

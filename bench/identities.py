@@ -4,8 +4,8 @@ import asyncio
 import json
 from pathlib import Path
 
-from .page_client import onboard
-from .servers import app_server
+from bench.page_client import onboard
+from bench.servers import app_server
 
 ONBOARD_CONCURRENCY = 8
 

@@ -3,11 +3,11 @@
 from collections.abc import Callable
 from pathlib import Path
 
-from . import identities
-from .audio import live_webm, split
-from .load import LoadResult, count_lost, run_load
-from .report import Row
-from .servers import BaselineServer, app_server, pid_of
+from bench import identities
+from bench.audio import live_webm, split
+from bench.load import LoadResult, count_lost, run_load
+from bench.report import Row
+from bench.servers import BaselineServer, app_server, pid_of
 
 LEVELS = (50, 100, 200, 500, 1000)
 QUICK_LEVELS = (50, 200)

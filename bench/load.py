@@ -13,14 +13,13 @@ from typing import Any
 import psutil
 from sqlmodel import col, select
 
+from bench.loadgen import ACK_TIMEOUT_S, WorkerResult, WorkerSpec, worker_main
+from bench.report import percentile
+from bench.servers import BENCH_SECRET, cpu_seconds, rss_mb
 from services.config import Settings
 from services.container import build_services
 from services.models import Chunk
 from services.storage.keys import chunk_key
-
-from .loadgen import ACK_TIMEOUT_S, WorkerResult, WorkerSpec, worker_main
-from .report import percentile
-from .servers import BENCH_SECRET, cpu_seconds, rss_mb
 
 SETUP_TIMEOUT_S = 300
 WORKERS = 2  # one per core: the generator needs about as much CPU as a bare socket.io server

@@ -15,7 +15,7 @@ import aiohttp
 import psutil
 import socketio
 
-from .page_client import AUDIO_NAMESPACE, LoadedPage, connect, load_page
+from bench.page_client import AUDIO_NAMESPACE, LoadedPage, connect, load_page
 
 ACK_TIMEOUT_S = 10.0  # the browser element's ACK_TIMEOUT_MS
 FIRST_BACKOFF_S, MAX_BACKOFF_S = 0.25, 8.0  # the browser's FIRST_BACKOFF_MS and MAX_BACKOFF_MS

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import httpx
 
+from bench.finalize import finalize_in_process, open_services, store_chunks
+from bench.report import Row, median, percentile
+from bench.servers import BaselineServer, app_server
 from services.recordings import audio_key
-
-from .finalize import finalize_in_process, open_services, store_chunks
-from .report import Row, median, percentile
-from .servers import BaselineServer, app_server
 
 REQUESTS = 30
 QUICK_REQUESTS = 10

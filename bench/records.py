@@ -17,12 +17,11 @@ import aiohttp
 import httpx
 from sqlmodel import select
 
+from bench.finalize import open_services
+from bench.page_client import connect, load_page, onboard
+from bench.report import Row, median, percentile
+from bench.servers import app_server
 from services.models import Recording, RecordingStatus, User
-
-from .finalize import open_services
-from .page_client import connect, load_page, onboard
-from .report import Row, median, percentile
-from .servers import app_server
 
 MANY = 10_000
 ONE_PAGE = 50

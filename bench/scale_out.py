@@ -19,18 +19,17 @@ from typing import Protocol
 
 import httpx
 
+from bench import identities
+from bench.audio import live_webm, split
+from bench.load import LoadResult, count_lost, run_load
+from bench.report import Row
+from bench.servers import BENCH_SECRET, app_server, pid_of
 from services.config import Settings
 from tests.support.app_server import AppServer, tracebacks
 from tests.support.load_balancer import COOKIE, LoadBalancer
 from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
 from tests.support.s3_server import CREDENTIALS, REGION, S3Server
-
-from . import identities
-from .audio import live_webm, split
-from .load import LoadResult, count_lost, run_load
-from .report import Row
-from .servers import BENCH_SECRET, app_server, pid_of
 
 LEVELS = (200, 500, 1000)
 QUICK_LEVELS = (50,)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import psutil
 
-from . import identities
-from .audio import live_webm, split
-from .load import count_lost, run_load
-from .report import Row
-from .servers import app_server, pid_of, rss_mb
+from bench import identities
+from bench.audio import live_webm, split
+from bench.load import count_lost, run_load
+from bench.report import Row
+from bench.servers import app_server, pid_of, rss_mb
 
 RECORDERS = 100
 WARM_UP_MINUTES = 5

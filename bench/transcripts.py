@@ -22,16 +22,15 @@ import numpy as np
 import psutil
 from sqlalchemy import insert, text
 
+from bench.finalize import ROOT, open_services, settings_fields
+from bench.report import Row, median, percentile
+from bench.servers import PeakRss
 from services.audio.ffmpeg import ffmpeg_executable
 from services.audio.formats import FORMATS
 from services.models import Recording, RecordingStatus, Transcript, TranscriptState
 from services.transcripts.engine import Segment, Transcriber, Word, load_model, model_folder
 from services.transcripts.shapes import encode
 from tests.support.audio_samples import require
-
-from .finalize import ROOT, open_services, settings_fields
-from .report import Row, median, percentile
-from .servers import PeakRss
 
 LIBRIVOX = Path('/usr/share/pocketsphinx/test/data/librivox')
 PARAGRAPH = (

@@ -6,12 +6,11 @@ from contextlib import contextmanager
 
 from nicegui import app, run, ui
 
+from pages.session import current_session, leave_page
 from services.container import Services
 from services.errors import AppError
 from services.models import User
 from services.version import app_version
-
-from .session import current_session, leave_page
 
 
 async def signed_in_user(services: Services) -> User | None:

@@ -6,14 +6,13 @@ from typing import Any
 from fastapi.responses import RedirectResponse
 from nicegui import app, run, ui
 
+from pages.formatting import format_duration, valid_time_zone
+from pages.frame import frame, signed_in_user
+from pages.recorder_element import AudioRecorder
+from pages.session import watch
 from services.container import Services
 from services.errors import AppError
 from services.models import Recording, RecordingPublic
-
-from .formatting import format_duration, valid_time_zone
-from .frame import frame, signed_in_user
-from .recorder_element import AudioRecorder
-from .session import watch
 
 CONTROLS = (
     ('record', 'Record', 'mic', 'red'),

@@ -6,6 +6,11 @@ from datetime import timedelta
 
 from nicegui import run, ui
 
+from pages.formatting import format_duration, format_local_time, format_size
+from pages.frame import notify_error
+from pages.session import signed_in_only
+from pages.transcript_panel import TranscriptPanel, search_snippet
+from pages.waveform_element import Waveform
 from services.audio.waveforms import peaks_of
 from services.container import Services
 from services.errors import AppError
@@ -14,12 +19,6 @@ from services.models import Recording, RecordingStatus, User
 from services.recordings import MAX_TITLE_LENGTH
 from services.transcripts.service import SearchHit
 from services.transcripts.shapes import TranscriptPublic
-
-from .formatting import format_duration, format_local_time, format_size
-from .frame import notify_error
-from .session import signed_in_only
-from .transcript_panel import TranscriptPanel, search_snippet
-from .waveform_element import Waveform
 
 STATUS_TEXT = {
     RecordingStatus.RECORDING: 'Still recording, or waiting for its last audio',

@@ -7,18 +7,17 @@ from typing import Any
 from fastapi.responses import RedirectResponse
 from nicegui import app, background_tasks, run, ui
 
+from pages.formatting import format_duration
+from pages.frame import frame, notify_error, signed_in_user
+from pages.recorder_element import AudioRecorder
+from pages.recording_card import STATUS_TEXT, RecordingCard
+from pages.session import PageSession, current_session, leave_page, signed_in_only, watch
 from services.container import Services
 from services.errors import AppError
 from services.lifecycle import is_playable
 from services.models import Recording, User
 from services.transcripts.service import SearchHit
 from services.transcripts.shapes import TranscriptPublic
-
-from .formatting import format_duration
-from .frame import frame, notify_error, signed_in_user
-from .recorder_element import AudioRecorder
-from .recording_card import STATUS_TEXT, RecordingCard
-from .session import PageSession, current_session, leave_page, signed_in_only, watch
 
 PAGE_SIZE = 20
 UNDO_SECONDS = 6.0

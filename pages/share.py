@@ -4,14 +4,13 @@ import uuid
 
 from nicegui import run, ui
 
+from pages.formatting import format_duration
+from pages.frame import frame
+from pages.transcript_panel import TranscriptPanel
+from pages.waveform_element import Waveform
 from services.audio.waveforms import peaks_of
 from services.container import Services
 from services.errors import AppError
-
-from .formatting import format_duration
-from .frame import frame
-from .transcript_panel import TranscriptPanel
-from .waveform_element import Waveform
 
 
 def create(services: Services) -> None:

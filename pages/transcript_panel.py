@@ -7,15 +7,14 @@ from typing import Literal
 
 from nicegui import run, ui
 
+from pages.frame import notify_error
+from pages.session import signed_in_only
+from pages.transcript_element import TranscriptView
 from services.container import Services
 from services.errors import AppError
 from services.models import TranscriptState
 from services.transcripts.search import SnippetPiece
 from services.transcripts.shapes import TranscriptPublic
-
-from .frame import notify_error
-from .session import signed_in_only
-from .transcript_element import TranscriptView
 
 POLL_S = 3.0
 FILE_KINDS: tuple[Literal['txt', 'srt', 'vtt'], ...] = ('txt', 'srt', 'vtt')

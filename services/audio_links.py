@@ -3,12 +3,12 @@
 import time
 import uuid
 
-from .audio.exports import MP3_TYPE, mp3_key
-from .audio.formats import audio_format
-from .models import Recording
-from .recordings import audio_key, download_name
-from .signatures import purpose_key, same, signature
-from .storage.protocol import Storage
+from services.audio.exports import MP3_TYPE, mp3_key
+from services.audio.formats import audio_format
+from services.models import Recording
+from services.recordings import audio_key, download_name
+from services.signatures import purpose_key, same, signature
+from services.storage.protocol import Storage
 
 
 class AudioUrlSigner:

@@ -12,8 +12,8 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from .chunks import ChunkReceipt, ChunkUpload
-from .errors import ServiceUnavailable
+from services.chunks import ChunkReceipt, ChunkUpload
+from services.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 StoreBatch = Callable[[list[ChunkUpload]], list[ChunkReceipt | BaseException]]

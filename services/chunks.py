@@ -16,15 +16,15 @@ from sqlalchemy import Table, and_, bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from . import lifecycle
-from .audio.formats import audio_format, check_container
-from .database import Database
-from .errors import Busy, ChunkTooLarge, Conflict, InvalidInput, LimitReached, NotFound
-from .lifecycle import RecordingStatus
-from .models import Chunk, Recording, utc_now
-from .quota import StorageQuota
-from .storage.keys import chunk_key
-from .storage.protocol import Storage
+from services import lifecycle
+from services.audio.formats import audio_format, check_container
+from services.database import Database
+from services.errors import Busy, ChunkTooLarge, Conflict, InvalidInput, LimitReached, NotFound
+from services.lifecycle import RecordingStatus
+from services.models import Chunk, Recording, utc_now
+from services.quota import StorageQuota
+from services.storage.keys import chunk_key
+from services.storage.protocol import Storage
 
 log = logging.getLogger(__name__)
 KNOWN_RECORDINGS = 10_000

@@ -4,30 +4,30 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from .audio.exports import ExportService
-from .audio.waveforms import WaveformService
-from .audio_links import AudioLinks, AudioUrlSigner
-from .chunk_batches import ChunkBatches
-from .chunks import ChunkService
-from .config import Settings
-from .database import Database
-from .finalize import Finalizer
-from .orphans import OrphanSweeper
-from .quota import StorageQuota
-from .rate_limit import RateLimits, build_rate_limits
-from .recordings import RecordingService
-from .schema import upgrade
-from .sharing import ShareService
-from .storage.local import LocalStorage
-from .storage.protocol import Storage
-from .storage.s3 import S3Storage
-from .storage.spool import SpooledStorage
-from .sweeper import StaleRecordingSweeper
-from .transcripts.queue import TranscriptQueue
-from .transcripts.service import TranscriptService
-from .upload_tokens import UploadTokens
-from .user_slots import UserSlots
-from .users import UserService
+from services.audio.exports import ExportService
+from services.audio.waveforms import WaveformService
+from services.audio_links import AudioLinks, AudioUrlSigner
+from services.chunk_batches import ChunkBatches
+from services.chunks import ChunkService
+from services.config import Settings
+from services.database import Database
+from services.finalize import Finalizer
+from services.orphans import OrphanSweeper
+from services.quota import StorageQuota
+from services.rate_limit import RateLimits, build_rate_limits
+from services.recordings import RecordingService
+from services.schema import upgrade
+from services.sharing import ShareService
+from services.storage.local import LocalStorage
+from services.storage.protocol import Storage
+from services.storage.s3 import S3Storage
+from services.storage.spool import SpooledStorage
+from services.sweeper import StaleRecordingSweeper
+from services.transcripts.queue import TranscriptQueue
+from services.transcripts.service import TranscriptService
+from services.upload_tokens import UploadTokens
+from services.user_slots import UserSlots
+from services.users import UserService
 
 
 @dataclass

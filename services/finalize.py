@@ -20,18 +20,18 @@ from pathlib import Path
 from sqlalchemy import func, text
 from sqlmodel import Session, col, delete, select, update
 
-from . import lifecycle
-from .audio.ffmpeg import remux
-from .audio.formats import audio_format
-from .audio.real_length import packet_length_ms
-from .database import Database
-from .errors import AppError, AudioProcessingFailed, Busy, Conflict, InvalidInput, MissingChunks
-from .lifecycle import Event, RecordingStatus
-from .models import Chunk, Recording, utc_now
-from .recordings import audio_key, load_owned
-from .storage.keys import chunk_key, chunks_prefix, legacy_chunk_key, mp3_key, recording_prefix
-from .storage.ordered_fetch import copy_in_order
-from .storage.protocol import Storage
+from services import lifecycle
+from services.audio.ffmpeg import remux
+from services.audio.formats import audio_format
+from services.audio.real_length import packet_length_ms
+from services.database import Database
+from services.errors import AppError, AudioProcessingFailed, Busy, Conflict, InvalidInput, MissingChunks
+from services.lifecycle import Event, RecordingStatus
+from services.models import Chunk, Recording, utc_now
+from services.recordings import audio_key, load_owned
+from services.storage.keys import chunk_key, chunks_prefix, legacy_chunk_key, mp3_key, recording_prefix
+from services.storage.ordered_fetch import copy_in_order
+from services.storage.protocol import Storage
 
 log = logging.getLogger(__name__)
 # A running finalize renews its claim every HEARTBEAT; one not renewed for FINALIZE_TAKEOVER died with its process

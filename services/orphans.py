@@ -8,10 +8,10 @@ from pathlib import Path
 
 from sqlmodel import col, select
 
-from .database import Database
-from .models import Recording
-from .storage.keys import RECORDINGS_PREFIX, recording_id_of, recording_prefix
-from .storage.protocol import Storage
+from services.database import Database
+from services.models import Recording
+from services.storage.keys import RECORDINGS_PREFIX, recording_id_of, recording_prefix
+from services.storage.protocol import Storage
 
 log = logging.getLogger(__name__)
 TEMP_MAX_AGE_S = 6 * 3600  # longer than any ffmpeg run may take

@@ -8,13 +8,13 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session, col, delete, func, select
 
-from .audio.formats import audio_format
-from .database import Database
-from .errors import InvalidInput, LimitReached, NotFound
-from .models import Chunk, Recording, Share, Transcript, utc_now
-from .storage.keys import audio_key as _audio_key
-from .storage.keys import recording_prefix
-from .storage.protocol import Storage
+from services.audio.formats import audio_format
+from services.database import Database
+from services.errors import InvalidInput, LimitReached, NotFound
+from services.models import Chunk, Recording, Share, Transcript, utc_now
+from services.storage.keys import audio_key as _audio_key
+from services.storage.keys import recording_prefix
+from services.storage.protocol import Storage
 
 log = logging.getLogger(__name__)
 MAX_TITLE_LENGTH = 200

@@ -14,8 +14,8 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from .database import Database
-from .errors import ServiceUnavailable
+from services.database import Database
+from services.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / 'migrations'

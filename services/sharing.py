@@ -7,11 +7,11 @@ from datetime import timedelta
 
 from sqlmodel import col, delete, select
 
-from .database import Database
-from .errors import Conflict, InvalidInput, NotFound
-from .lifecycle import is_playable
-from .models import Recording, Share, utc_now
-from .recordings import load_owned
+from services.database import Database
+from services.errors import Conflict, InvalidInput, NotFound
+from services.lifecycle import is_playable
+from services.models import Recording, Share, utc_now
+from services.recordings import load_owned
 
 MIN_LIFETIME = timedelta(minutes=5)
 MAX_LIFETIME = timedelta(days=30)

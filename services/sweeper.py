@@ -14,16 +14,16 @@ from datetime import timedelta
 from sqlalchemy import func
 from sqlmodel import col, select, update
 
-from . import lifecycle
-from .audio.waveforms import WaveformService
-from .database import Database
-from .errors import AppError, Busy, Conflict, MissingChunks
-from .finalize import Finalizer
-from .lifecycle import Event
-from .models import Chunk, Recording, utc_now
-from .orphans import OrphanSweeper
-from .storage.keys import chunks_prefix
-from .storage.protocol import Storage
+from services import lifecycle
+from services.audio.waveforms import WaveformService
+from services.database import Database
+from services.errors import AppError, Busy, Conflict, MissingChunks
+from services.finalize import Finalizer
+from services.lifecycle import Event
+from services.models import Chunk, Recording, utc_now
+from services.orphans import OrphanSweeper
+from services.storage.keys import chunks_prefix
+from services.storage.protocol import Storage
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .errors import TooManyRequests
+from services.errors import TooManyRequests
 
 RETRY_AFTER_S = 5
 

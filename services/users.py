@@ -11,11 +11,11 @@ import sqlalchemy
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete, func, select, update
 
-from .credentials import SIGNED_OUT, CredentialCache, Credentials
-from .database import Database
-from .errors import InvalidInput, NotFound, Unauthorized
-from .models import EndedSession, Recording, User, utc_now
-from .upload_tokens import UPLOAD_TOKEN_LIFETIME_S
+from services.credentials import SIGNED_OUT, CredentialCache, Credentials
+from services.database import Database
+from services.errors import InvalidInput, NotFound, Unauthorized
+from services.models import EndedSession, Recording, User, utc_now
+from services.upload_tokens import UPLOAD_TOKEN_LIFETIME_S
 
 log = logging.getLogger(__name__)
 MAX_NAME_LENGTH = 50

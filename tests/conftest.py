@@ -25,11 +25,10 @@ from services.storage.local import LocalStorage
 from services.storage.protocol import Storage
 from services.storage.s3 import S3Storage
 from services.storage.spool import SpooledStorage
-
-from .support.audio_samples import live_webm, speech_wav, split
-from .support.postgres_server import PostgresServer
-from .support.redis_server import RedisServer
-from .support.s3_server import CREDENTIALS, REGION, S3Server
+from tests.support.audio_samples import live_webm, speech_wav, split
+from tests.support.postgres_server import PostgresServer
+from tests.support.redis_server import RedisServer
+from tests.support.s3_server import CREDENTIALS, REGION, S3Server
 
 
 @pytest.fixture(scope='session')

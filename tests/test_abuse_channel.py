@@ -9,9 +9,9 @@ import httpx
 import pytest
 import socketio
 
-from .support.app_server import AppServer
-from .support.audio_samples import split
-from .test_socket_input import call, connect, new_recording, new_user
+from tests.support.app_server import AppServer
+from tests.support.audio_samples import split
+from tests.test_socket_input import call, connect, new_recording, new_user
 
 QUOTA_BYTES = 300_000
 # Chunk 0 of a recording that declared WebM, but is a file format that makes ffmpeg read other files.

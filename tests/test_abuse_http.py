@@ -20,11 +20,10 @@ from nicegui.testing.user import User
 from services.config import Settings
 from services.container import Services, build_services
 from services.upload_tokens import UploadTokens
-
-from .conftest import UserFactory, fresh_bucket, record
-from .support.app_server import ROOT, AppServer
-from .support.audio_samples import split
-from .support.s3_server import S3Server
+from tests.conftest import UserFactory, fresh_bucket, record
+from tests.support.app_server import ROOT, AppServer
+from tests.support.audio_samples import split
+from tests.support.s3_server import S3Server
 
 MB = 1024 * 1024
 ATTACK_BYTES = 100 * MB

@@ -10,9 +10,8 @@ import pytest
 from services.container import Services
 from services.recordings import recording_prefix
 from services.version import app_version
-
-from .conftest import UserFactory, fetch, stored_keys
-from .support.audio_samples import split
+from tests.conftest import UserFactory, fetch, stored_keys
+from tests.support.audio_samples import split
 
 
 def upload(api: httpx.Client, auth: dict[str, str], audio: bytes, title: str | None = None) -> dict:

@@ -14,10 +14,9 @@ from sqlalchemy import create_engine
 from services.container import Services
 from services.models import Chunk, RecordingStatus
 from services.storage.s3 import S3Storage
-
-from .conftest import UserFactory, fetch, stored_keys
-from .support.app_server import free_port
-from .support.audio_samples import WEBM_MAGIC, split
+from tests.conftest import UserFactory, fetch, stored_keys
+from tests.support.app_server import free_port
+from tests.support.audio_samples import WEBM_MAGIC, split
 
 
 @dataclass

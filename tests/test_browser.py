@@ -13,11 +13,10 @@ import pytest
 
 from services.config import Settings
 from services.container import build_services
-
-from .conftest import settings_env
-from .support.app_server import AppServer
-from .support.audio_samples import split
-from .support.browser import audio_metadata, chromium, fake_microphone, onboard, seek
+from tests.conftest import settings_env
+from tests.support.app_server import AppServer
+from tests.support.audio_samples import split
+from tests.support.browser import audio_metadata, chromium, fake_microphone, onboard, seek
 
 
 @pytest.fixture(scope='module')

@@ -21,9 +21,8 @@ from services.chunks import ChunkReceipt, ChunkUpload
 from services.container import Services
 from services.errors import Conflict, NotFound, ServiceUnavailable
 from services.storage.keys import chunk_key
-
-from .conftest import UserFactory
-from .support.audio_samples import WEBM_MAGIC
+from tests.conftest import UserFactory
+from tests.support.audio_samples import WEBM_MAGIC
 
 
 class CountedStore:

@@ -12,9 +12,8 @@ from services.container import Services
 from services.errors import Conflict, NotFound
 from services.models import Chunk, Recording, RecordingStatus
 from services.storage.keys import chunk_key, chunks_prefix
-
-from .conftest import UserFactory, stored_keys
-from .support.audio_samples import WEBM_MAGIC
+from tests.conftest import UserFactory, stored_keys
+from tests.support.audio_samples import WEBM_MAGIC
 
 
 def test_chunks_arriving_together_are_each_stored_and_readable(services: Services, make_user: UserFactory) -> None:

@@ -11,8 +11,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from services.config import Settings
-
-from .support.app_server import ROOT
+from tests.support.app_server import ROOT
 
 LOCK = ROOT / 'requirements.lock'
 

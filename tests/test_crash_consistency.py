@@ -31,10 +31,9 @@ from services.finalize import FINALIZE_TAKEOVER
 from services.models import Chunk, Recording, RecordingStatus, utc_now
 from services.storage.keys import audio_key, chunk_key
 from services.storage.local import LocalStorage
-
-from .support.app_server import AppServer, free_port
-from .support.audio_samples import decoded_sha256, live_webm, speech_wav, split
-from .support.threads import run_together
+from tests.support.app_server import AppServer, free_port
+from tests.support.audio_samples import decoded_sha256, live_webm, speech_wav, split
+from tests.support.threads import run_together
 
 SEED = int(os.environ.get('CRASH_TEST_SEED', '20251130'))
 ROUNDS = 20

@@ -18,11 +18,10 @@ from services.container import Services, build_services
 from services.errors import Unauthorized
 from services.upload_tokens import UploadTokens
 from services.users import UserService
-
-from .conftest import UserFactory
-from .support.app_server import AppServer
-from .test_pages import onboard, user_id_named
-from .test_socket_input import SECRET, call, connect
+from tests.conftest import UserFactory
+from tests.support.app_server import AppServer
+from tests.test_pages import onboard, user_id_named
+from tests.test_socket_input import SECRET, call, connect
 
 
 async def test_rotating_the_key_signs_out_the_browser(user: User, page_services: Services) -> None:

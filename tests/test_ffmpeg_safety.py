@@ -25,8 +25,7 @@ from services.container import Services
 from services.errors import AudioProcessingFailed, InvalidInput
 from services.models import Recording
 from services.recordings import audio_key
-
-from .conftest import UserFactory, record
+from tests.conftest import UserFactory, record
 
 WEBM = FORMATS['audio/webm']
 

@@ -20,11 +20,10 @@ from services.config import Settings
 from services.container import Services, build_services
 from services.models import Recording, RecordingStatus
 from services.recordings import audio_key
-
-from .support.app_server import AppServer
-from .support.audio_samples import WEBM_MAGIC
-from .support.firefox import Firefox, firefox
-from .support.tcp_proxy import TcpProxy
+from tests.support.app_server import AppServer
+from tests.support.audio_samples import WEBM_MAGIC
+from tests.support.firefox import Firefox, firefox
+from tests.support.tcp_proxy import TcpProxy
 
 SECRET = 'browser-test-secret-of-at-least-32-chars'  # AppServer's
 TONE_RATE = 8000

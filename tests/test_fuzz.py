@@ -35,10 +35,9 @@ from schemathesis.specs.openapi.checks import (
 from api.audio_payloads import ChannelPayload
 from main import install_api
 from services.container import Services
-
-from .conftest import UserFactory, record
-from .support.api_fuzzing import add_workflow_links, send_what_clients_send
-from .support.audio_samples import split
+from tests.conftest import UserFactory, record
+from tests.support.api_fuzzing import add_workflow_links, send_what_clients_send
+from tests.support.audio_samples import split
 
 EXAMPLES_PER_OPERATION = 40
 WORKFLOWS = 100

@@ -19,9 +19,8 @@ from hypothesis import strategies as st
 from api.schemas import ChunkOut
 from services.models import RecordingPublic
 from services.upload_tokens import UploadTokens
-
-from .support.app_server import AppServer
-from .support.audio_samples import split
+from tests.support.app_server import AppServer
+from tests.support.audio_samples import split
 
 SECRET = 'browser-test-secret-of-at-least-32-chars'  # AppServer's
 EXAMPLES_PER_EVENT = 150

@@ -13,10 +13,9 @@ import pytest
 
 from services.container import Services
 from services.models import Recording, RecordingStatus
-
-from .conftest import UserFactory, fetch, stored_keys
-from .support.audio_samples import live_webm, speech_wav, split
-from .test_sweeper import age
+from tests.conftest import UserFactory, fetch, stored_keys
+from tests.support.audio_samples import live_webm, speech_wav, split
+from tests.test_sweeper import age
 
 LOCAL_ONLY = pytest.mark.parametrize('storage_kind', ['local'], indirect=True)
 

@@ -14,11 +14,10 @@ from services.audio.waveforms import peaks_of
 from services.container import Services
 from services.errors import InvalidInput, NotFound
 from services.models import Recording, Share, utc_now
-
-from .conftest import UserFactory, record
-from .test_api import upload
-from .test_pages import onboard as onboard_page
-from .test_pages import user_id_named
+from tests.conftest import UserFactory, record
+from tests.test_api import upload
+from tests.test_pages import onboard as onboard_page
+from tests.test_pages import user_id_named
 
 
 def wait_for_peaks(services: Services, user_id: uuid.UUID, recording_id: uuid.UUID) -> list[float]:

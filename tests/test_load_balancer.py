@@ -16,13 +16,18 @@ from playwright.async_api import BrowserContext, Page
 from services.config import Settings
 from services.container import Services
 from services.recordings import recording_prefix
-
-from .conftest import settings_env, stored_keys
-from .support.app_server import AppServer
-from .support.browser import audio_metadata, chromium, fake_microphone, onboard
-from .support.load_balancer import COOKIE, LoadBalancer
-from .support.redis_server import RedisServer
-from .test_loss import assert_saved_audio, ready_recordings, start_recording, stop_and_wait_until_saved, wait_for_status
+from tests.conftest import settings_env, stored_keys
+from tests.support.app_server import AppServer
+from tests.support.browser import audio_metadata, chromium, fake_microphone, onboard
+from tests.support.load_balancer import COOKIE, LoadBalancer
+from tests.support.redis_server import RedisServer
+from tests.test_loss import (
+    assert_saved_audio,
+    ready_recordings,
+    start_recording,
+    stop_and_wait_until_saved,
+    wait_for_status,
+)
 
 BACKENDS = pytest.mark.parametrize(('database_kind', 'storage_kind'), [('postgresql', 's3')], indirect=True)
 

@@ -22,11 +22,10 @@ from services.config import Settings
 from services.container import Services, build_services
 from services.models import Recording, RecordingStatus
 from services.recordings import audio_key
-
-from .support.app_server import AppServer
-from .support.audio_compare import similarity_by_segment
-from .support.browser import chromium, fake_microphone, onboard
-from .support.tcp_proxy import TcpProxy
+from tests.support.app_server import AppServer
+from tests.support.audio_compare import similarity_by_segment
+from tests.support.browser import chromium, fake_microphone, onboard
+from tests.support.tcp_proxy import TcpProxy
 
 SECRET = 'browser-test-secret-of-at-least-32-chars'
 

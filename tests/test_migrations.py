@@ -20,10 +20,9 @@ from services.database import Database
 from services.models import Chunk, Recording, User, UTCDateTime, utc_now
 from services.schema import BASELINE, alembic_config, current_revision, head_revision, upgrade
 from services.transcripts.search import include_name  # the search structures live in migrations only
-
-from .support.app_server import ROOT, free_port
-from .support.postgres_server import PostgresServer
-from .support.threads import run_together
+from tests.support.app_server import ROOT, free_port
+from tests.support.postgres_server import PostgresServer
+from tests.support.threads import run_together
 
 POSTGRES_ONLY = pytest.mark.parametrize('database_kind', ['postgresql'], indirect=True)
 

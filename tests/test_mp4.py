@@ -18,10 +18,9 @@ from services.config import Settings
 from services.container import build_services
 from services.models import Recording
 from services.recordings import audio_key
-
-from .support.app_server import AppServer
-from .support.browser import audio_metadata, chromium, fake_microphone, onboard, seek
-from .test_safari_format import box_order
+from tests.support.app_server import AppServer
+from tests.support.browser import audio_metadata, chromium, fake_microphone, onboard, seek
+from tests.test_safari_format import box_order
 
 SECRET = 'browser-test-secret-of-at-least-32-chars'  # AppServer's
 ONLY_MP4 = """(() => {

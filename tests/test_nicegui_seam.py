@@ -21,8 +21,7 @@ from api.audio_channel import NAMESPACE, AudioChannel
 from api.nicegui_internals import SOCKET_PREFIX, size_page_thread_pool, socket_message_limit, socket_server
 from services.config import Settings
 from services.container import Services, build_services
-
-from .support.app_server import AppServer
+from tests.support.app_server import AppServer
 
 NICEGUI = Path(nicegui.__file__).parent
 UPGRADED = f'NiceGUI {nicegui.__version__} changed what api/nicegui_internals.py relies on'

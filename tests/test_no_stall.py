@@ -21,10 +21,9 @@ from services.container import Services
 from services.errors import TooManyRequests
 from services.recordings import audio_key
 from services.user_slots import UserSlots
-
-from .conftest import UserFactory, record, settings_env
-from .support.app_server import AppServer
-from .support.container_image import descendants
+from tests.conftest import UserFactory, record, settings_env
+from tests.support.app_server import AppServer
+from tests.support.container_image import descendants
 
 PARALLEL_MP3_REQUESTS = 200
 backends = pytest.mark.parametrize(

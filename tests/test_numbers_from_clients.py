@@ -13,10 +13,9 @@ from nicegui.testing.user import User
 
 from services.container import Services
 from services.models import Recording, RecordingPublic
-
-from .conftest import UserFactory, record
-from .support.app_server import AppServer
-from .test_pages import onboard, user_id_named
+from tests.conftest import UserFactory, record
+from tests.support.app_server import AppServer
+from tests.test_pages import onboard, user_id_named
 
 HUGE = '9' * 4400  # past the 4300 digits Python's int() will read
 ONE_BACKEND = pytest.mark.parametrize(('database_kind', 'storage_kind'), [('sqlite', 'local')], indirect=True)

@@ -12,9 +12,8 @@ from sqlmodel import select
 
 from services.container import Services
 from services.models import User as UserRow
-
-from .conftest import record
-from .support.app_server import ROOT
+from tests.conftest import record
+from tests.support.app_server import ROOT
 
 
 async def onboard(user: User, name: str) -> str:

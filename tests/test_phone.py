@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page
 
-from .support.app_server import AppServer
-from .support.browser import chromium, fake_microphone, onboard
+from tests.support.app_server import AppServer
+from tests.support.browser import chromium, fake_microphone, onboard
 
 PHONE = {'viewport': {'width': 390, 'height': 844}, 'is_mobile': True, 'has_touch': True, 'device_scale_factor': 3}
 NOTE_WAKE_LOCKS = """(() => {

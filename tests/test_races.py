@@ -37,13 +37,12 @@ from services.recordings import audio_key
 from services.storage.keys import chunk_key, chunks_prefix, recording_prefix
 from services.storage.protocol import Storage
 from services.storage.s3 import S3Storage
-
-from .conftest import UserFactory, fresh_bucket, settings_env, stored_keys
-from .support.app_server import AppServer
-from .support.audio_samples import WEBM_MAGIC, decoded_sha256, split
-from .support.postgres_server import PostgresServer
-from .support.s3_server import S3Server
-from .support.threads import run_together
+from tests.conftest import UserFactory, fresh_bucket, settings_env, stored_keys
+from tests.support.app_server import AppServer
+from tests.support.audio_samples import WEBM_MAGIC, decoded_sha256, split
+from tests.support.postgres_server import PostgresServer
+from tests.support.s3_server import S3Server
+from tests.support.threads import run_together
 
 SEED = 20251130
 LOCAL = pytest.mark.parametrize('storage_kind', ['local'], indirect=True)

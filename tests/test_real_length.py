@@ -16,9 +16,8 @@ from services.audio.real_length import opus_packet_samples, packet_length_ms
 from services.container import Services
 from services.errors import AudioProcessingFailed, LimitReached
 from services.models import RecordingStatus
-
-from .conftest import UserFactory, record
-from .support.audio_samples import split
+from tests.conftest import UserFactory, record
+from tests.support.audio_samples import split
 
 WEBM = FORMATS['audio/webm']
 backends = pytest.mark.parametrize(

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page
 
-from .support.app_server import ROOT, AppServer
-from .support.browser import chromium, fake_microphone, onboard
+from tests.support.app_server import ROOT, AppServer
+from tests.support.browser import chromium, fake_microphone, onboard
 
 SCREENSHOTS = Path(os.environ.get('VR_SCREENSHOT_DIR') or ROOT / 'tests' / 'artifacts')
 

@@ -16,10 +16,9 @@ from services.config import Settings
 from services.container import Services, build_services
 from services.models import Recording
 from services.recordings import audio_key
-
-from .conftest import UserFactory, fresh_bucket, record, s3_of
-from .support.app_server import ROOT, AppServer
-from .support.s3_server import S3Server
+from tests.conftest import UserFactory, fresh_bucket, record, s3_of
+from tests.support.app_server import ROOT, AppServer
+from tests.support.s3_server import S3Server
 
 EXPIRY_S = 3  # short, yet long enough for a loaded machine to fetch the fresh URL in time
 

@@ -23,10 +23,9 @@ import socketio
 from services.audio.ffmpeg import ffmpeg_executable
 from services.container import Services
 from services.upload_tokens import UploadTokens
-
-from .conftest import UserFactory, fetch
-from .support.app_server import AppServer
-from .support.audio_samples import split
+from tests.conftest import UserFactory, fetch
+from tests.support.app_server import AppServer
+from tests.support.audio_samples import split
 
 SAFARI_TYPE = 'audio/mp4;codecs=mp4a.40.2'
 SECRET = 'browser-test-secret-of-at-least-32-chars'  # AppServer's

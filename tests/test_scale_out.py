@@ -11,10 +11,9 @@ import pytest
 from services.config import Settings
 from services.recordings import recording_prefix
 from services.storage.s3 import S3Storage
-
-from .conftest import settings_env, stored_keys
-from .support.app_server import AppServer
-from .support.audio_samples import split
+from tests.conftest import settings_env, stored_keys
+from tests.support.app_server import AppServer
+from tests.support.audio_samples import split
 
 BACKENDS = pytest.mark.parametrize(('database_kind', 'storage_kind'), [('postgresql', 's3')], indirect=True)
 

@@ -19,8 +19,7 @@ from services.transcripts.engine import Segment, Word
 from services.transcripts.languages import POSTGRESQL_CONFIGS, SQLITE_TOKENIZERS, postgresql_config, sqlite_table
 from services.transcripts.queue import TranscriptQueue
 from services.transcripts.shapes import encode
-
-from .conftest import UserFactory
+from tests.conftest import UserFactory
 
 pytestmark = pytest.mark.parametrize('storage_kind', ['local'], indirect=True)
 SEARCH_TRIGGERS = {  # SQLite's, by migration 0009

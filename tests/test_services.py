@@ -20,9 +20,8 @@ from services.errors import (
 from services.models import Chunk, Recording, RecordingStatus
 from services.recordings import audio_key
 from services.storage.keys import chunk_key, recording_prefix
-
-from .conftest import UserFactory, record, stored_keys
-from .support.audio_samples import WEBM_MAGIC, split
+from tests.conftest import UserFactory, record, stored_keys
+from tests.support.audio_samples import WEBM_MAGIC, split
 
 MATROSKA_CUES_ID = bytes.fromhex('1C53BB6B')
 

@@ -14,12 +14,11 @@ from nicegui.testing.user import User
 from playwright.async_api import BrowserContext, Page
 
 from services.container import Services
-
-from .conftest import record
-from .support.app_server import AppServer
-from .support.browser import chromium, fake_microphone
-from .test_pages import onboard, user_id_named
-from .test_socket_input import call, connect
+from tests.conftest import record
+from tests.support.app_server import AppServer
+from tests.support.browser import chromium, fake_microphone
+from tests.test_pages import onboard, user_id_named
+from tests.test_socket_input import call, connect
 
 SIGN_OUT_REACH_S = 2.0
 _FIND_UPLOAD_TOKEN = """() => {

@@ -11,9 +11,8 @@ import pytest
 import socketio
 
 from services.upload_tokens import UploadTokens
-
-from .support.app_server import AppServer
-from .support.audio_samples import split
+from tests.support.app_server import AppServer
+from tests.support.audio_samples import split
 
 SECRET = 'browser-test-secret-of-at-least-32-chars'
 

@@ -23,9 +23,8 @@ from services.storage.ordered_fetch import copy_in_order
 from services.storage.protocol import Storage
 from services.storage.s3 import S3Storage
 from services.storage.spool import SpooledStorage
-
-from .conftest import UserFactory, record, s3_of, stored_keys
-from .support.s3_server import REGION
+from tests.conftest import UserFactory, record, s3_of, stored_keys
+from tests.support.s3_server import REGION
 
 S3_ONLY = pytest.mark.parametrize('storage_kind', ['s3'], indirect=True)
 BARE_S3 = pytest.mark.parametrize('storage', ['s3'], indirect=True)

@@ -14,11 +14,10 @@ from services.config import Settings
 from services.container import build_services
 from services.errors import ServiceUnavailable
 from services.storage.s3 import S3Storage
-
-from .conftest import UserFactory
-from .support.app_server import free_port
-from .support.audio_samples import WEBM_MAGIC
-from .support.s3_server import REGION, S3Server
+from tests.conftest import UserFactory
+from tests.support.app_server import free_port
+from tests.support.audio_samples import WEBM_MAGIC
+from tests.support.s3_server import REGION, S3Server
 
 
 def s3_settings(tmp_path: Path, **overrides: Any) -> Settings:

@@ -10,9 +10,8 @@ from services.container import Services
 from services.errors import Busy
 from services.models import Recording, RecordingStatus, utc_now
 from services.upload_tokens import UploadGrant, UploadTokens
-
-from .conftest import UserFactory
-from .support.audio_samples import split
+from tests.conftest import UserFactory
+from tests.support.audio_samples import split
 
 
 def age(services: Services, recording_id: uuid.UUID, seconds: float, status: RecordingStatus | None = None) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from .support.app_server import AppServer
-from .support.browser import chromium, fake_microphone, onboard
+from tests.support.app_server import AppServer
+from tests.support.browser import chromium, fake_microphone, onboard
 
 SENTENCE = 'Please remember to buy apples, bread and cheese tomorrow morning.'
 

@@ -12,9 +12,8 @@ import pytest
 from services.config import Settings
 from services.container import Services
 from services.transcripts.queue import TranscriptQueue
-
-from .conftest import UserFactory, record
-from .support.threads import run_together
+from tests.conftest import UserFactory, record
+from tests.support.threads import run_together
 
 pytestmark = pytest.mark.parametrize('storage_kind', ['local'], indirect=True)
 AGAIN_PER_HOUR = 3

@@ -26,10 +26,9 @@ from services.transcripts.engine import Transcriber, TranscriberUnavailable, che
 from services.transcripts.languages import SQLITE_TOKENIZERS
 from services.transcripts.search import fts5_match
 from services.transcripts.worker import TranscriptWorker
-
-from .conftest import UserFactory, record, settings_env
-from .support.app_server import ROOT, AppServer
-from .support.audio_samples import spoken_webm
+from tests.conftest import UserFactory, record, settings_env
+from tests.support.app_server import ROOT, AppServer
+from tests.support.audio_samples import spoken_webm
 
 LOCAL_ONLY = pytest.mark.parametrize('storage_kind', ['local'], indirect=True)
 SQLITE_ONLY = pytest.mark.parametrize('database_kind', ['sqlite'], indirect=True)

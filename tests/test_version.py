@@ -8,8 +8,7 @@ import pytest
 from nicegui.testing.user import User
 
 from services import version
-
-from .test_pages import onboard
+from tests.test_pages import onboard
 
 PYPROJECT = Path(__file__).resolve().parents[1] / 'pyproject.toml'
 

@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
+from api.deps import CurrentUser, ServicesDep, authenticate
+from api.schemas import LinkOut
 from services.audio.exports import MP3_TYPE, mp3_key
 from services.audio.formats import audio_format
 from services.container import Services
@@ -14,9 +16,6 @@ from services.http_range import parse_range
 from services.lifecycle import is_playable
 from services.models import Recording
 from services.recordings import audio_key, download_name
-
-from ..deps import CurrentUser, ServicesDep, authenticate
-from ..schemas import LinkOut
 
 router = APIRouter()
 RangeHeader = Annotated[str | None, Header(alias='range', description='one byte range: bytes=0-1023, bytes=-500')]

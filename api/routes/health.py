@@ -2,10 +2,9 @@
 
 from fastapi import APIRouter, Response
 
+from api.deps import ServicesDep
+from api.schemas import HealthOut
 from services.version import app_version
-
-from ..deps import ServicesDep
-from ..schemas import HealthOut
 
 router = APIRouter()
 

@@ -5,15 +5,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
+from api.bodies import read_limited_body
+from api.deps import CurrentUser, ServicesDep
+from api.schemas import MAX_SEQ, ChunkOut, RecordingCreateIn, RecordingHit, RecordingPatchIn
 from services.audio_links import AudioLinks
 from services.chunks import ChunkUpload
 from services.errors import NotFound, UnsupportedMediaType
 from services.lifecycle import is_playable
 from services.models import Recording, RecordingPublic
-
-from ..bodies import read_limited_body
-from ..deps import CurrentUser, ServicesDep
-from ..schemas import MAX_SEQ, ChunkOut, RecordingCreateIn, RecordingHit, RecordingPatchIn
 
 router = APIRouter()
 MAX_OFFSET = 1_000_000  # far past any user's recordings; a bigger one is a mistake (or a probe), not a page

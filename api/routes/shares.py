@@ -5,10 +5,9 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Response
 
+from api.deps import CurrentUser, ServicesDep
+from api.schemas import ShareIn, ShareOut
 from services.models import Share
-
-from ..deps import CurrentUser, ServicesDep
-from ..schemas import ShareIn, ShareOut
 
 router = APIRouter()
 

@@ -5,10 +5,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from api.deps import CurrentUser, ServicesDep
 from services.transcripts.files import FileKind
 from services.transcripts.shapes import TranscriptPublic
-
-from ..deps import CurrentUser, ServicesDep
 
 router = APIRouter()
 

@@ -4,11 +4,10 @@ import uuid
 
 from fastapi import APIRouter, Request
 
+from api.deps import CurrentUser, ServicesDep
+from api.schemas import OnboardIn, OnboardOut, ProfileOut, TokenOut
 from services.errors import NotFound
 from services.rate_limit import client_address
-
-from ..deps import CurrentUser, ServicesDep
-from ..schemas import OnboardIn, OnboardOut, ProfileOut, TokenOut
 
 router = APIRouter()
 

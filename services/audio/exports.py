@@ -17,16 +17,16 @@ from typing import IO
 
 from sqlmodel import col, update
 
-from ..database import Database
-from ..errors import NotFound, ServiceUnavailable, TooManyRequests
-from ..lifecycle import is_playable
-from ..models import Recording
-from ..quota import StorageQuota
-from ..recordings import audio_key, load_owned
-from ..storage import keys as storage_keys
-from ..storage.protocol import Storage
-from .ffmpeg import DEFAULT_FFMPEG_TIMEOUT_S, ffmpeg_reading, local_url, processing_failed, run_ffmpeg
-from .formats import audio_format
+from services.audio.ffmpeg import DEFAULT_FFMPEG_TIMEOUT_S, ffmpeg_reading, local_url, processing_failed, run_ffmpeg
+from services.audio.formats import audio_format
+from services.database import Database
+from services.errors import NotFound, ServiceUnavailable, TooManyRequests
+from services.lifecycle import is_playable
+from services.models import Recording
+from services.quota import StorageQuota
+from services.recordings import audio_key, load_owned
+from services.storage import keys as storage_keys
+from services.storage.protocol import Storage
 
 log = logging.getLogger(__name__)
 MP3_TYPE = 'audio/mpeg'

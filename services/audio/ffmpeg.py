@@ -17,8 +17,8 @@ from functools import cache
 from pathlib import Path
 from typing import IO
 
-from ..errors import AudioProcessingFailed
-from .formats import AudioFormat, format_of_file
+from services.audio.formats import AudioFormat, format_of_file
+from services.errors import AudioProcessingFailed
 
 log = logging.getLogger(__name__)
 _DURATION = re.compile(r'Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)')

@@ -9,8 +9,8 @@ from array import array
 from pathlib import Path
 from typing import IO
 
-from .ffmpeg import DEFAULT_FFMPEG_TIMEOUT_S, ffmpeg_reading, processing_failed, run_ffmpeg
-from .formats import AudioFormat, format_of_file
+from services.audio.ffmpeg import DEFAULT_FFMPEG_TIMEOUT_S, ffmpeg_reading, processing_failed, run_ffmpeg
+from services.audio.formats import AudioFormat, format_of_file
 
 PEAK_COUNT = 160
 SAMPLE_RATE = 2000  # plenty for a loudness outline

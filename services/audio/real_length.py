@@ -10,8 +10,8 @@ from pathlib import Path
 
 import av
 
-from ..errors import AudioProcessingFailed
-from .formats import AudioFormat
+from services.audio.formats import AudioFormat
+from services.errors import AudioProcessingFailed
 
 OPUS_RATE = 48_000
 # Samples per Opus frame (48 kHz) by TOC configuration: SILK 0–11, hybrid 12–15, CELT 16–31.

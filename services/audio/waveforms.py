@@ -10,15 +10,15 @@ from typing import BinaryIO, cast
 
 from sqlmodel import col, select
 
-from .. import lifecycle
-from ..database import Database
-from ..errors import AppError
-from ..models import Recording
-from ..recordings import audio_key
-from ..storage.protocol import Storage
-from .ffmpeg import DEFAULT_FFMPEG_TIMEOUT_S
-from .formats import audio_format
-from .peaks import compute_peaks
+from services import lifecycle
+from services.audio.ffmpeg import DEFAULT_FFMPEG_TIMEOUT_S
+from services.audio.formats import audio_format
+from services.audio.peaks import compute_peaks
+from services.database import Database
+from services.errors import AppError
+from services.models import Recording
+from services.recordings import audio_key
+from services.storage.protocol import Storage
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import NotFound, ServiceUnavailable
-from .protocol import READ_BLOCK, validate_key
+from services.errors import NotFound, ServiceUnavailable
+from services.storage.protocol import READ_BLOCK, validate_key
 
 
 class LocalStorage:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
-from .protocol import Storage
+from services.storage.protocol import Storage
 
 
 def _read(storage: Storage, key: str) -> bytes:

@@ -12,8 +12,8 @@ from boto3.exceptions import Boto3Error
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
-from ..errors import NotFound, ServiceUnavailable
-from .protocol import READ_BLOCK, validate_key
+from services.errors import NotFound, ServiceUnavailable
+from services.storage.protocol import READ_BLOCK, validate_key
 
 log = logging.getLogger(__name__)
 DELETE_BATCH = 1000  # the most keys one DeleteObjects call takes

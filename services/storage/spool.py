@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from .protocol import READ_BLOCK, Storage, validate_key
+from services.storage.protocol import READ_BLOCK, Storage, validate_key
 
 log = logging.getLogger(__name__)
 SWEEP_EVERY_S = 3600.0

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import Literal
 
-from .shapes import SegmentPublic
+from services.transcripts.shapes import SegmentPublic
 
 FileKind = Literal['txt', 'srt', 'vtt']
 MEDIA_TYPES: dict[str, str] = {'txt': 'text/plain', 'srt': 'text/plain', 'vtt': 'text/vtt'}

@@ -25,9 +25,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select, update
 from sqlmodel.sql.expression import Select
 
-from .. import lifecycle
-from ..database import Database
-from ..models import Recording, Transcript, TranscriptState, User, utc_now
+from services import lifecycle
+from services.database import Database
+from services.models import Recording, Transcript, TranscriptState, User, utc_now
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3

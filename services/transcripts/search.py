@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlmodel import Session
 
-from .languages import NO_STEMMING, SQLITE_TOKENIZERS
+from services.transcripts.languages import NO_STEMMING, SQLITE_TOKENIZERS
 
 # Made by migrations 0004 and 0009 and deliberately not in the models: comparisons of models and migrations skip them.
 SEARCH_SCHEMA_NAMES = frozenset(

@@ -9,16 +9,16 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
-from ..database import Database
-from ..errors import AppError, Conflict, InvalidInput, NotFound
-from ..lifecycle import RecordingStatus, is_playable
-from ..models import Recording, Transcript, TranscriptState
-from ..recordings import MAX_PAGE_SIZE, _owned_matching, load_owned
-from . import search as transcript_search
-from .files import MEDIA_TYPES, FileKind, TranscriptFile, render
-from .queue import TranscriptQueue
-from .search import FoundRow, SnippetPiece, pieces
-from .shapes import TranscriptPublic, decode, time_at
+from services.database import Database
+from services.errors import AppError, Conflict, InvalidInput, NotFound
+from services.lifecycle import RecordingStatus, is_playable
+from services.models import Recording, Transcript, TranscriptState
+from services.recordings import MAX_PAGE_SIZE, _owned_matching, load_owned
+from services.transcripts import search as transcript_search
+from services.transcripts.files import MEDIA_TYPES, FileKind, TranscriptFile, render
+from services.transcripts.queue import TranscriptQueue
+from services.transcripts.search import FoundRow, SnippetPiece, pieces
+from services.transcripts.shapes import TranscriptPublic, decode, time_at
 
 log = logging.getLogger(__name__)
 

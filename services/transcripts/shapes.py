@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel
 
-from ..models import TranscriptState
-from .engine import Segment
+from services.models import TranscriptState
+from services.transcripts.engine import Segment
 
 
 class WordPublic(BaseModel):

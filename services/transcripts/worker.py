@@ -12,14 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from ..audio.formats import audio_format
-from ..errors import AppError, ServiceUnavailable
-from ..models import Recording
-from ..recordings import audio_key
-from ..storage.protocol import Storage
-from .engine import Segment, Transcriber, TranscriptionFailed
-from .queue import Job, TranscriptQueue
-from .shapes import encode
+from services.audio.formats import audio_format
+from services.errors import AppError, ServiceUnavailable
+from services.models import Recording
+from services.recordings import audio_key
+from services.storage.protocol import Storage
+from services.transcripts.engine import Segment, Transcriber, TranscriptionFailed
+from services.transcripts.queue import Job, TranscriptQueue
+from services.transcripts.shapes import encode
 
 log = logging.getLogger(__name__)
 BACKFILL_EVERY_S = 30.0

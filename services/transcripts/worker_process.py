@@ -13,13 +13,13 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
-from ..config import Settings
-from ..container import build_storage
-from ..database import Database
-from ..schema import upgrade
-from .engine import Transcriber, check_model, load_model, model_folder
-from .queue import TranscriptQueue
-from .worker import TranscriptWorker
+from services.config import Settings
+from services.container import build_storage
+from services.database import Database
+from services.schema import upgrade
+from services.transcripts.engine import Transcriber, check_model, load_model, model_folder
+from services.transcripts.queue import TranscriptQueue
+from services.transcripts.worker import TranscriptWorker
 
 log = logging.getLogger(__name__)
 EMBEDDED_FLAG = '--embedded'

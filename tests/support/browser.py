@@ -6,7 +6,7 @@ from pathlib import Path
 
 from playwright.async_api import Browser, Page, async_playwright
 
-from .audio_samples import require, speech_wav, spoken_wav
+from tests.support.audio_samples import require, speech_wav, spoken_wav
 
 CHROMIUM_FLAGS = [
     '--no-sandbox',

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import httpx
 
-from .app_server import ROOT
-from .audio_samples import require
+from tests.support.app_server import ROOT
+from tests.support.audio_samples import require
 
 IMAGE_NAME = 'localhost/voice-recorder'
 IMAGE = f'{IMAGE_NAME}:image-test'

@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from .audio_samples import require
+from tests.support.audio_samples import require
 
 PREFERENCES = {
     'media.navigator.streams.fake': True,  # getUserMedia hears a generated ~1 kHz tone

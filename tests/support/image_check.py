@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 
 import httpx
 
-from .app_server import free_port
-from .audio_samples import live_webm, split
-from .browser import chromium, fake_microphone, onboard
-from .container_image import Container, build_image, build_stand_in_base
+from tests.support.app_server import free_port
+from tests.support.audio_samples import live_webm, split
+from tests.support.browser import chromium, fake_microphone, onboard
+from tests.support.container_image import Container, build_image, build_stand_in_base
 
 T = TypeVar('T')
 TIMINGS: dict[str, float] = {}

@@ -5,8 +5,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from .app_server import ROOT, AppServer, free_port, stop_process, wait_until_healthy
-from .audio_samples import require
+from tests.support.app_server import ROOT, AppServer, free_port, stop_process, wait_until_healthy
+from tests.support.audio_samples import require
 
 CONFIG = ROOT / 'docs' / 'haproxy.cfg'
 COOKIE = 'vr_lb'

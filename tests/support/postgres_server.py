@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 
-from .app_server import free_port
+from tests.support.app_server import free_port
 
 PG_ROOT = Path('/usr/lib/postgresql')
 

@@ -4,8 +4,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from .app_server import free_port, stop_process
-from .audio_samples import require
+from tests.support.app_server import free_port, stop_process
+from tests.support.audio_samples import require
 
 
 class RedisServer:

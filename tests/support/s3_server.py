@@ -16,7 +16,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .app_server import free_port
+from tests.support.app_server import free_port
 
 # Fixed test credentials: boto3 finds them in the environment like any deployment would (the AWS chain).
 CREDENTIALS = {'AWS_ACCESS_KEY_ID': 'testing', 'AWS_SECRET_ACCESS_KEY': 'testing-secret'}

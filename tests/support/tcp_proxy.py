@@ -4,7 +4,7 @@ import socket
 import threading
 from contextlib import suppress
 
-from .app_server import free_port
+from tests.support.app_server import free_port
 
 
 class TcpProxy:
