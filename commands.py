@@ -2,8 +2,8 @@
 
 import logging
 
-from services.config import Settings
-from services.schema import migrate
+from services.core.config import Settings
+from services.core.schema import migrate
 from services.transcripts.worker_process import EMBEDDED_FLAG, run_worker
 
 log = logging.getLogger('voice_recorder')

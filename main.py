@@ -16,9 +16,9 @@ from api.nicegui_internals import quiet_client_mistakes, socket_server
 from api.thread_pools import size_thread_pools
 from commands import run_command
 from pages import middleware, onboard, recorder, records, share
-from services.config import Settings, load_settings
 from services.container import Services, build_services
-from services.errors import AppError
+from services.core.config import Settings, load_settings
+from services.core.errors import AppError
 from services.transcripts.worker_process import EmbeddedWorker
 
 ASSETS = Path(__file__).parent / 'assets'

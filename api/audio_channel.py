@@ -20,9 +20,9 @@ from api.channel_connections import Connection, Connections
 from api.throttled_log import ThrottledLog
 from services.chunks import ChunkUpload
 from services.container import Services
+from services.core.errors import AppError, InvalidInput, ServiceUnavailable, TooManyRequests, Unauthorized
+from services.core.models import Recording, RecordingPublic
 from services.credentials import SIGNED_OUT
-from services.errors import AppError, InvalidInput, ServiceUnavailable, TooManyRequests, Unauthorized
-from services.models import Recording, RecordingPublic
 from services.rate_limit import client_address
 
 log = logging.getLogger(__name__)

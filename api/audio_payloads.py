@@ -11,7 +11,7 @@ from typing import Annotated, Any, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StrictBytes, StrictInt, StrictStr, ValidationError
 
 from api.schemas import MAX_SEQ
-from services.errors import InvalidInput, NotFound
+from services.core.errors import InvalidInput, NotFound
 
 
 class ChannelPayload(BaseModel):

@@ -2,7 +2,7 @@
 
 from fastapi import Request
 
-from services.errors import ChunkTooLarge
+from services.core.errors import ChunkTooLarge
 
 
 async def read_limited_body(request: Request, limit: int) -> bytes:

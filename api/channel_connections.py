@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from services.errors import ServiceUnavailable
+from services.core.errors import ServiceUnavailable
 from services.upload_tokens import UploadGrant
 
 

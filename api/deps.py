@@ -12,8 +12,8 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from services.container import Services
-from services.errors import Unauthorized
-from services.models import User
+from services.core.errors import Unauthorized
+from services.core.models import User
 
 
 def provide_services(services: Services) -> Callable[[Request], None]:

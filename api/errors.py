@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 
 from api.schemas import ErrorOut
 from api.throttled_log import ThrottledLog
-from services.errors import AppError, TooManyRequests, Unauthorized
+from services.core.errors import AppError, TooManyRequests, Unauthorized
 from services.http_range import RangeNotSatisfiable
 
 log = logging.getLogger(__name__)

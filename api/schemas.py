@@ -1,11 +1,11 @@
-"""What the API reads and answers; a recording itself is `services.models.RecordingPublic`, as everywhere."""
+"""What the API reads and answers; a recording itself is `services.core.models.RecordingPublic`, as everywhere."""
 
 import uuid
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.models import RecordingPublic
+from services.core.models import RecordingPublic
 from services.transcripts.search import SnippetPiece
 
 MAX_SEQ = 2**31 - 1  # the database column's range; the settings' own, smaller limit is the chunk service's to judge

@@ -14,8 +14,8 @@ from typing import Any
 from bench.audio import live_webm, split
 from bench.report import Row
 from bench.servers import BENCH_SECRET
-from services.config import Settings
 from services.container import Services, build_services
+from services.core.config import Settings
 
 BACKENDS: dict[str, dict[str, Any]] = {'local': {}}
 MINUTES = (1, 10, 60, 180)

@@ -25,9 +25,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from services.audio.ffmpeg import ffmpeg_executable
-from services.config import Settings
 from services.container import Services, build_services
-from services.models import Chunk
+from services.core.config import Settings
+from services.core.models import Chunk
 from services.storage.keys import chunk_key
 from tests.support.s3_server import CREDENTIALS, REGION, S3Server
 

@@ -17,9 +17,9 @@ from sqlmodel import col, select
 
 from bench.servers import PeakRss
 from services.audio.ffmpeg import ffmpeg_executable
-from services.config import Settings
 from services.container import Services, build_services
-from services.models import Chunk
+from services.core.config import Settings
+from services.core.models import Chunk
 from services.storage.keys import chunk_key
 
 

@@ -16,9 +16,9 @@ from sqlmodel import col, select
 from bench.loadgen import ACK_TIMEOUT_S, WorkerResult, WorkerSpec, worker_main
 from bench.report import percentile
 from bench.servers import BENCH_SECRET, cpu_seconds, rss_mb
-from services.config import Settings
 from services.container import build_services
-from services.models import Chunk
+from services.core.config import Settings
+from services.core.models import Chunk
 from services.storage.keys import chunk_key
 
 SETUP_TIMEOUT_S = 300

@@ -21,7 +21,7 @@ from bench.finalize import open_services
 from bench.page_client import connect, load_page, onboard
 from bench.report import Row, median, percentile
 from bench.servers import app_server
-from services.models import Recording, RecordingStatus, User
+from services.core.models import Recording, RecordingStatus, User
 
 MANY = 10_000
 ONE_PAGE = 50

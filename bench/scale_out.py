@@ -24,7 +24,7 @@ from bench.audio import live_webm, split
 from bench.load import LoadResult, count_lost, run_load
 from bench.report import Row
 from bench.servers import BENCH_SECRET, app_server, pid_of
-from services.config import Settings
+from services.core.config import Settings
 from tests.support.app_server import AppServer, tracebacks
 from tests.support.load_balancer import COOKIE, LoadBalancer
 from tests.support.postgres_server import PostgresServer

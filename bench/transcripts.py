@@ -27,7 +27,7 @@ from bench.report import Row, median, percentile
 from bench.servers import PeakRss
 from services.audio.ffmpeg import ffmpeg_executable
 from services.audio.formats import FORMATS
-from services.models import Recording, RecordingStatus, Transcript, TranscriptState
+from services.core.models import Recording, RecordingStatus, Transcript, TranscriptState
 from services.transcripts.engine import Segment, Transcriber, Word, load_model, model_folder
 from services.transcripts.shapes import encode
 from tests.support.audio_samples import require

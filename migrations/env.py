@@ -1,6 +1,6 @@
 """Alembic environment: the app's models are the target; the connection comes from the app, or from VR_* settings.
 
-The app passes its own connection (`services/schema.py`); the `alembic` command line (configured in
+The app passes its own connection (`services/core/schema.py`); the `alembic` command line (configured in
 pyproject.toml) builds one from the same settings the app reads.
 """
 
@@ -8,8 +8,8 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
-from services.config import Settings
-from services.database import Database
+from services.core.config import Settings
+from services.core.database import Database
 from services.transcripts.search import include_name
 
 target_metadata = SQLModel.metadata

@@ -8,9 +8,9 @@ from nicegui import app, run, ui
 
 from pages.session import current_session, leave_page
 from services.container import Services
-from services.errors import AppError
-from services.models import User
-from services.version import app_version
+from services.core.errors import AppError
+from services.core.models import User
+from services.core.version import app_version
 
 
 async def signed_in_user(services: Services) -> User | None:

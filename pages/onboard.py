@@ -6,7 +6,7 @@ from nicegui import run, ui
 
 from pages.frame import frame, notify_error, sign_in, signed_in_user
 from services.container import Services
-from services.errors import AppError
+from services.core.errors import AppError
 from services.rate_limit import client_address
 from services.users import MAX_NAME_LENGTH
 

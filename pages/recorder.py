@@ -11,8 +11,8 @@ from pages.frame import frame, signed_in_user
 from pages.recorder_element import AudioRecorder
 from pages.session import watch
 from services.container import Services
-from services.errors import AppError
-from services.models import Recording, RecordingPublic
+from services.core.errors import AppError
+from services.core.models import Recording, RecordingPublic
 
 CONTROLS = (
     ('record', 'Record', 'mic', 'red'),

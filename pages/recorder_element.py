@@ -7,7 +7,7 @@ from typing import Any
 from nicegui import ui
 from pydantic import ValidationError
 
-from services.models import RecordingPublic
+from services.core.models import RecordingPublic
 
 
 class AudioRecorder(

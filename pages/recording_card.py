@@ -13,9 +13,9 @@ from pages.transcript_panel import TranscriptPanel, search_snippet
 from pages.waveform_element import Waveform
 from services.audio.waveforms import peaks_of
 from services.container import Services
-from services.errors import AppError
+from services.core.errors import AppError
+from services.core.models import Recording, RecordingStatus, User
 from services.lifecycle import is_playable
-from services.models import Recording, RecordingStatus, User
 from services.recordings import MAX_TITLE_LENGTH
 from services.transcripts.service import SearchHit
 from services.transcripts.shapes import TranscriptPublic

@@ -13,9 +13,9 @@ from pages.recorder_element import AudioRecorder
 from pages.recording_card import STATUS_TEXT, RecordingCard
 from pages.session import PageSession, current_session, leave_page, signed_in_only, watch
 from services.container import Services
-from services.errors import AppError
+from services.core.errors import AppError
+from services.core.models import Recording, User
 from services.lifecycle import is_playable
-from services.models import Recording, User
 from services.transcripts.service import SearchHit
 from services.transcripts.shapes import TranscriptPublic
 

@@ -17,8 +17,8 @@ from typing import Any
 from nicegui import Client, app, ui
 
 from services.container import Services
-from services.errors import AppError, Unauthorized
-from services.models import User
+from services.core.errors import AppError, Unauthorized
+from services.core.models import User
 
 LOOK_EVERY_S = 0.5
 _KEY = 'page_session'  # in app.storage.client: one page, one session

@@ -10,7 +10,7 @@ from pages.transcript_panel import TranscriptPanel
 from pages.waveform_element import Waveform
 from services.audio.waveforms import peaks_of
 from services.container import Services
-from services.errors import AppError
+from services.core.errors import AppError
 
 
 def create(services: Services) -> None:

@@ -11,8 +11,8 @@ from pages.frame import notify_error
 from pages.session import signed_in_only
 from pages.transcript_element import TranscriptView
 from services.container import Services
-from services.errors import AppError
-from services.models import TranscriptState
+from services.core.errors import AppError
+from services.core.models import TranscriptState
 from services.transcripts.search import SnippetPiece
 from services.transcripts.shapes import TranscriptPublic
 

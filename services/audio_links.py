@@ -5,9 +5,9 @@ import uuid
 
 from services.audio.exports import MP3_TYPE, mp3_key
 from services.audio.formats import audio_format
-from services.models import Recording
+from services.core.models import Recording
+from services.core.signatures import purpose_key, same, signature
 from services.recordings import audio_key, download_name
-from services.signatures import purpose_key, same, signature
 from services.storage.protocol import Storage
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from services.chunks import ChunkReceipt, ChunkUpload
-from services.errors import ServiceUnavailable
+from services.core.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 StoreBatch = Callable[[list[ChunkUpload]], list[ChunkReceipt | BaseException]]

@@ -18,10 +18,10 @@ from sqlalchemy.engine import Connection
 
 from services import lifecycle
 from services.audio.formats import audio_format, check_container
-from services.database import Database
-from services.errors import Busy, ChunkTooLarge, Conflict, InvalidInput, LimitReached, NotFound
+from services.core.database import Database
+from services.core.errors import Busy, ChunkTooLarge, Conflict, InvalidInput, LimitReached, NotFound
+from services.core.models import Chunk, Recording, utc_now
 from services.lifecycle import RecordingStatus
-from services.models import Chunk, Recording, utc_now
 from services.quota import StorageQuota
 from services.storage.keys import chunk_key
 from services.storage.protocol import Storage

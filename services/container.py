@@ -9,14 +9,15 @@ from services.audio.waveforms import WaveformService
 from services.audio_links import AudioLinks, AudioUrlSigner
 from services.chunk_batches import ChunkBatches
 from services.chunks import ChunkService
-from services.config import Settings
-from services.database import Database
+from services.core.config import Settings
+from services.core.database import Database
+from services.core.schema import upgrade
+from services.core.user_slots import UserSlots
 from services.finalize import Finalizer
 from services.orphans import OrphanSweeper
 from services.quota import StorageQuota
 from services.rate_limit import RateLimits, build_rate_limits
 from services.recordings import RecordingService
-from services.schema import upgrade
 from services.sharing import ShareService
 from services.storage.local import LocalStorage
 from services.storage.protocol import Storage
@@ -26,7 +27,6 @@ from services.sweeper import StaleRecordingSweeper
 from services.transcripts.queue import TranscriptQueue
 from services.transcripts.service import TranscriptService
 from services.upload_tokens import UploadTokens
-from services.user_slots import UserSlots
 from services.users import UserService
 
 

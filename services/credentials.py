@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.errors import Unauthorized
+from services.core.errors import Unauthorized
 
 SIGNED_OUT = 'you have been signed out; sign in again'
 MAX_CACHED_USERS = 10_000

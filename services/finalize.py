@@ -24,10 +24,10 @@ from services import lifecycle
 from services.audio.ffmpeg import remux
 from services.audio.formats import audio_format
 from services.audio.real_length import packet_length_ms
-from services.database import Database
-from services.errors import AppError, AudioProcessingFailed, Busy, Conflict, InvalidInput, MissingChunks
+from services.core.database import Database
+from services.core.errors import AppError, AudioProcessingFailed, Busy, Conflict, InvalidInput, MissingChunks
+from services.core.models import Chunk, Recording, utc_now
 from services.lifecycle import Event, RecordingStatus
-from services.models import Chunk, Recording, utc_now
 from services.recordings import audio_key, load_owned
 from services.storage.keys import chunk_key, chunks_prefix, legacy_chunk_key, mp3_key, recording_prefix
 from services.storage.ordered_fetch import copy_in_order

@@ -2,7 +2,7 @@
 
 import re
 
-from services.errors import AppError
+from services.core.errors import AppError
 
 _RANGE = re.compile(r'bytes=([0-9]*)-([0-9]*)')  # RFC 9110's DIGIT is ASCII; `\d` would take any script's digits
 # No file of ours comes near an exabyte, so a position with more digits only means "past the end", and is never

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sqlmodel import col, select
 
-from services.database import Database
-from services.models import Recording
+from services.core.database import Database
+from services.core.models import Recording
 from services.storage.keys import RECORDINGS_PREFIX, recording_id_of, recording_prefix
 from services.storage.protocol import Storage
 

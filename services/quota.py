@@ -11,9 +11,9 @@ import uuid
 
 from sqlalchemy import Table, bindparam, func, select
 
-from services.database import Database
-from services.errors import LimitReached
-from services.models import Chunk, Recording
+from services.core.database import Database
+from services.core.errors import LimitReached
+from services.core.models import Chunk, Recording
 
 REFRESH_AFTER_S = 30.0
 _RECORDINGS: Table = Recording.__table__  # type: ignore[attr-defined]

@@ -15,8 +15,8 @@ from limits.errors import StorageError
 from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 
-from services.config import Settings
-from services.errors import TooManyRequests
+from services.core.config import Settings
+from services.core.errors import TooManyRequests
 
 log = logging.getLogger(__name__)
 WINDOWS: dict[str, type[RateLimitItem]] = {'minute': RateLimitItemPerMinute, 'hour': RateLimitItemPerHour}

@@ -9,9 +9,9 @@ from sqlalchemy import text
 from sqlmodel import Session, col, delete, func, select
 
 from services.audio.formats import audio_format
-from services.database import Database
-from services.errors import InvalidInput, LimitReached, NotFound
-from services.models import Chunk, Recording, Share, Transcript, utc_now
+from services.core.database import Database
+from services.core.errors import InvalidInput, LimitReached, NotFound
+from services.core.models import Chunk, Recording, Share, Transcript, utc_now
 from services.storage.keys import audio_key as _audio_key
 from services.storage.keys import recording_prefix
 from services.storage.protocol import Storage

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 from sqlmodel import col, delete, select
 
-from services.database import Database
-from services.errors import Conflict, InvalidInput, NotFound
+from services.core.database import Database
+from services.core.errors import Conflict, InvalidInput, NotFound
+from services.core.models import Recording, Share, utc_now
 from services.lifecycle import is_playable
-from services.models import Recording, Share, utc_now
 from services.recordings import load_owned
 
 MIN_LIFETIME = timedelta(minutes=5)

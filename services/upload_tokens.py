@@ -4,7 +4,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from services.signatures import purpose_key, same, signature
+from services.core.signatures import purpose_key, same, signature
 
 UPLOAD_TOKEN_LIFETIME_S = 24 * 3600
 

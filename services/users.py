@@ -11,10 +11,10 @@ import sqlalchemy
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete, func, select, update
 
+from services.core.database import Database
+from services.core.errors import InvalidInput, NotFound, Unauthorized
+from services.core.models import EndedSession, Recording, User, utc_now
 from services.credentials import SIGNED_OUT, CredentialCache, Credentials
-from services.database import Database
-from services.errors import InvalidInput, NotFound, Unauthorized
-from services.models import EndedSession, Recording, User, utc_now
 from services.upload_tokens import UPLOAD_TOKEN_LIFETIME_S
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,9 @@ from nicegui.testing.user import User as SimulatedUser
 from nicegui.testing.user_simulation import user_simulation
 
 from main import install_api
-from services.config import Settings
 from services.container import Services, build_services, build_storage
-from services.models import Recording, User
+from services.core.config import Settings
+from services.core.models import Recording, User
 from services.storage.local import LocalStorage
 from services.storage.protocol import Storage
 from services.storage.s3 import S3Storage

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from services.container import Services
-from services.models import Chunk, RecordingStatus
+from services.core.models import Chunk, RecordingStatus
 from services.storage.s3 import S3Storage
 from tests.conftest import UserFactory, fetch, stored_keys
 from tests.support.app_server import free_port

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.config import Settings
 from services.container import build_services
+from services.core.config import Settings
 from tests.conftest import settings_env
 from tests.support.app_server import AppServer
 from tests.support.audio_samples import split
@@ -74,7 +74,7 @@ async def test_record_stop_and_play_back_with_seeking(
     services = build_services(settings)
     try:
         with services.database.session() as session:
-            from services.models import Recording
+            from services.core.models import Recording
 
             stored = session.get(Recording, uuid.UUID(recording_id))
         assert stored is not None

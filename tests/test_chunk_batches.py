@@ -19,7 +19,7 @@ from api.throttled_log import ThrottledLog
 from services.chunk_batches import ChunkBatches
 from services.chunks import ChunkReceipt, ChunkUpload
 from services.container import Services
-from services.errors import Conflict, NotFound, ServiceUnavailable
+from services.core.errors import Conflict, NotFound, ServiceUnavailable
 from services.storage.keys import chunk_key
 from tests.conftest import UserFactory
 from tests.support.audio_samples import WEBM_MAGIC

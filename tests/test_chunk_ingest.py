@@ -9,8 +9,8 @@ import pytest
 from sqlmodel import select
 
 from services.container import Services
-from services.errors import Conflict, NotFound
-from services.models import Chunk, Recording, RecordingStatus
+from services.core.errors import Conflict, NotFound
+from services.core.models import Chunk, Recording, RecordingStatus
 from services.storage.keys import chunk_key, chunks_prefix
 from tests.conftest import UserFactory, stored_keys
 from tests.support.audio_samples import WEBM_MAGIC

@@ -10,7 +10,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from services.config import Settings
+from services.core.config import Settings
 from tests.support.app_server import ROOT
 
 LOCK = ROOT / 'requirements.lock'

@@ -13,9 +13,9 @@ from nicegui.testing.user import User
 from sqlalchemy import event
 
 from api.audio_channel import AudioChannel
-from services.config import Settings
 from services.container import Services, build_services
-from services.errors import Unauthorized
+from services.core.config import Settings
+from services.core.errors import Unauthorized
 from services.upload_tokens import UploadTokens
 from services.users import UserService
 from tests.conftest import UserFactory

@@ -22,8 +22,8 @@ from services.audio.ffmpeg import ffmpeg_executable, remux
 from services.audio.formats import FORMATS, check_container
 from services.audio.peaks import compute_peaks
 from services.container import Services
-from services.errors import AudioProcessingFailed, InvalidInput
-from services.models import Recording
+from services.core.errors import AudioProcessingFailed, InvalidInput
+from services.core.models import Recording
 from services.recordings import audio_key
 from tests.conftest import UserFactory, record
 

@@ -16,9 +16,9 @@ import pytest
 from sqlmodel import select
 
 from services.audio.ffmpeg import ffmpeg_executable
-from services.config import Settings
 from services.container import Services, build_services
-from services.models import Recording, RecordingStatus
+from services.core.config import Settings
+from services.core.models import Recording, RecordingStatus
 from services.recordings import audio_key
 from tests.support.app_server import AppServer
 from tests.support.audio_samples import WEBM_MAGIC

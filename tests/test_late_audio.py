@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from services.container import Services
-from services.models import Recording, RecordingStatus
+from services.core.models import Recording, RecordingStatus
 from tests.conftest import UserFactory, fetch, stored_keys
 from tests.support.audio_samples import live_webm, speech_wav, split
 from tests.test_sweeper import age

@@ -12,8 +12,8 @@ from sqlmodel import update
 from services.audio.exports import mp3_key
 from services.audio.waveforms import peaks_of
 from services.container import Services
-from services.errors import InvalidInput, NotFound
-from services.models import Recording, Share, utc_now
+from services.core.errors import InvalidInput, NotFound
+from services.core.models import Recording, Share, utc_now
 from tests.conftest import UserFactory, record
 from tests.test_api import upload
 from tests.test_pages import onboard as onboard_page

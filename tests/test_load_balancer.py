@@ -13,8 +13,8 @@ import httpx
 import pytest
 from playwright.async_api import BrowserContext, Page
 
-from services.config import Settings
 from services.container import Services
+from services.core.config import Settings
 from services.recordings import recording_prefix
 from tests.conftest import settings_env, stored_keys
 from tests.support.app_server import AppServer

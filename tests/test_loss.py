@@ -18,9 +18,9 @@ from playwright.async_api import Dialog, Page, Route
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from services.audio.ffmpeg import ffmpeg_executable
-from services.config import Settings
 from services.container import Services, build_services
-from services.models import Recording, RecordingStatus
+from services.core.config import Settings
+from services.core.models import Recording, RecordingStatus
 from services.recordings import audio_key
 from tests.support.app_server import AppServer
 from tests.support.audio_compare import similarity_by_segment

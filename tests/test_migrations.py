@@ -15,10 +15,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlmodel import SQLModel, col, select
 
-from services.config import Settings
-from services.database import Database
-from services.models import Chunk, Recording, User, UTCDateTime, utc_now
-from services.schema import BASELINE, alembic_config, current_revision, head_revision, upgrade
+from services.core.config import Settings
+from services.core.database import Database
+from services.core.models import Chunk, Recording, User, UTCDateTime, utc_now
+from services.core.schema import BASELINE, alembic_config, current_revision, head_revision, upgrade
 from services.transcripts.search import include_name  # the search structures live in migrations only
 from tests.support.app_server import ROOT, free_port
 from tests.support.postgres_server import PostgresServer

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from services.config import Settings
 from services.container import build_services
-from services.models import Recording
+from services.core.config import Settings
+from services.core.models import Recording
 from services.recordings import audio_key
 from tests.support.app_server import AppServer
 from tests.support.browser import audio_metadata, chromium, fake_microphone, onboard, seek

@@ -19,8 +19,8 @@ from starlette.routing import Mount
 
 from api.audio_channel import NAMESPACE, AudioChannel
 from api.nicegui_internals import SOCKET_PREFIX, size_page_thread_pool, socket_message_limit, socket_server
-from services.config import Settings
 from services.container import Services, build_services
+from services.core.config import Settings
 from tests.support.app_server import AppServer
 
 NICEGUI = Path(nicegui.__file__).parent

@@ -16,11 +16,11 @@ import httpx
 import pytest
 
 from services.audio.ffmpeg import ffmpeg_executable
-from services.config import Settings
 from services.container import Services
-from services.errors import TooManyRequests
+from services.core.config import Settings
+from services.core.errors import TooManyRequests
+from services.core.user_slots import UserSlots
 from services.recordings import audio_key
-from services.user_slots import UserSlots
 from tests.conftest import UserFactory, record, settings_env
 from tests.support.app_server import AppServer
 from tests.support.container_image import descendants

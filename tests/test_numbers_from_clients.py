@@ -12,7 +12,7 @@ import pytest
 from nicegui.testing.user import User
 
 from services.container import Services
-from services.models import Recording, RecordingPublic
+from services.core.models import Recording, RecordingPublic
 from tests.conftest import UserFactory, record
 from tests.support.app_server import AppServer
 from tests.test_pages import onboard, user_id_named

@@ -11,7 +11,7 @@ from nicegui.testing.user import User
 from sqlmodel import select
 
 from services.container import Services
-from services.models import User as UserRow
+from services.core.models import User as UserRow
 from tests.conftest import record
 from tests.support.app_server import ROOT
 

@@ -14,8 +14,8 @@ from services.audio.ffmpeg import ffmpeg_executable
 from services.audio.formats import FORMATS
 from services.audio.real_length import opus_packet_samples, packet_length_ms
 from services.container import Services
-from services.errors import AudioProcessingFailed, LimitReached
-from services.models import RecordingStatus
+from services.core.errors import AudioProcessingFailed, LimitReached
+from services.core.models import RecordingStatus
 from tests.conftest import UserFactory, record
 from tests.support.audio_samples import split
 

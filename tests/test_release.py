@@ -136,7 +136,7 @@ def test_workflows_use_no_secret_but_the_workflow_token(name: str) -> None:
 
 
 def test_the_image_keeps_pyproject_beside_the_code_for_the_version() -> None:
-    """services/version.py reads ../pyproject.toml: the image must copy both into the same folder."""
+    """services/core/version.py reads ../pyproject.toml: the image must copy both into the same folder."""
     copies = set()
     for line in re.findall(r'^COPY\s+(.+)$', (ROOT / 'Dockerfile').read_text(), re.M):
         *sources, target = line.split()  # COPY a b ./ copies each source into the target folder

@@ -12,9 +12,9 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
-from services.config import Settings
 from services.container import Services, build_services
-from services.models import Recording
+from services.core.config import Settings
+from services.core.models import Recording
 from services.recordings import audio_key
 from tests.conftest import UserFactory, fresh_bucket, record, s3_of
 from tests.support.app_server import ROOT, AppServer

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.config import Settings
+from services.core.config import Settings
 from services.recordings import recording_prefix
 from services.storage.s3 import S3Storage
 from tests.conftest import settings_env, stored_keys

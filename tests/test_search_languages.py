@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from services.container import Services
-from services.schema import alembic_config, head_revision, upgrade
+from services.core.schema import alembic_config, head_revision, upgrade
 from services.transcripts.engine import Segment, Word
 from services.transcripts.languages import POSTGRESQL_CONFIGS, SQLITE_TOKENIZERS, postgresql_config, sqlite_table
 from services.transcripts.queue import TranscriptQueue

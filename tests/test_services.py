@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from services.audio.ffmpeg import probe_duration_ms
 from services.container import Services
-from services.errors import (
+from services.core.errors import (
     AudioProcessingFailed,
     ChunkTooLarge,
     Conflict,
@@ -17,7 +17,7 @@ from services.errors import (
     MissingChunks,
     NotFound,
 )
-from services.models import Chunk, Recording, RecordingStatus
+from services.core.models import Chunk, Recording, RecordingStatus
 from services.recordings import audio_key
 from services.storage.keys import chunk_key, recording_prefix
 from tests.conftest import UserFactory, record, stored_keys
@@ -241,7 +241,7 @@ def test_bad_names_are_refused(services: Services, name: str) -> None:
     ],
 )
 def test_production_needs_a_chosen_secret(tmp_path, environment: str, secret: str | None, refused: bool) -> None:
-    from services.config import Settings
+    from services.core.config import Settings
 
     settings = Settings(_env_file=None, data_dir=tmp_path, environment=environment, secret=secret)
     if refused:

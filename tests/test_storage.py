@@ -14,9 +14,9 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
-from services.config import Settings
 from services.container import build_services
-from services.errors import NotFound, ServiceUnavailable
+from services.core.config import Settings
+from services.core.errors import NotFound, ServiceUnavailable
 from services.storage import local as local_storage
 from services.storage.local import LocalStorage
 from services.storage.ordered_fetch import copy_in_order

@@ -10,9 +10,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api import create_router, install_error_handler
-from services.config import Settings
 from services.container import build_services
-from services.errors import ServiceUnavailable
+from services.core.config import Settings
+from services.core.errors import ServiceUnavailable
 from services.storage.s3 import S3Storage
 from tests.conftest import UserFactory
 from tests.support.app_server import free_port

@@ -7,8 +7,8 @@ import pytest
 from sqlmodel import update
 
 from services.container import Services
-from services.errors import Busy
-from services.models import Recording, RecordingStatus, utc_now
+from services.core.errors import Busy
+from services.core.models import Recording, RecordingStatus, utc_now
 from services.upload_tokens import UploadGrant, UploadTokens
 from tests.conftest import UserFactory
 from tests.support.audio_samples import split

@@ -9,8 +9,8 @@ import uuid
 import httpx
 import pytest
 
-from services.config import Settings
 from services.container import Services
+from services.core.config import Settings
 from services.transcripts.queue import TranscriptQueue
 from tests.conftest import UserFactory, record
 from tests.support.threads import run_together

@@ -21,7 +21,7 @@ from sqlmodel import select
 
 from services.audio.formats import FORMATS
 from services.container import Services
-from services.models import Transcript, TranscriptState
+from services.core.models import Transcript, TranscriptState
 from services.transcripts.engine import Transcriber, TranscriberUnavailable, check_model, load_model, model_folder
 from services.transcripts.languages import SQLITE_TOKENIZERS
 from services.transcripts.search import fts5_match

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from nicegui.testing.user import User
 
-from services import version
+from services.core import version
 from tests.test_pages import onboard
 
 PYPROJECT = Path(__file__).resolve().parents[1] / 'pyproject.toml'

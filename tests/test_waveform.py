@@ -7,7 +7,7 @@ import pytest
 
 from services.audio.ffmpeg import ffmpeg_executable
 from services.audio.peaks import PEAK_COUNT, compute_peaks
-from services.errors import AudioProcessingFailed
+from services.core.errors import AudioProcessingFailed
 
 
 def tone_then_silence(path: Path) -> Path:

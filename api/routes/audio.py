@@ -11,10 +11,10 @@ from api.schemas import LinkOut
 from services.audio.exports import MP3_TYPE, mp3_key
 from services.audio.formats import audio_format
 from services.container import Services
-from services.errors import Forbidden, NotFound
+from services.core.errors import Forbidden, NotFound
+from services.core.models import Recording
 from services.http_range import parse_range
 from services.lifecycle import is_playable
-from services.models import Recording
 from services.recordings import audio_key, download_name
 
 router = APIRouter()

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Response
 
 from api.deps import ServicesDep
 from api.schemas import HealthOut
-from services.version import app_version
+from services.core.version import app_version
 
 router = APIRouter()
 

@@ -10,9 +10,9 @@ from api.deps import CurrentUser, ServicesDep
 from api.schemas import MAX_SEQ, ChunkOut, RecordingCreateIn, RecordingHit, RecordingPatchIn
 from services.audio_links import AudioLinks
 from services.chunks import ChunkUpload
-from services.errors import NotFound, UnsupportedMediaType
+from services.core.errors import NotFound, UnsupportedMediaType
+from services.core.models import Recording, RecordingPublic
 from services.lifecycle import is_playable
-from services.models import Recording, RecordingPublic
 
 router = APIRouter()
 MAX_OFFSET = 1_000_000  # far past any user's recordings; a bigger one is a mistake (or a probe), not a page

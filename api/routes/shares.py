@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 
 from api.deps import CurrentUser, ServicesDep
 from api.schemas import ShareIn, ShareOut
-from services.models import Share
+from services.core.models import Share
 
 router = APIRouter()
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 
 from api.deps import CurrentUser, ServicesDep
 from api.schemas import OnboardIn, OnboardOut, ProfileOut, TokenOut
-from services.errors import NotFound
+from services.core.errors import NotFound
 from services.rate_limit import client_address
 
 router = APIRouter()

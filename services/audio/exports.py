@@ -19,10 +19,10 @@ from sqlmodel import col, update
 
 from services.audio.ffmpeg import DEFAULT_FFMPEG_TIMEOUT_S, ffmpeg_reading, local_url, processing_failed, run_ffmpeg
 from services.audio.formats import audio_format
-from services.database import Database
-from services.errors import NotFound, ServiceUnavailable, TooManyRequests
+from services.core.database import Database
+from services.core.errors import NotFound, ServiceUnavailable, TooManyRequests
+from services.core.models import Recording
 from services.lifecycle import is_playable
-from services.models import Recording
 from services.quota import StorageQuota
 from services.recordings import audio_key, load_owned
 from services.storage import keys as storage_keys

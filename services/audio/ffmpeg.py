@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from services.audio.formats import AudioFormat, format_of_file
-from services.errors import AudioProcessingFailed
+from services.core.errors import AudioProcessingFailed
 
 log = logging.getLogger(__name__)
 _DURATION = re.compile(r'Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)')

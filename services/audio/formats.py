@@ -4,7 +4,7 @@ chunk must start with."""
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.errors import AudioProcessingFailed, InvalidInput
+from services.core.errors import AudioProcessingFailed, InvalidInput
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 
 from services.audio.formats import AudioFormat
-from services.errors import AudioProcessingFailed
+from services.core.errors import AudioProcessingFailed
 
 OPUS_RATE = 48_000
 # Samples per Opus frame (48 kHz) by TOC configuration: SILK 0–11, hybrid 12–15, CELT 16–31.

@@ -14,9 +14,9 @@ from services import lifecycle
 from services.audio.ffmpeg import DEFAULT_FFMPEG_TIMEOUT_S
 from services.audio.formats import audio_format
 from services.audio.peaks import compute_peaks
-from services.database import Database
-from services.errors import AppError
-from services.models import Recording
+from services.core.database import Database
+from services.core.errors import AppError
+from services.core.models import Recording
 from services.recordings import audio_key
 from services.storage.protocol import Storage
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from services.errors import NotFound, ServiceUnavailable
+from services.core.errors import NotFound, ServiceUnavailable
 from services.storage.protocol import READ_BLOCK, validate_key
 
 

@@ -12,7 +12,7 @@ from boto3.exceptions import Boto3Error
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
-from services.errors import NotFound, ServiceUnavailable
+from services.core.errors import NotFound, ServiceUnavailable
 from services.storage.protocol import READ_BLOCK, validate_key
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import numpy as np
 
 from services.audio.ffmpeg import ffmpeg_reading, processing_failed, run_ffmpeg
 from services.audio.formats import AudioFormat
-from services.errors import AppError
+from services.core.errors import AppError
 
 log = logging.getLogger(__name__)
 BUNDLED_MODEL_SHA256 = '1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a'  # Whisper tiny.en, int8

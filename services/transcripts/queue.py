@@ -26,8 +26,8 @@ from sqlmodel import Session, col, select, update
 from sqlmodel.sql.expression import Select
 
 from services import lifecycle
-from services.database import Database
-from services.models import Recording, Transcript, TranscriptState, User, utc_now
+from services.core.database import Database
+from services.core.models import Recording, Transcript, TranscriptState, User, utc_now
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
-from services.database import Database
-from services.errors import AppError, Conflict, InvalidInput, NotFound
+from services.core.database import Database
+from services.core.errors import AppError, Conflict, InvalidInput, NotFound
+from services.core.models import Recording, Transcript, TranscriptState
 from services.lifecycle import RecordingStatus, is_playable
-from services.models import Recording, Transcript, TranscriptState
 from services.recordings import MAX_PAGE_SIZE, _owned_matching, load_owned
 from services.transcripts import search as transcript_search
 from services.transcripts.files import MEDIA_TYPES, FileKind, TranscriptFile, render

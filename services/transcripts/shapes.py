@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel
 
-from services.models import TranscriptState
+from services.core.models import TranscriptState
 from services.transcripts.engine import Segment
 
 

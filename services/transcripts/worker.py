@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from services.audio.formats import audio_format
-from services.errors import AppError, ServiceUnavailable
-from services.models import Recording
+from services.core.errors import AppError, ServiceUnavailable
+from services.core.models import Recording
 from services.recordings import audio_key
 from services.storage.protocol import Storage
 from services.transcripts.engine import Segment, Transcriber, TranscriptionFailed

@@ -13,10 +13,10 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
-from services.config import Settings
 from services.container import build_storage
-from services.database import Database
-from services.schema import upgrade
+from services.core.config import Settings
+from services.core.database import Database
+from services.core.schema import upgrade
 from services.transcripts.engine import Transcriber, check_model, load_model, model_folder
 from services.transcripts.queue import TranscriptQueue
 from services.transcripts.worker import TranscriptWorker

@@ -5,7 +5,7 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
-PYPROJECT = Path(__file__).resolve().parent.parent / 'pyproject.toml'
+PYPROJECT = Path(__file__).resolve().parents[2] / 'pyproject.toml'
 DISTRIBUTION = 'voice-recorder'
 
 

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from services.errors import TooManyRequests
+from services.core.errors import TooManyRequests
 
 RETRY_AFTER_S = 5
 

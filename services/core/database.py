@@ -10,8 +10,8 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, create_engine
 
-from services import models  # noqa: F401  (registers the tables on the metadata)
-from services.errors import ServiceUnavailable
+from services.core import models  # noqa: F401  (registers the tables on the metadata)
+from services.core.errors import ServiceUnavailable
 
 
 def _enable_sqlite_durability(dbapi_connection: Any, _record: object) -> None:

@@ -14,11 +14,11 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from services.database import Database
-from services.errors import ServiceUnavailable
+from services.core.database import Database
+from services.core.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / 'migrations'
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / 'migrations'
 BASELINE = '0001'  # the schema the first release made with create_all, before there were migrations
 _LOCK_ID = 0x5652_4D49_4752  # any constant every instance shares: 'VRMIGR'
 
