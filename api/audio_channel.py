@@ -18,12 +18,12 @@ from nicegui import run
 from api.audio_payloads import ChunkPayload, CreatePayload, FinalizePayload, Payload, StatusPayload, parse_payload
 from api.channel_connections import Connection, Connections
 from api.throttled_log import ThrottledLog
-from services.chunks import ChunkUpload
 from services.container import Services
 from services.core.errors import AppError, InvalidInput, ServiceUnavailable, TooManyRequests, Unauthorized
 from services.core.models import Recording, RecordingPublic
 from services.credentials import SIGNED_OUT
 from services.rate_limit import client_address
+from services.recordings.chunks import ChunkUpload
 
 log = logging.getLogger(__name__)
 NAMESPACE = '/vr'

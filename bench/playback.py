@@ -11,7 +11,7 @@ import httpx
 from bench.finalize import finalize_in_process, open_services, store_chunks
 from bench.report import Row, median, percentile
 from bench.servers import BaselineServer, app_server
-from services.recordings import audio_key
+from services.recordings.service import audio_key
 
 REQUESTS = 30
 QUICK_REQUESTS = 10

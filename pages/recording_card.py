@@ -15,8 +15,8 @@ from services.audio.waveforms import peaks_of
 from services.container import Services
 from services.core.errors import AppError
 from services.core.models import Recording, RecordingStatus, User
-from services.lifecycle import is_playable
-from services.recordings import MAX_TITLE_LENGTH
+from services.recordings.lifecycle import is_playable
+from services.recordings.service import MAX_TITLE_LENGTH
 from services.transcripts.service import SearchHit
 from services.transcripts.shapes import TranscriptPublic
 

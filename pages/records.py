@@ -15,7 +15,7 @@ from pages.session import PageSession, current_session, leave_page, signed_in_on
 from services.container import Services
 from services.core.errors import AppError
 from services.core.models import Recording, User
-from services.lifecycle import is_playable
+from services.recordings.lifecycle import is_playable
 from services.transcripts.service import SearchHit
 from services.transcripts.shapes import TranscriptPublic
 

@@ -7,7 +7,7 @@ from services.audio.exports import MP3_TYPE, mp3_key
 from services.audio.formats import audio_format
 from services.core.models import Recording
 from services.core.signatures import purpose_key, same, signature
-from services.recordings import audio_key, download_name
+from services.recordings.service import audio_key, download_name
 from services.storage.protocol import Storage
 
 

@@ -10,8 +10,8 @@ from sqlmodel import col, delete, select
 from services.core.database import Database
 from services.core.errors import Conflict, InvalidInput, NotFound
 from services.core.models import Recording, Share, utc_now
-from services.lifecycle import is_playable
-from services.recordings import load_owned
+from services.recordings.lifecycle import is_playable
+from services.recordings.service import load_owned
 
 MIN_LIFETIME = timedelta(minutes=5)
 MAX_LIFETIME = timedelta(days=30)

@@ -9,7 +9,7 @@ import pytest
 
 from services.container import Services
 from services.core.version import app_version
-from services.recordings import recording_prefix
+from services.recordings.service import recording_prefix
 from tests.conftest import UserFactory, fetch, stored_keys
 from tests.support.audio_samples import split
 

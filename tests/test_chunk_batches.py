@@ -16,10 +16,10 @@ import socketio
 from api.audio_channel import AudioChannel
 from api.audio_payloads import ChunkPayload
 from api.throttled_log import ThrottledLog
-from services.chunk_batches import ChunkBatches
-from services.chunks import ChunkReceipt, ChunkUpload
 from services.container import Services
 from services.core.errors import Conflict, NotFound, ServiceUnavailable
+from services.recordings.chunk_batches import ChunkBatches
+from services.recordings.chunks import ChunkReceipt, ChunkUpload
 from services.storage.keys import chunk_key
 from tests.conftest import UserFactory
 from tests.support.audio_samples import WEBM_MAGIC

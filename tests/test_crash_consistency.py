@@ -28,7 +28,7 @@ from services.audio.ffmpeg import remux
 from services.audio.formats import audio_format
 from services.core.database import Database
 from services.core.models import Chunk, Recording, RecordingStatus, utc_now
-from services.finalize import FINALIZE_TAKEOVER
+from services.recordings.finalize import FINALIZE_TAKEOVER
 from services.storage.keys import audio_key, chunk_key
 from services.storage.local import LocalStorage
 from tests.support.app_server import AppServer, free_port

@@ -24,7 +24,7 @@ from services.audio.peaks import compute_peaks
 from services.container import Services
 from services.core.errors import AudioProcessingFailed, InvalidInput
 from services.core.models import Recording
-from services.recordings import audio_key
+from services.recordings.service import audio_key
 from tests.conftest import UserFactory, record
 
 WEBM = FORMATS['audio/webm']

@@ -19,7 +19,7 @@ from services.audio.ffmpeg import ffmpeg_executable
 from services.container import Services, build_services
 from services.core.config import Settings
 from services.core.models import Recording, RecordingStatus
-from services.recordings import audio_key
+from services.recordings.service import audio_key
 from tests.support.app_server import AppServer
 from tests.support.audio_samples import WEBM_MAGIC
 from tests.support.firefox import Firefox, firefox

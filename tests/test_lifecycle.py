@@ -19,11 +19,11 @@ from alembic import command
 from sqlalchemy import func, text
 from sqlmodel import col, select
 
-from services import lifecycle
 from services.core.database import Database
 from services.core.models import Chunk, Recording, RecordingPublic, User, utc_now
 from services.core.schema import alembic_config, head_revision, upgrade
-from services.lifecycle import Event, IllegalTransition, RecordingStatus
+from services.recordings import lifecycle
+from services.recordings.lifecycle import Event, IllegalTransition, RecordingStatus
 
 RECORDING, FINALIZING, READY = RecordingStatus.RECORDING, RecordingStatus.FINALIZING, RecordingStatus.READY
 OPEN, FAILED = RecordingStatus.READY_OPEN, RecordingStatus.FAILED

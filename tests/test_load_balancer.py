@@ -15,7 +15,7 @@ from playwright.async_api import BrowserContext, Page
 
 from services.container import Services
 from services.core.config import Settings
-from services.recordings import recording_prefix
+from services.recordings.service import recording_prefix
 from tests.conftest import settings_env, stored_keys
 from tests.support.app_server import AppServer
 from tests.support.browser import audio_metadata, chromium, fake_microphone, onboard

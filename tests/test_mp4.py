@@ -17,7 +17,7 @@ from sqlmodel import select
 from services.container import build_services
 from services.core.config import Settings
 from services.core.models import Recording
-from services.recordings import audio_key
+from services.recordings.service import audio_key
 from tests.support.app_server import AppServer
 from tests.support.browser import audio_metadata, chromium, fake_microphone, onboard, seek
 from tests.test_safari_format import box_order

@@ -20,7 +20,7 @@ from services.container import Services
 from services.core.config import Settings
 from services.core.errors import TooManyRequests
 from services.core.user_slots import UserSlots
-from services.recordings import audio_key
+from services.recordings.service import audio_key
 from tests.conftest import UserFactory, record, settings_env
 from tests.support.app_server import AppServer
 from tests.support.container_image import descendants

@@ -28,12 +28,12 @@ from sqlmodel import col, select
 
 from services.audio.ffmpeg import remux
 from services.audio.formats import audio_format
-from services.chunks import ChunkReceipt
 from services.container import Services, build_services
 from services.core.config import Settings
 from services.core.errors import AppError, Busy, Conflict, MissingChunks
 from services.core.models import Chunk, Recording, RecordingStatus, Share
-from services.recordings import audio_key
+from services.recordings.chunks import ChunkReceipt
+from services.recordings.service import audio_key
 from services.storage.keys import chunk_key, chunks_prefix, recording_prefix
 from services.storage.protocol import Storage
 from services.storage.s3 import S3Storage

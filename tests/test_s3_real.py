@@ -15,7 +15,7 @@ import pytest
 from services.container import Services, build_services
 from services.core.config import Settings
 from services.core.models import Recording
-from services.recordings import audio_key
+from services.recordings.service import audio_key
 from tests.conftest import UserFactory, fresh_bucket, record, s3_of
 from tests.support.app_server import ROOT, AppServer
 from tests.support.s3_server import S3Server

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from services.core.config import Settings
-from services.recordings import recording_prefix
+from services.recordings.service import recording_prefix
 from services.storage.s3 import S3Storage
 from tests.conftest import settings_env, stored_keys
 from tests.support.app_server import AppServer

@@ -18,7 +18,7 @@ from services.core.errors import (
     NotFound,
 )
 from services.core.models import Chunk, Recording, RecordingStatus
-from services.recordings import audio_key
+from services.recordings.service import audio_key
 from services.storage.keys import chunk_key, recording_prefix
 from tests.conftest import UserFactory, record, stored_keys
 from tests.support.audio_samples import WEBM_MAGIC, split

@@ -14,8 +14,8 @@ from services.container import Services
 from services.core.errors import Forbidden, NotFound
 from services.core.models import Recording
 from services.http_range import parse_range
-from services.lifecycle import is_playable
-from services.recordings import audio_key, download_name
+from services.recordings.lifecycle import is_playable
+from services.recordings.service import audio_key, download_name
 
 router = APIRouter()
 RangeHeader = Annotated[str | None, Header(alias='range', description='one byte range: bytes=0-1023, bytes=-500')]

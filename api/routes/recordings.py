@@ -9,10 +9,10 @@ from api.bodies import read_limited_body
 from api.deps import CurrentUser, ServicesDep
 from api.schemas import MAX_SEQ, ChunkOut, RecordingCreateIn, RecordingHit, RecordingPatchIn
 from services.audio_links import AudioLinks
-from services.chunks import ChunkUpload
 from services.core.errors import NotFound, UnsupportedMediaType
 from services.core.models import Recording, RecordingPublic
-from services.lifecycle import is_playable
+from services.recordings.chunks import ChunkUpload
+from services.recordings.lifecycle import is_playable
 
 router = APIRouter()
 MAX_OFFSET = 1_000_000  # far past any user's recordings; a bigger one is a mistake (or a probe), not a page

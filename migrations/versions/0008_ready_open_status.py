@@ -1,7 +1,7 @@
 """A recording the server finished while late audio may still come has a status of its own: `READY_OPEN`.
 
-It was `READY` with `chunks_kept` set, a state no status named (see services/lifecycle.py). The status is now the
-only record of it, so `chunks_kept` goes; a downgrade brings both back as they were.
+It was `READY` with `chunks_kept` set, a state no status named (see services/recordings/lifecycle.py). The status is
+now the only record of it, so `chunks_kept` goes; a downgrade brings both back as they were.
 
 On PostgreSQL the status is an enum type: a label added by ALTER TYPE … ADD VALUE cannot be used in the transaction
 that adds it (and all migrations run in one), so the column moves to a new type made here, converting as it goes.

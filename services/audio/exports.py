@@ -22,9 +22,9 @@ from services.audio.formats import audio_format
 from services.core.database import Database
 from services.core.errors import NotFound, ServiceUnavailable, TooManyRequests
 from services.core.models import Recording
-from services.lifecycle import is_playable
-from services.quota import StorageQuota
-from services.recordings import audio_key, load_owned
+from services.recordings.lifecycle import is_playable
+from services.recordings.quota import StorageQuota
+from services.recordings.service import audio_key, load_owned
 from services.storage import keys as storage_keys
 from services.storage.protocol import Storage
 

@@ -10,14 +10,14 @@ from typing import BinaryIO, cast
 
 from sqlmodel import col, select
 
-from services import lifecycle
 from services.audio.ffmpeg import DEFAULT_FFMPEG_TIMEOUT_S
 from services.audio.formats import audio_format
 from services.audio.peaks import compute_peaks
 from services.core.database import Database
 from services.core.errors import AppError
 from services.core.models import Recording
-from services.recordings import audio_key
+from services.recordings import lifecycle
+from services.recordings.service import audio_key
 from services.storage.protocol import Storage
 
 log = logging.getLogger(__name__)

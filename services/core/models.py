@@ -9,7 +9,7 @@ from pydantic import WithJsonSchema, field_validator
 from sqlalchemy import Column, DateTime, Index, Text, TypeDecorator, false
 from sqlmodel import Field, SQLModel
 
-from services.lifecycle import PUBLIC_STATUSES, RecordingStatus, public_status
+from services.recordings.lifecycle import PUBLIC_STATUSES, RecordingStatus, public_status
 
 
 def utc_now() -> datetime:

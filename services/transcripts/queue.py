@@ -25,9 +25,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select, update
 from sqlmodel.sql.expression import Select
 
-from services import lifecycle
 from services.core.database import Database
 from services.core.models import Recording, Transcript, TranscriptState, User, utc_now
+from services.recordings import lifecycle
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3

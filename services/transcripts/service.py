@@ -12,8 +12,8 @@ from sqlmodel import Session, col, select
 from services.core.database import Database
 from services.core.errors import AppError, Conflict, InvalidInput, NotFound
 from services.core.models import Recording, Transcript, TranscriptState
-from services.lifecycle import RecordingStatus, is_playable
-from services.recordings import MAX_PAGE_SIZE, _owned_matching, load_owned
+from services.recordings.lifecycle import RecordingStatus, is_playable
+from services.recordings.service import MAX_PAGE_SIZE, _owned_matching, load_owned
 from services.transcripts import search as transcript_search
 from services.transcripts.files import MEDIA_TYPES, FileKind, TranscriptFile, render
 from services.transcripts.queue import TranscriptQueue

@@ -15,7 +15,7 @@ from typing import BinaryIO, cast
 from services.audio.formats import audio_format
 from services.core.errors import AppError, ServiceUnavailable
 from services.core.models import Recording
-from services.recordings import audio_key
+from services.recordings.service import audio_key
 from services.storage.protocol import Storage
 from services.transcripts.engine import Segment, Transcriber, TranscriptionFailed
 from services.transcripts.queue import Job, TranscriptQueue

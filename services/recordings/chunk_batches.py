@@ -12,8 +12,8 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from services.chunks import ChunkReceipt, ChunkUpload
 from services.core.errors import ServiceUnavailable
+from services.recordings.chunks import ChunkReceipt, ChunkUpload
 
 log = logging.getLogger(__name__)
 StoreBatch = Callable[[list[ChunkUpload]], list[ChunkReceipt | BaseException]]

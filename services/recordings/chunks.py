@@ -16,13 +16,13 @@ from sqlalchemy import Table, and_, bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from services import lifecycle
 from services.audio.formats import audio_format, check_container
 from services.core.database import Database
 from services.core.errors import Busy, ChunkTooLarge, Conflict, InvalidInput, LimitReached, NotFound
 from services.core.models import Chunk, Recording, utc_now
-from services.lifecycle import RecordingStatus
-from services.quota import StorageQuota
+from services.recordings import lifecycle
+from services.recordings.lifecycle import RecordingStatus
+from services.recordings.quota import StorageQuota
 from services.storage.keys import chunk_key
 from services.storage.protocol import Storage
 

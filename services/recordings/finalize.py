@@ -20,15 +20,15 @@ from pathlib import Path
 from sqlalchemy import func, text
 from sqlmodel import Session, col, delete, select, update
 
-from services import lifecycle
 from services.audio.ffmpeg import remux
 from services.audio.formats import audio_format
 from services.audio.real_length import packet_length_ms
 from services.core.database import Database
 from services.core.errors import AppError, AudioProcessingFailed, Busy, Conflict, InvalidInput, MissingChunks
 from services.core.models import Chunk, Recording, utc_now
-from services.lifecycle import Event, RecordingStatus
-from services.recordings import audio_key, load_owned
+from services.recordings import lifecycle
+from services.recordings.lifecycle import Event, RecordingStatus
+from services.recordings.service import audio_key, load_owned
 from services.storage.keys import chunk_key, chunks_prefix, legacy_chunk_key, mp3_key, recording_prefix
 from services.storage.ordered_fetch import copy_in_order
 from services.storage.protocol import Storage

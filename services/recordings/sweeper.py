@@ -14,14 +14,14 @@ from datetime import timedelta
 from sqlalchemy import func
 from sqlmodel import col, select, update
 
-from services import lifecycle
 from services.audio.waveforms import WaveformService
 from services.core.database import Database
 from services.core.errors import AppError, Busy, Conflict, MissingChunks
 from services.core.models import Chunk, Recording, utc_now
-from services.finalize import Finalizer
-from services.lifecycle import Event
-from services.orphans import OrphanSweeper
+from services.recordings import lifecycle
+from services.recordings.finalize import Finalizer
+from services.recordings.lifecycle import Event
+from services.recordings.orphans import OrphanSweeper
 from services.storage.keys import chunks_prefix
 from services.storage.protocol import Storage
 
