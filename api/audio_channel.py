@@ -18,11 +18,11 @@ from nicegui import run
 from api.audio_payloads import ChunkPayload, CreatePayload, FinalizePayload, Payload, StatusPayload, parse_payload
 from api.channel_connections import Connection, Connections
 from api.throttled_log import ThrottledLog
+from services.access.credentials import SIGNED_OUT
+from services.access.rate_limit import client_address
 from services.container import Services
 from services.core.errors import AppError, InvalidInput, ServiceUnavailable, TooManyRequests, Unauthorized
 from services.core.models import Recording, RecordingPublic
-from services.credentials import SIGNED_OUT
-from services.rate_limit import client_address
 from services.recordings.chunks import ChunkUpload
 
 log = logging.getLogger(__name__)

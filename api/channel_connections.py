@@ -1,7 +1,7 @@
 """Who each open `/vr` connection speaks for, so a sign-out in this process closes that user's connections at once.
 
 A sign-out in another process reaches them through the credential check each message makes (see
-services/credentials.py): within `VR_CREDENTIAL_RECHECK_S`, and at once for a message that starts a recording.
+services/access/credentials.py): within `VR_CREDENTIAL_RECHECK_S`, and at once for a message that starts a recording.
 """
 
 import asyncio
@@ -10,8 +10,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from services.access.upload_tokens import UploadGrant
 from services.core.errors import ServiceUnavailable
-from services.upload_tokens import UploadGrant
 
 
 @dataclass

@@ -5,10 +5,10 @@ from fastapi.responses import RedirectResponse
 from nicegui import run, ui
 
 from pages.frame import frame, notify_error, sign_in, signed_in_user
+from services.access.rate_limit import client_address
+from services.access.users import MAX_NAME_LENGTH
 from services.container import Services
 from services.core.errors import AppError
-from services.rate_limit import client_address
-from services.users import MAX_NAME_LENGTH
 
 
 def create(services: Services) -> None:

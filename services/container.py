@@ -4,14 +4,17 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from services.access.audio_links import AudioLinks, AudioUrlSigner
+from services.access.rate_limit import RateLimits, build_rate_limits
+from services.access.sharing import ShareService
+from services.access.upload_tokens import UploadTokens
+from services.access.users import UserService
 from services.audio.exports import ExportService
 from services.audio.waveforms import WaveformService
-from services.audio_links import AudioLinks, AudioUrlSigner
 from services.core.config import Settings
 from services.core.database import Database
 from services.core.schema import upgrade
 from services.core.user_slots import UserSlots
-from services.rate_limit import RateLimits, build_rate_limits
 from services.recordings.chunk_batches import ChunkBatches
 from services.recordings.chunks import ChunkService
 from services.recordings.finalize import Finalizer
@@ -19,15 +22,12 @@ from services.recordings.orphans import OrphanSweeper
 from services.recordings.quota import StorageQuota
 from services.recordings.service import RecordingService
 from services.recordings.sweeper import StaleRecordingSweeper
-from services.sharing import ShareService
 from services.storage.local import LocalStorage
 from services.storage.protocol import Storage
 from services.storage.s3 import S3Storage
 from services.storage.spool import SpooledStorage
 from services.transcripts.queue import TranscriptQueue
 from services.transcripts.service import TranscriptService
-from services.upload_tokens import UploadTokens
-from services.users import UserService
 
 
 @dataclass

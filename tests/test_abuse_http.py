@@ -17,9 +17,9 @@ import pytest
 import socketio
 from nicegui.testing.user import User
 
+from services.access.upload_tokens import UploadTokens
 from services.container import Services, build_services
 from services.core.config import Settings
-from services.upload_tokens import UploadTokens
 from tests.conftest import UserFactory, fresh_bucket, record
 from tests.support.app_server import ROOT, AppServer
 from tests.support.audio_samples import split

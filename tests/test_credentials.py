@@ -13,11 +13,11 @@ from nicegui.testing.user import User
 from sqlalchemy import event
 
 from api.audio_channel import AudioChannel
+from services.access.upload_tokens import UploadTokens
+from services.access.users import UserService
 from services.container import Services, build_services
 from services.core.config import Settings
 from services.core.errors import Unauthorized
-from services.upload_tokens import UploadTokens
-from services.users import UserService
 from tests.conftest import UserFactory
 from tests.support.app_server import AppServer
 from tests.test_pages import onboard, user_id_named

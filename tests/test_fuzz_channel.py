@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.schemas import ChunkOut
+from services.access.upload_tokens import UploadTokens
 from services.core.models import RecordingPublic
-from services.upload_tokens import UploadTokens
 from tests.support.app_server import AppServer
 from tests.support.audio_samples import split
 

@@ -20,9 +20,9 @@ import httpx
 import pytest
 import socketio
 
+from services.access.upload_tokens import UploadTokens
 from services.audio.ffmpeg import ffmpeg_executable
 from services.container import Services
-from services.upload_tokens import UploadTokens
 from tests.conftest import UserFactory, fetch
 from tests.support.app_server import AppServer
 from tests.support.audio_samples import split

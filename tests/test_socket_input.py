@@ -10,7 +10,7 @@ import httpx
 import pytest
 import socketio
 
-from services.upload_tokens import UploadTokens
+from services.access.upload_tokens import UploadTokens
 from tests.support.app_server import AppServer
 from tests.support.audio_samples import split
 

@@ -6,10 +6,10 @@ from datetime import timedelta
 import pytest
 from sqlmodel import update
 
+from services.access.upload_tokens import UploadGrant, UploadTokens
 from services.container import Services
 from services.core.errors import Busy
 from services.core.models import Recording, RecordingStatus, utc_now
-from services.upload_tokens import UploadGrant, UploadTokens
 from tests.conftest import UserFactory
 from tests.support.audio_samples import split
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from api.bodies import read_limited_body
 from api.deps import CurrentUser, ServicesDep
 from api.schemas import MAX_SEQ, ChunkOut, RecordingCreateIn, RecordingHit, RecordingPatchIn
-from services.audio_links import AudioLinks
+from services.access.audio_links import AudioLinks
 from services.core.errors import NotFound, UnsupportedMediaType
 from services.core.models import Recording, RecordingPublic
 from services.recordings.chunks import ChunkUpload

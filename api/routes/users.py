@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request
 
 from api.deps import CurrentUser, ServicesDep
 from api.schemas import OnboardIn, OnboardOut, ProfileOut, TokenOut
+from services.access.rate_limit import client_address
 from services.core.errors import NotFound
-from services.rate_limit import client_address
 
 router = APIRouter()
 

@@ -11,11 +11,11 @@ import sqlalchemy
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete, func, select, update
 
+from services.access.credentials import SIGNED_OUT, CredentialCache, Credentials
+from services.access.upload_tokens import UPLOAD_TOKEN_LIFETIME_S
 from services.core.database import Database
 from services.core.errors import InvalidInput, NotFound, Unauthorized
 from services.core.models import EndedSession, Recording, User, utc_now
-from services.credentials import SIGNED_OUT, CredentialCache, Credentials
-from services.upload_tokens import UPLOAD_TOKEN_LIFETIME_S
 
 log = logging.getLogger(__name__)
 MAX_NAME_LENGTH = 50
