@@ -10,12 +10,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from nicegui import app, background_tasks, helpers, ui
 from uvicorn.main import STARTUP_FAILURE
 
-from api import create_router, install_error_handler
+from api import create_router, install_error_handler, middleware
 from api.audio_channel import AudioChannel
 from api.nicegui_internals import quiet_client_mistakes, socket_server
 from api.thread_pools import size_thread_pools
 from commands import run_command
-from pages import middleware, onboard, recorder, records, share
+from pages import onboard, recorder, records, share
 from services.container import Services, build_services
 from services.core.config import Settings, load_settings
 from services.core.errors import AppError

@@ -15,10 +15,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
+from api.http_range import RangeNotSatisfiable
 from api.schemas import ErrorOut
 from api.throttled_log import ThrottledLog
 from services.core.errors import AppError, TooManyRequests, Unauthorized
-from services.http_range import RangeNotSatisfiable
 
 log = logging.getLogger(__name__)
 CLIENT_ERROR_LOG_EVERY_S = 10.0

@@ -7,13 +7,13 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
 from api.deps import CurrentUser, ServicesDep, authenticate
+from api.http_range import parse_range
 from api.schemas import LinkOut
 from services.audio.exports import MP3_TYPE, mp3_key
 from services.audio.formats import audio_format
 from services.container import Services
 from services.core.errors import Forbidden, NotFound
 from services.core.models import Recording
-from services.http_range import parse_range
 from services.recordings.lifecycle import is_playable
 from services.recordings.service import audio_key, download_name
 
