@@ -11,7 +11,7 @@ import httpx
 from bench.finalize import finalize_in_process, open_services, store_chunks
 from bench.report import Row, median, percentile
 from bench.servers import BaselineServer, app_server
-from services.recordings.service import audio_key
+from services.recordings.service import recording_audio_key
 
 REQUESTS = 30
 QUICK_REQUESTS = 10
@@ -26,7 +26,7 @@ def run(workspace: Path, *, quick: bool, say: Callable[[str], None]) -> list[Row
         )
         path = workspace / 'static-audio.webm'
         with path.open('wb') as copy:
-            size = services.storage.copy_to(audio_key(recording), copy)
+            size = services.storage.copy_to(recording_audio_key(recording), copy)
         signed = services.links.url(recording)  # what the records page puts in the <audio> tag
     finally:
         services.close()

@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 
-from services.audio.exports import ExportService, mp3_key
+from services.audio.exports import ExportService, recording_mp3_key
 from services.audio.ffmpeg import ffmpeg_executable, remux
 from services.audio.formats import FORMATS, check_container
 from services.audio.peaks import compute_peaks
 from services.container import Services
 from services.core.errors import AudioProcessingFailed, InvalidInput
 from services.core.models import Recording
-from services.recordings.service import audio_key
+from services.recordings.service import recording_audio_key
 from tests.conftest import UserFactory, record
 
 WEBM = FORMATS['audio/webm']
@@ -144,7 +144,7 @@ def test_mp3_never_follows_a_reference_to_another_file(
     with pytest.raises(AudioProcessingFailed) as caught:
         services.exports.mp3(user_id=user_id, recording_id=ready.id)
     assert_plain_failure(caught.value, 'the MP3 could not be made: it is not valid WebM audio', tmp_path)
-    assert not services.storage.exists(mp3_key(ready))
+    assert not services.storage.exists(recording_mp3_key(ready))
 
 
 def test_a_file_name_is_never_read_as_a_pattern_or_a_protocol(victims: Path) -> None:
@@ -241,7 +241,7 @@ def store_as_audio(services: Services, recording: Recording, data: bytes, tmp_pa
     """What the storage holds as this recording's audio, replaced: the encoder must read it as its container."""
     path = tmp_path / f'stored-{recording.id}'
     path.write_bytes(data)
-    services.storage.put_file(audio_key(recording), path)
+    services.storage.put_file(recording_audio_key(recording), path)
 
 
 def all_at_once(count: int, call: Callable[[], Any]) -> list[Any]:
@@ -277,7 +277,7 @@ def test_simultaneous_mp3_requests_start_one_encoder(
     answers = all_at_once(6, lambda: services.exports.mp3(user_id=user_id, recording_id=ready.id))
     assert len(launches.runs) == 1
     assert all(isinstance(answer, Recording) and answer.id == ready.id for answer in answers), answers
-    assert services.storage.size(mp3_key(ready)) > 1000
+    assert services.storage.size(recording_mp3_key(ready)) > 1000
 
 
 @on_sqlite_and_local
@@ -346,7 +346,7 @@ def test_a_timed_out_mp3_encode_is_killed_with_a_plain_error(
     assert time.monotonic() - began < 1.0
     assert_plain_failure(caught.value, 'the MP3 could not be made: it took too long', tmp_path)
     assert [run.returncode for run in launches.runs] == [-9]  # SIGKILL: nothing left running
-    assert not services.storage.exists(mp3_key(ready))
+    assert not services.storage.exists(recording_mp3_key(ready))
 
 
 def test_a_timed_out_waveform_decode_is_killed_with_a_plain_error(long_audio: bytes, tmp_path: Path) -> None:

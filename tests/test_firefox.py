@@ -19,7 +19,7 @@ from services.audio.ffmpeg import ffmpeg_executable
 from services.container import Services, build_services
 from services.core.config import Settings
 from services.core.models import Recording, RecordingStatus
-from services.recordings.service import audio_key
+from services.recordings.service import recording_audio_key
 from tests.support.app_server import AppServer
 from tests.support.audio_samples import WEBM_MAGIC
 from tests.support.firefox import Firefox, firefox
@@ -141,7 +141,7 @@ def seconds_of_tone(services: Services, recording: Recording, tmp_path: Path) ->
     """Per whole second of the stored file: the dominant frequency in Hz (0 where it is silent)."""
     saved = tmp_path / 'saved.webm'
     with saved.open('wb') as handle:
-        services.storage.copy_to(audio_key(recording), handle)
+        services.storage.copy_to(recording_audio_key(recording), handle)
     assert saved.read_bytes()[:4] == WEBM_MAGIC
     pcm = subprocess.run(
         [ffmpeg_executable(), '-v', 'error', '-i', str(saved), '-ac', '1', '-ar', str(TONE_RATE), '-f', 's16le', '-'],

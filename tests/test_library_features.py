@@ -9,7 +9,7 @@ import pytest
 from nicegui.testing.user import User
 from sqlmodel import update
 
-from services.audio.exports import mp3_key
+from services.audio.exports import recording_mp3_key
 from services.audio.waveforms import peaks_of
 from services.container import Services
 from services.core.errors import InvalidInput, NotFound
@@ -53,7 +53,7 @@ def test_mp3_is_made_once_with_progress(services: Services, make_user: UserFacto
     seen: list[float] = []
     services.exports.mp3(user_id=user_id, recording_id=ready.id, progress=seen.append)
     assert seen[-1] == 1.0 and seen == sorted(seen)
-    size = services.storage.size(mp3_key(ready))
+    size = services.storage.size(recording_mp3_key(ready))
     assert size > 1000
     again: list[float] = []
     services.exports.mp3(user_id=user_id, recording_id=ready.id, progress=again.append)

@@ -21,7 +21,7 @@ from services.audio.ffmpeg import ffmpeg_executable
 from services.container import Services, build_services
 from services.core.config import Settings
 from services.core.models import Recording, RecordingStatus
-from services.recordings.service import audio_key
+from services.recordings.service import recording_audio_key
 from tests.support.app_server import AppServer
 from tests.support.audio_compare import similarity_by_segment
 from tests.support.browser import chromium, fake_microphone, onboard
@@ -80,7 +80,7 @@ def assert_saved_audio(
     assert recording.duration_ms / 1000 == pytest.approx(recorded_s, abs=tolerance_s)
     saved = tmp_path / 'saved.webm'
     with saved.open('wb') as handle:
-        services.storage.copy_to(audio_key(recording), handle)
+        services.storage.copy_to(recording_audio_key(recording), handle)
     scores = similarity_by_segment(saved, microphone)
     print(
         f'recorded {recorded_s:.2f} s, saved {recording.duration_ms / 1000:.2f} s, '

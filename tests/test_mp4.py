@@ -17,7 +17,7 @@ from sqlmodel import select
 from services.container import build_services
 from services.core.config import Settings
 from services.core.models import Recording
-from services.recordings.service import audio_key
+from services.recordings.service import recording_audio_key
 from tests.support.app_server import AppServer
 from tests.support.browser import audio_metadata, chromium, fake_microphone, onboard, seek
 from tests.test_safari_format import box_order
@@ -46,7 +46,7 @@ def only_recording(data_dir: Path, tmp_path: Path) -> tuple[Recording, bytes]:
             (recording,) = session.exec(select(Recording)).all()
         saved = tmp_path / 'saved.m4a'
         with saved.open('wb') as handle:
-            services.storage.copy_to(audio_key(recording), handle)
+            services.storage.copy_to(recording_audio_key(recording), handle)
     finally:
         services.close()
     return recording, saved.read_bytes()

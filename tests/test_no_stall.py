@@ -20,7 +20,7 @@ from services.container import Services
 from services.core.config import Settings
 from services.core.errors import TooManyRequests
 from services.core.user_slots import UserSlots
-from services.recordings.service import audio_key
+from services.recordings.service import recording_audio_key
 from tests.conftest import UserFactory, record, settings_env
 from tests.support.app_server import AppServer
 from tests.support.container_image import descendants
@@ -78,7 +78,9 @@ def test_two_hundred_waiting_mp3_requests_do_not_slow_anyone_else(
 ) -> None:
     crowd_user, crowd_auth = make_user.with_auth('Crowd')
     long = record(services, crowd_user.id, webm_5s, title='Three hours')
-    services.storage.put_file(audio_key(long), three_hours)  # an encode of minutes, cut off by the 12 s timeout
+    services.storage.put_file(
+        recording_audio_key(long), three_hours
+    )  # an encode of minutes, cut off by the 12 s timeout
     other, other_auth = make_user.with_auth('Other')
     mine = record(services, other.id, webm_5s, title='Mine')
     answers: list[int] = []
@@ -120,7 +122,7 @@ def test_a_user_may_have_only_a_few_mp3_copies_made_at_once(
     user_id = make_user('Greedy').id
     recordings = [record(services, user_id, webm_5s) for _ in range(exports.max_exports_per_user + 1)]
     for recording in recordings:
-        services.storage.put_file(audio_key(recording), three_hours)
+        services.storage.put_file(recording_audio_key(recording), three_hours)
     outcomes: list[object] = []
 
     def ask(recording_id: uuid.UUID, encoding: threading.Event) -> None:

@@ -33,7 +33,7 @@ from services.core.config import Settings
 from services.core.errors import AppError, Busy, Conflict, MissingChunks
 from services.core.models import Chunk, Recording, RecordingStatus, Share
 from services.recordings.chunks import ChunkReceipt
-from services.recordings.service import audio_key
+from services.recordings.service import recording_audio_key
 from services.storage.keys import chunk_key, chunks_prefix, recording_prefix
 from services.storage.protocol import Storage
 from services.storage.s3 import S3Storage
@@ -186,7 +186,7 @@ def test_every_chunk_acknowledged_while_a_finalize_runs_is_in_the_final_file(
         assert final.assembled_chunks == len(out.acked), 'the file holds exactly the acknowledged chunks'
         path = tmp_path / f'{recording.id}.webm'
         with path.open('wb') as handle:
-            services.storage.copy_to(audio_key(final), handle)
+            services.storage.copy_to(recording_audio_key(final), handle)
         assert_same_audio(path, final.duration_ms, expected_audio([pieces[seq] for seq in sorted(out.acked)], tmp_path))
         assert stored_keys(services.storage, chunks_prefix(recording.id)) == [], 'no chunk object outlives finalize'
 
@@ -258,7 +258,7 @@ def test_a_chunk_still_being_committed_when_finalize_begins_is_waited_for_and_ke
     assert (final.status, final.assembled_chunks) == (RecordingStatus.READY, len(pieces)), answers
     path = tmp_path / 'final.webm'
     with path.open('wb') as handle:
-        services.storage.copy_to(audio_key(final), handle)
+        services.storage.copy_to(recording_audio_key(final), handle)
     assert_same_audio(path, final.duration_ms, expected_audio(pieces, tmp_path))
 
 
@@ -348,7 +348,7 @@ def test_of_two_different_uploads_of_one_chunk_exactly_one_is_kept(
         final = services.finalizer.finalize(user_id=user_id, recording_id=recording.id)
         path = tmp_path / f'{recording.id}.webm'
         with path.open('wb') as handle:
-            services.storage.copy_to(audio_key(final), handle)
+            services.storage.copy_to(recording_audio_key(final), handle)
         assert_same_audio(path, final.duration_ms, expected_audio([*pieces[:last], winner], tmp_path))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.audio.exports import mp3_key
+from services.audio.exports import recording_mp3_key
 from services.audio.ffmpeg import ffmpeg_executable
 from services.audio.formats import FORMATS
 from services.audio.real_length import opus_packet_samples, packet_length_ms
@@ -108,7 +108,7 @@ def test_the_mp3_copy_counts_in_the_quota(services: Services, make_user: UserFac
     before = services.exports.quota.used_bytes(user_id) if services.exports.quota else 0
     assert before == ready.size_bytes
     services.exports.mp3(user_id=user_id, recording_id=ready.id)
-    mp3_size = services.storage.size(mp3_key(ready))
+    mp3_size = services.storage.size(recording_mp3_key(ready))
     assert services.exports.quota and services.exports.quota.used_bytes(user_id) == before + mp3_size
     services.recordings.delete(user_id=user_id, recording_id=ready.id)
     assert services.exports.quota.used_bytes(user_id) == 0
@@ -124,4 +124,4 @@ def test_an_mp3_that_would_not_fit_the_quota_is_refused_before_it_is_made(
     services.exports.quota.max_bytes_per_user = (ready.size_bytes or 0) + 1000  # a minute of MP3 is far more
     with pytest.raises(LimitReached, match='an MP3 copy of this recording would not fit in your storage'):
         services.exports.mp3(user_id=user_id, recording_id=ready.id)
-    assert not services.storage.exists(mp3_key(ready))
+    assert not services.storage.exists(recording_mp3_key(ready))

@@ -15,7 +15,7 @@ import pytest
 from services.container import Services, build_services
 from services.core.config import Settings
 from services.core.models import Recording
-from services.recordings.service import audio_key
+from services.recordings.service import recording_audio_key
 from tests.conftest import UserFactory, fresh_bucket, record, s3_of
 from tests.support.app_server import ROOT, AppServer
 from tests.support.s3_server import S3Server
@@ -51,7 +51,7 @@ def ready(s3_services: Services, make_user: UserFactory, webm_5s: bytes) -> Reco
 
 def stored_audio(services: Services, recording: Recording) -> bytes:
     buffer = io.BytesIO()
-    services.storage.copy_to(audio_key(recording), buffer)
+    services.storage.copy_to(recording_audio_key(recording), buffer)
     return buffer.getvalue()
 
 
@@ -95,9 +95,9 @@ def test_the_bucket_is_private_to_anonymous_requests(s3_services: Services, read
     s3 = s3_of(s3_services.storage)
     bucket_url = f'{s3.endpoint_url}/{s3.bucket}'
     audio = stored_audio(s3_services, ready)
-    assert httpx.get(f'{bucket_url}/{audio_key(ready)}').status_code == 403
+    assert httpx.get(f'{bucket_url}/{recording_audio_key(ready)}').status_code == 403
     assert httpx.get(f'{bucket_url}?list-type=2').status_code == 403, 'nobody may list the recordings'
-    assert httpx.put(f'{bucket_url}/{audio_key(ready)}', content=b'x').status_code == 403
+    assert httpx.put(f'{bucket_url}/{recording_audio_key(ready)}', content=b'x').status_code == 403
     assert stored_audio(s3_services, ready) == audio, 'the audio is untouched'
 
 

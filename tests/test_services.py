@@ -18,7 +18,7 @@ from services.core.errors import (
     NotFound,
 )
 from services.core.models import Chunk, Recording, RecordingStatus
-from services.recordings.service import audio_key
+from services.recordings.service import recording_audio_key
 from services.storage.keys import chunk_key, recording_prefix
 from tests.conftest import UserFactory, record, stored_keys
 from tests.support.audio_samples import WEBM_MAGIC, split
@@ -113,12 +113,12 @@ def test_finalize_makes_one_seekable_file_of_the_right_length(
     assert ready.duration_ms == pytest.approx(5000, abs=200)
     final = tmp_path / 'final.webm'
     with final.open('wb') as handle:
-        services.storage.copy_to(audio_key(ready), handle)
+        services.storage.copy_to(recording_audio_key(ready), handle)
     assert ready.size_bytes == final.stat().st_size
     assert probe_duration_ms(final) == pytest.approx(5000, abs=200)
     assert MATROSKA_CUES_ID in final.read_bytes(), 'no cues: browsers could not seek'
     assert chunk_rows(services, ready.id) == []
-    assert stored_keys(services.storage, recording_prefix(ready.id)) == [audio_key(ready)]
+    assert stored_keys(services.storage, recording_prefix(ready.id)) == [recording_audio_key(ready)]
 
 
 def test_finalize_twice_returns_the_same_recording(services: Services, make_user: UserFactory, webm_5s: bytes) -> None:
@@ -262,7 +262,7 @@ def test_the_orphan_sweep_removes_only_what_no_recording_owns(
     assert services.sweeper.orphans is not None
     assert services.sweeper.orphans.sweep() == 1
     assert stored_keys(services.storage, f'recordings/{orphan}/') == []
-    assert stored_keys(services.storage, recording_prefix(kept.id)) == [audio_key(kept)]
+    assert stored_keys(services.storage, recording_prefix(kept.id)) == [recording_audio_key(kept)]
 
 
 def test_audio_longer_than_the_recording_limit_is_refused_at_finalize(
@@ -276,4 +276,4 @@ def test_audio_longer_than_the_recording_limit_is_refused_at_finalize(
     [refused] = services.recordings.list(user_id=user_id)
     assert refused.status == RecordingStatus.FAILED and 'limit of one recording' in (refused.error or '')
     assert stored_keys(services.storage, f'recordings/{refused.id}/chunks/')  # kept, as with any refused audio
-    assert not services.storage.exists(audio_key(refused))
+    assert not services.storage.exists(recording_audio_key(refused))

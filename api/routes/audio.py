@@ -9,13 +9,13 @@ from fastapi.responses import StreamingResponse
 from api.deps import CurrentUser, ServicesDep, authenticate
 from api.http_range import parse_range
 from api.schemas import LinkOut
-from services.audio.exports import MP3_TYPE, mp3_key
+from services.audio.exports import MP3_TYPE, recording_mp3_key
 from services.audio.formats import audio_format
 from services.container import Services
 from services.core.errors import Forbidden, NotFound
 from services.core.models import Recording
 from services.recordings.lifecycle import is_playable
-from services.recordings.service import audio_key, download_name
+from services.recordings.service import download_name, recording_audio_key
 
 router = APIRouter()
 RangeHeader = Annotated[str | None, Header(alias='range', description='one byte range: bytes=0-1023, bytes=-500')]
@@ -46,7 +46,7 @@ def audio(
     if not is_playable(recording.status):
         raise NotFound('the audio is not ready yet')
     mp3 = format == 'mp3'
-    if mp3 and not services.storage.exists(mp3_key(recording)):
+    if mp3 and not services.storage.exists(recording_mp3_key(recording)):
         raise NotFound('there is no MP3 of this recording yet: POST /api/recordings/{id}/mp3 makes one')
     return stream_audio(services, recording, (range_header, if_range), download, mp3=mp3)
 
@@ -88,7 +88,7 @@ def stream_audio(
     mp3: bool,
     share_id: uuid.UUID | None = None,
 ) -> Response:
-    key = mp3_key(recording) if mp3 else audio_key(recording)
+    key = recording_mp3_key(recording) if mp3 else recording_audio_key(recording)
     size = services.storage.size(key)
     range_header, if_range = range_headers
     byte_range = parse_range(range_header, size, if_range=if_range)

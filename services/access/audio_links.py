@@ -3,11 +3,11 @@
 import time
 import uuid
 
-from services.audio.exports import MP3_TYPE, mp3_key
+from services.audio.exports import MP3_TYPE, recording_mp3_key
 from services.audio.formats import audio_format
 from services.core.models import Recording
 from services.core.signatures import purpose_key, same, signature
-from services.recordings.service import audio_key, download_name
+from services.recordings.service import download_name, recording_audio_key
 from services.storage.protocol import Storage
 
 
@@ -39,9 +39,9 @@ class AudioLinks:
     def url(self, recording: Recording, *, download: bool = False, mp3: bool = False) -> str:
         """The original recording, or (with `mp3`) its MP3 copy, which ExportService must have made first."""
         key, content_type = (
-            (mp3_key(recording), MP3_TYPE)
+            (recording_mp3_key(recording), MP3_TYPE)
             if mp3
-            else (audio_key(recording), audio_format(recording.mime_type).mime_type)
+            else (recording_audio_key(recording), audio_format(recording.mime_type).mime_type)
         )
         name = download_name(recording, mp3=mp3) if download else None
         if direct := self.storage.direct_url(key, content_type=content_type, download_name=name):

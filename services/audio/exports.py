@@ -24,7 +24,7 @@ from services.core.errors import NotFound, ServiceUnavailable, TooManyRequests
 from services.core.models import Recording
 from services.recordings.lifecycle import is_playable
 from services.recordings.quota import StorageQuota
-from services.recordings.service import audio_key, load_owned
+from services.recordings.service import load_owned, recording_audio_key
 from services.storage import keys as storage_keys
 from services.storage.protocol import Storage
 
@@ -35,7 +35,8 @@ MP3_BYTES_PER_S_ESTIMATE = 16_000
 Progress = Callable[[float], None]
 
 
-def mp3_key(recording: Recording) -> str:
+def recording_mp3_key(recording: Recording) -> str:
+    """Where a recording's MP3 copy lives, once made."""
     return storage_keys.mp3_key(recording.id)
 
 
@@ -124,7 +125,7 @@ class ExportService:
             recording = load_owned(session, user_id=user_id, recording_id=recording_id)
         if not is_playable(recording.status):
             raise NotFound('the audio is not ready yet')
-        if self.storage.exists(mp3_key(recording)):
+        if self.storage.exists(recording_mp3_key(recording)):
             return recording, None
         if self.quota is not None:  # the copy counts in the quota: refuse it before spending an encode on it
             estimate = MP3_BYTES_PER_S_ESTIMATE * (recording.duration_ms or 0) // 1000
@@ -151,7 +152,7 @@ class ExportService:
 
     def _encode_once(self, recording: Recording, encode: _Encode) -> None:
         try:
-            if not self.storage.exists(mp3_key(recording)):  # a flight that landed just before this one began
+            if not self.storage.exists(recording_mp3_key(recording)):  # a flight that landed just before this one began
                 self._encode(recording, encode.progress)
             encode.done.set_result(None)
         except BaseException as error:
@@ -166,7 +167,7 @@ class ExportService:
         with tempfile.TemporaryDirectory(dir=self.temp_dir, prefix='mp3-') as folder:
             source, target = Path(folder) / f'source.{fmt.extension}', Path(folder) / 'audio.mp3'
             with source.open('wb') as handle:
-                self.storage.copy_to(audio_key(recording), handle)
+                self.storage.copy_to(recording_audio_key(recording), handle)
             output = ('-map', '0:a:0', '-ac', '1', '-c:a', 'libmp3lame', '-q:a', '5', '-progress', 'pipe:1')
             total_us = max(1, (recording.duration_ms or 1) * 1000)
             command = ffmpeg_reading(source, fmt, *output, '-f', 'mp3', local_url(target))
@@ -174,7 +175,7 @@ class ExportService:
             if run.returncode != 0 or not target.exists():
                 raise processing_failed(run, fmt, 'the MP3 could not be made')
             size = target.stat().st_size
-            self.storage.put_file(mp3_key(recording), target)
+            self.storage.put_file(recording_mp3_key(recording), target)
         self._count_or_forget(recording, size)
 
     def _count_or_forget(self, recording: Recording, size: int) -> None:
@@ -185,7 +186,7 @@ class ExportService:
             still_there = session.exec(statement).rowcount == 1  # type: ignore[call-overload]
             session.commit()
         if not still_there:
-            self.storage.delete_prefix(mp3_key(recording))
+            self.storage.delete_prefix(recording_mp3_key(recording))
             raise NotFound('recording not found')
 
 

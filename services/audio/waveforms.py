@@ -17,7 +17,7 @@ from services.core.database import Database
 from services.core.errors import AppError
 from services.core.models import Recording
 from services.recordings import lifecycle
-from services.recordings.service import audio_key
+from services.recordings.service import recording_audio_key
 from services.storage.protocol import Storage
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class WaveformService:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         fmt = audio_format(recording.mime_type)
         with tempfile.NamedTemporaryFile(dir=self.temp_dir, suffix=f'.{fmt.extension}') as handle:
-            self.storage.copy_to(audio_key(recording), cast(BinaryIO, handle))
+            self.storage.copy_to(recording_audio_key(recording), cast(BinaryIO, handle))
             handle.flush()
             # our own remuxed file, but read as the recording's container all the same: never a guess
             peaks = compute_peaks(Path(handle.name), recording.duration_ms, fmt=fmt, timeout_s=self.ffmpeg_timeout_s)

@@ -28,7 +28,7 @@ from services.core.errors import AppError, AudioProcessingFailed, Busy, Conflict
 from services.core.models import Chunk, Recording, utc_now
 from services.recordings import lifecycle
 from services.recordings.lifecycle import Event, RecordingStatus
-from services.recordings.service import audio_key, load_owned
+from services.recordings.service import load_owned, recording_audio_key
 from services.storage.keys import chunk_key, chunks_prefix, legacy_chunk_key, mp3_key, recording_prefix
 from services.storage.ordered_fetch import copy_in_order
 from services.storage.protocol import Storage
@@ -276,7 +276,7 @@ class Finalizer:
             if max(duration_ms, sound_ms) > self.max_duration_ms + self.duration_slack_ms:
                 limit_h = self.max_duration_ms / 3_600_000
                 raise AudioProcessingFailed(f'the audio is longer than the {limit_h:g}-hour limit of one recording')
-            self.storage.put_file(audio_key(recording), output)
+            self.storage.put_file(recording_audio_key(recording), output)
             return duration_ms, output.stat().st_size
 
     def _release(

@@ -12,8 +12,7 @@ from services.audio.formats import audio_format
 from services.core.database import Database
 from services.core.errors import InvalidInput, LimitReached, NotFound
 from services.core.models import Chunk, Recording, Share, Transcript, utc_now
-from services.storage.keys import audio_key as _audio_key
-from services.storage.keys import recording_prefix
+from services.storage.keys import audio_key, recording_prefix
 from services.storage.protocol import Storage
 
 log = logging.getLogger(__name__)
@@ -21,8 +20,9 @@ MAX_TITLE_LENGTH = 200
 MAX_PAGE_SIZE = 200
 
 
-def audio_key(recording: Recording) -> str:
-    return _audio_key(recording.id, audio_format(recording.mime_type).extension)
+def recording_audio_key(recording: Recording) -> str:
+    """Where a recording's joined file lives: the key built from its id and its container's extension."""
+    return audio_key(recording.id, audio_format(recording.mime_type).extension)
 
 
 def download_name(recording: Recording, *, mp3: bool = False) -> str:
@@ -46,7 +46,8 @@ def load_owned(session: Session, *, user_id: uuid.UUID, recording_id: uuid.UUID)
     return recording
 
 
-def _owned_matching(user_id: uuid.UUID, search: str) -> list[Any]:
+def owned_matching(user_id: uuid.UUID, search: str) -> list[Any]:
+    """The WHERE conditions for a user's recordings whose title holds `search` (literally: no wildcards of its own)."""
     conditions: list[Any] = [Recording.user_id == user_id]
     if search.strip():
         pattern = search.strip()[:MAX_TITLE_LENGTH].replace('\\', '\\\\').replace('%', '\\%').replace('_', '\\_')
@@ -92,7 +93,7 @@ class RecordingService:
             raise InvalidInput(f'limit must be 1..{MAX_PAGE_SIZE} and offset at least 0')
         query = (
             select(Recording)
-            .where(*_owned_matching(user_id, search))
+            .where(*owned_matching(user_id, search))
             .order_by(col(Recording.created_at).desc(), col(Recording.id).desc())
             .offset(offset)
             .limit(limit)
@@ -103,7 +104,7 @@ class RecordingService:
     def summary(self, *, user_id: uuid.UUID, search: str = '') -> tuple[int, int]:
         """How many recordings match, and their total length in ms."""
         query = select(func.count(), func.coalesce(func.sum(Recording.duration_ms), 0)).where(
-            *_owned_matching(user_id, search)
+            *owned_matching(user_id, search)
         )
         with self.database.session() as session:
             count, total_ms = session.exec(query).one()
@@ -136,7 +137,3 @@ class RecordingService:
             self.storage.delete_prefix(recording_prefix(recording_id))
         except Exception:
             log.warning('the audio of deleted recording %s stays until the orphan sweep', recording_id, exc_info=True)
-
-    def exists(self, recording_id: uuid.UUID) -> bool:
-        with self.database.session() as session:
-            return session.get(Recording, recording_id) is not None

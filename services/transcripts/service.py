@@ -13,7 +13,7 @@ from services.core.database import Database
 from services.core.errors import AppError, Conflict, InvalidInput, NotFound
 from services.core.models import Recording, Transcript, TranscriptState
 from services.recordings.lifecycle import RecordingStatus, is_playable
-from services.recordings.service import MAX_PAGE_SIZE, _owned_matching, load_owned
+from services.recordings.service import MAX_PAGE_SIZE, load_owned, owned_matching
 from services.transcripts import search as transcript_search
 from services.transcripts.files import MEDIA_TYPES, FileKind, TranscriptFile, render
 from services.transcripts.queue import TranscriptQueue
@@ -123,7 +123,7 @@ class TranscriptService:
     def _title_matches(
         session: Session, user_id: uuid.UUID, query: str, exclude: set[uuid.UUID], skip: int, count: int
     ) -> list[SearchHit]:
-        ordered = select(Recording.id).where(*_owned_matching(user_id, query))
+        ordered = select(Recording.id).where(*owned_matching(user_id, query))
         ordered = ordered.order_by(col(Recording.created_at).desc(), col(Recording.id).desc())
         ids = [i for i in session.exec(ordered).all() if i not in exclude][skip : skip + count]
         recordings = {r.id: r for r in session.exec(select(Recording).where(col(Recording.id).in_(ids))).all()}

@@ -15,7 +15,7 @@ from typing import BinaryIO, cast
 from services.audio.formats import audio_format
 from services.core.errors import AppError, ServiceUnavailable
 from services.core.models import Recording
-from services.recordings.service import audio_key
+from services.recordings.service import recording_audio_key
 from services.storage.protocol import Storage
 from services.transcripts.engine import Segment, Transcriber, TranscriptionFailed
 from services.transcripts.queue import Job, TranscriptQueue
@@ -126,7 +126,7 @@ class TranscriptWorker:
 
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=self.temp_dir, prefix='transcribe-', suffix=f'.{fmt.extension}') as audio:
-            self.storage.copy_to(audio_key(recording), cast(BinaryIO, audio))
+            self.storage.copy_to(recording_audio_key(recording), cast(BinaryIO, audio))
             audio.flush()
             transcriber = self.transcriber()
             segments = transcriber.transcribe_file(
