@@ -84,15 +84,10 @@ def build_transcripts(settings: Settings, database: Database) -> TranscriptServi
     return TranscriptService(database=database, queue=queue, language=settings.transcribe_language)
 
 
-def build_services(settings: Settings, *, storage: Storage | None = None) -> Services:
-    database = Database(settings.resolved_database_url)
-    if settings.auto_migrate:
-        upgrade(database.engine)
-    storage = storage or build_storage(settings)
+def build_finalizer(settings: Settings, database: Database, storage: Storage) -> Finalizer:
     # Local reads are fast and sequential is fine; S3 pays a round trip per chunk, so fetch several at once.
     fetch_workers = settings.s3_max_concurrency if settings.storage == 's3' else 1
-    secret = settings.resolved_secret()
-    finalizer = Finalizer(
+    return Finalizer(
         database=database,
         storage=storage,
         temp_dir=settings.data_dir / 'tmp',
@@ -101,6 +96,42 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         ffmpeg_timeout_s=settings.ffmpeg_timeout_s,
         fetch_workers=fetch_workers,
     )
+
+
+def build_sweeper(
+    settings: Settings, database: Database, storage: Storage, finalizer: Finalizer, waveforms: WaveformService
+) -> StaleRecordingSweeper:
+    return StaleRecordingSweeper(
+        database=database,
+        storage=storage,
+        finalizer=finalizer,
+        idle_after=timedelta(seconds=settings.stale_recording_s),
+        late_audio_retention=timedelta(seconds=settings.late_audio_retention_s),
+        waveforms=waveforms,
+        orphans=OrphanSweeper(database=database, storage=storage, temp_dir=settings.data_dir / 'tmp'),
+    )
+
+
+def build_exports(settings: Settings, database: Database, storage: Storage, quota: StorageQuota) -> ExportService:
+    return ExportService(
+        database=database,
+        storage=storage,
+        temp_dir=settings.data_dir / 'tmp',
+        max_concurrent_encoders=settings.max_concurrent_encoders,
+        max_exports_per_user=settings.max_exports_per_user,
+        max_queued_exports=settings.max_queued_exports,
+        quota=quota,
+        ffmpeg_timeout_s=settings.ffmpeg_timeout_s,
+    )
+
+
+def build_services(settings: Settings, *, storage: Storage | None = None) -> Services:
+    database = Database(settings.resolved_database_url)
+    if settings.auto_migrate:
+        upgrade(database.engine)
+    storage = storage or build_storage(settings)
+    secret = settings.resolved_secret()
+    finalizer = build_finalizer(settings, database, storage)
     waveforms = WaveformService(
         database=database,
         storage=storage,
@@ -134,27 +165,10 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         finalizer=finalizer,
         links=AudioLinks(AudioUrlSigner(secret, settings.audio_url_expiry_s), storage),
         upload_tokens=UploadTokens(secret),
-        sweeper=StaleRecordingSweeper(
-            database=database,
-            storage=storage,
-            finalizer=finalizer,
-            idle_after=timedelta(seconds=settings.stale_recording_s),
-            late_audio_retention=timedelta(seconds=settings.late_audio_retention_s),
-            waveforms=waveforms,
-            orphans=OrphanSweeper(database=database, storage=storage, temp_dir=settings.data_dir / 'tmp'),
-        ),
+        sweeper=build_sweeper(settings, database, storage, finalizer, waveforms),
         rate_limits=build_rate_limits(settings),
         waveforms=waveforms,
-        exports=ExportService(
-            database=database,
-            storage=storage,
-            temp_dir=settings.data_dir / 'tmp',
-            max_concurrent_encoders=settings.max_concurrent_encoders,
-            max_exports_per_user=settings.max_exports_per_user,
-            max_queued_exports=settings.max_queued_exports,
-            quota=quota,
-            ffmpeg_timeout_s=settings.ffmpeg_timeout_s,
-        ),
+        exports=build_exports(settings, database, storage, quota),
         shares=ShareService(database),
         transcripts=transcripts,
         chunk_batches=ChunkBatches(chunks.add_chunks, max_in_flight=settings.max_chunks_in_flight),
