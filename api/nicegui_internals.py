@@ -23,6 +23,10 @@ Browser side (assets/recorder/audio_channel.mjs, the recorder's one module that 
   (the server forgot the page's client). The recorder takes it off (`listeners`/`off`) and calls it only once no
   audio is left unsent, so a reload never drops a recording.
 - `#popup`: NiceGUI's "Connection lost" notice, which the recorder hides while it defers that reload.
+
+Browser side (assets/waveform.js and assets/transcript.js):
+- `getHtmlElement(id)`: nicegui.js's global that finds an element's DOM node by its NiceGUI id. The waveform and
+  the transcript follow their recording's `<audio>` element through it.
 """
 
 import logging

@@ -305,8 +305,8 @@ export default {
       guardPageReloads(() => this.holdsUnsavedAudio());
       if (this.channel && (!this.recoverOnly || this.sessions.size > 0)) this.channel.ensure();
       if (!this.$el?.querySelector) return;
-      const timer = this.$el.querySelector('[data-testid="recording-timer"]');
-      const status = this.$el.querySelector('[data-testid="upload-status"]');
+      const timer = this.$el.querySelector(".vr-timer");
+      const status = this.$el.querySelector(".vr-status");
       if (timer) timer.textContent = formatClock(this.elapsedMs());
       if (this.state === "recording" && this.maxRecordingMs && this.elapsedMs() >= this.maxRecordingMs) {
         this.stop();

@@ -22,7 +22,7 @@ export default {
   },
   methods: {
     attach() {
-      const audio = document.querySelector(`#c${this.audioId}`);
+      const audio = getHtmlElement(this.audioId); // NiceGUI's global (api/nicegui_internals.py lists it)
       if (audio && audio !== this.audio) {
         this.audio?.removeEventListener("timeupdate", this.onTime);
         this.audio = audio;

@@ -107,6 +107,17 @@ def test_the_page_script_reloads_from_a_connect_error_handler_on_window_socket()
     )
 
 
+def test_the_page_script_finds_an_elements_dom_node_with_get_html_element() -> None:
+    """The waveform and the transcript find their recording's <audio> by its NiceGUI id through this global."""
+    script = shipped('static/nicegui.js')
+    assert re.search(r'^function getHtmlElement\(id\)', script, re.MULTILINE), (
+        f'{UPGRADED}: nicegui.js no longer defines a global getHtmlElement(id); waveform.js and transcript.js use it'
+    )
+    assert 'document.getElementById' in block_after(script, 'function getHtmlElement(id)'), (
+        f'{UPGRADED}: getHtmlElement no longer returns the DOM node (document.getElementById)'
+    )
+
+
 def test_the_connection_lost_notice_is_still_the_popup_element() -> None:
     assert 'id="popup"' in shipped('templates/index.html'), (
         f'{UPGRADED}: no #popup in its page template; the recorder hides that notice while it defers a reload'

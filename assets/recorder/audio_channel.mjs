@@ -5,8 +5,8 @@
 // socket.io client), NiceGUI's `connect_error` handler (which reloads the page) and its `#popup` notice. They are
 // listed in api/nicegui_internals.py, and tests/test_nicegui_seam.py fails loudly when a NiceGUI upgrade moves one.
 
-import { OFFLINE } from "./upload_session.mjs";
-
+// The channel's own answer while it has no connection: the upload session retries it and shows no problem.
+export const OFFLINE = "offline";
 const REFUSED_CONNECTION_RETRY_MS = 5000;
 
 export class AudioChannel {

@@ -3,6 +3,8 @@
 // whether a failure is worth retrying. Pure logic: the channel, the store and the clock are handed in, so the
 // tests run it in Node without a browser.
 
+import { OFFLINE } from "./audio_channel.mjs";
+
 export const ACK_TIMEOUT_MS = 10000;
 export const FINALIZE_TIMEOUT_MS = 180000;
 export const FIRST_BACKOFF_MS = 250;
@@ -11,7 +13,6 @@ export const MAX_BACKOFF_MS = 8000;
 // pending: sent all at once they would time out together, and a connection still on long-polling sends them in
 // one request, which engine.io refuses past 16 packets (each chunk is two).
 export const MAX_IN_FLIGHT = 4;
-export const OFFLINE = "offline"; // the channel's own answer while it has no connection: retried, not a problem
 
 const browserClock = {
   now: () => Date.now(),

@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { FIRST_BACKOFF_MS, judge, MAX_BACKOFF_MS, MAX_IN_FLIGHT, OFFLINE, UploadSession } from "../../assets/recorder/upload_session.mjs";
+import { OFFLINE } from "../../assets/recorder/audio_channel.mjs";
+import { FIRST_BACKOFF_MS, judge, MAX_BACKOFF_MS, MAX_IN_FLIGHT, UploadSession } from "../../assets/recorder/upload_session.mjs";
 import { audio, FakeChannel, FakeClock, FakeStore, newRecord, settle } from "./fakes.mjs";
 
 function newSession({ record = newRecord(), answer } = {}) {
