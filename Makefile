@@ -15,6 +15,9 @@ IMAGE_PACKAGES := podman buildah mmdebstrap
 # The app's dependencies, pinned with their hashes: `make` and the Dockerfile install exactly these.
 LOCK := requirements.lock
 UV_VERSION := 0.13.9
+# Parallel pytest workers for `make test`: most tests wait on browsers, networks and timers rather than the CPU,
+# so twice the cores keeps both busy.
+TEST_WORKERS ?= 4
 
 .PHONY: run test lint bench screenshots system-packages clean lock image-test
 
@@ -41,7 +44,7 @@ run: $(BIN)/.app
 ## Install what the tests need (Debian packages too, when root), then lint, run the whole suite and check the
 ## container image (image-test, below).
 test: system-packages $(BIN)/.test lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=10
 	$(MAKE) --no-print-directory image-test
 
 ## Retake the README's screenshots with the real-browser tests.

@@ -1,5 +1,6 @@
 """The real app as a subprocess on a free loopback port, as a user's machine would run it."""
 
+import itertools
 import os
 import signal
 import socket
@@ -14,10 +15,24 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# Ports below Linux's ephemeral range (32768 up), so no outgoing connection holds one. Each pytest-xdist worker
+# takes ports from a block of its own, so two workers never pick the same port between its probe and its use.
+PORT_BLOCK = 1000
+FIRST_PORT = 20000 + PORT_BLOCK * int(os.environ.get('PYTEST_XDIST_WORKER', 'gw-1').removeprefix('gw'))
+_next_ports = itertools.cycle(range(FIRST_PORT + PORT_BLOCK, FIRST_PORT + 2 * PORT_BLOCK))
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(('127.0.0.1', 0))
-        return int(probe.getsockname()[1])
+    """A loopback port nothing listens on now, from this process's block."""
+    for port in itertools.islice(_next_ports, PORT_BLOCK):
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(('127.0.0.1', port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f'no free port in {FIRST_PORT + PORT_BLOCK}..{FIRST_PORT + 2 * PORT_BLOCK}')
 
 
 def stop_process(process: 'subprocess.Popen[bytes] | None') -> None:
