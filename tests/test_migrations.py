@@ -136,6 +136,7 @@ CLOSED_PORT = free_port()
         ),
         ({'VR_STORAGE': 's3'}, 'VR_STORAGE=s3 needs VR_S3_BUCKET'),
     ],
+    ids=['unreachable database', 's3 without a bucket'],  # the same on every xdist worker, whatever the port
 )
 def test_start_up_problems_stop_the_app_with_one_clear_line(env: dict[str, str], message: str, tmp_path) -> None:
     result = subprocess.run(

@@ -61,7 +61,11 @@ async def new_recording(client: socketio.AsyncClient) -> str:
     return answer['recording_id']
 
 
-@pytest.mark.parametrize('token', ['', 'garbage', 'a.b.c', UploadTokens('wrong secret').issue(uuid.uuid4())])
+@pytest.mark.parametrize(
+    'token',
+    ['', 'garbage', 'a.b.c', UploadTokens('wrong secret').issue(uuid.uuid4())],
+    ids=['empty', 'garbage', 'three dots', 'signed with another secret'],  # one id on every xdist worker
+)
 async def test_a_bad_upload_token_is_refused_at_connect(server: AppServer, token: str) -> None:
     with pytest.raises(socketio.exceptions.ConnectionError):
         await connect(server, token)
