@@ -47,6 +47,32 @@ def test_missing_waveforms_are_filled_in(services: Services, make_user: UserFact
     assert peaks_of(services.recordings.get(user_id=user_id, recording_id=ready.id))
 
 
+def test_a_waveform_finished_after_its_recording_was_deleted_is_dropped_quietly(
+    services: Services,
+    make_user: UserFactory,
+    webm_5s: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another instance's sweeper may be drawing a waveform while the owner deletes the recording: the late result
+    has no row to land in, and that is no error (it once failed its commit with a traceback)."""
+    user_id = make_user('Wave').id
+    ready = record(services, user_id, webm_5s)
+    wait_for_peaks(services, user_id, ready.id)
+    copy_to = services.storage.copy_to
+
+    def deleted_while_reading(key: str, target: object) -> int:  # the fault: a delete lands mid-computation
+        size = copy_to(key, target)  # type: ignore[arg-type]
+        services.recordings.delete(user_id=user_id, recording_id=ready.id)
+        return size
+
+    monkeypatch.setattr(services.storage, 'copy_to', deleted_while_reading)
+    services.waveforms._compute_logged(ready.id)
+    assert [record.getMessage() for record in caplog.records if record.levelname == 'ERROR'] == []
+    with pytest.raises(NotFound):
+        services.recordings.rename(user_id=user_id, recording_id=ready.id, title='gone')
+
+
 def test_mp3_is_made_once_with_progress(services: Services, make_user: UserFactory, webm_5s: bytes) -> None:
     user_id = make_user('Mp3').id
     ready = record(services, user_id, webm_5s)

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from sqlmodel import col, select
+from sqlmodel import col, select, update
 
 from services.audio.ffmpeg import DEFAULT_FFMPEG_TIMEOUT_S
 from services.audio.formats import audio_format
@@ -55,12 +55,7 @@ class WaveformService:
             handle.flush()
             # our own remuxed file, but read as the recording's container all the same: never a guess
             peaks = compute_peaks(Path(handle.name), recording.duration_ms, fmt=fmt, timeout_s=self.ffmpeg_timeout_s)
-        with self.database.session() as session:
-            stored = session.get(Recording, recording_id)
-            if stored is not None:
-                stored.peaks = json.dumps(peaks)
-                session.add(stored)
-                session.commit()
+        self._store(recording_id, json.dumps(peaks))
         return peaks
 
     def fill_missing(self, limit: int = 5) -> int:
@@ -93,12 +88,15 @@ class WaveformService:
             log.exception('computing the waveform of recording %s failed', recording_id)
 
     def _mark_unavailable(self, recording_id: uuid.UUID) -> None:
+        self._store(recording_id, '[]')  # tried: do not try again
+
+    def _store(self, recording_id: uuid.UUID, peaks: str) -> None:
+        """One conditional UPDATE: a recording deleted meanwhile (by this instance or another) matches no row, where
+        a read-then-write would fail its commit on the row that vanished."""
+        statement = update(Recording).where(col(Recording.id) == recording_id).values(peaks=peaks)
         with self.database.session() as session:
-            stored = session.get(Recording, recording_id)
-            if stored is not None:
-                stored.peaks = '[]'  # tried: do not try again
-                session.add(stored)
-                session.commit()
+            session.exec(statement)  # type: ignore[call-overload]
+            session.commit()
 
 
 def peaks_of(recording: Recording) -> list[float]:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlmodel import Session, col, delete, func, select
+from sqlmodel import Session, col, delete, func, select, update
 
 from services.audio.formats import audio_format
 from services.core.database import Database
@@ -112,13 +112,14 @@ class RecordingService:
 
     def rename(self, *, user_id: uuid.UUID, recording_id: uuid.UUID, title: str) -> Recording:
         cleaned = clean_title(title)
+        owned = (col(Recording.id) == recording_id, col(Recording.user_id) == user_id)
+        statement = update(Recording).where(*owned).values(title=cleaned, updated_at=utc_now())
         with self.database.session() as session:
-            recording = load_owned(session, user_id=user_id, recording_id=recording_id)
-            recording.title = cleaned
-            recording.updated_at = utc_now()
-            session.add(recording)
+            # one conditional UPDATE: a delete racing it leaves no row to match (not-found), never a failed commit
+            if session.exec(statement).rowcount == 0:  # type: ignore[call-overload]
+                raise NotFound('recording not found')
             session.commit()
-            return recording
+            return load_owned(session, user_id=user_id, recording_id=recording_id)
 
     def delete(self, *, user_id: uuid.UUID, recording_id: uuid.UUID) -> None:
         """The rows go first, in one transaction: from then on every writer racing us (a chunk, finalize, an MP3
