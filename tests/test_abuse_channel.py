@@ -13,6 +13,9 @@ from tests.support.app_server import AppServer
 from tests.support.audio_samples import split
 from tests.test_socket_input import call, connect, new_recording, new_user
 
+# One xdist worker runs this module, so its module-scoped server starts once.
+pytestmark = pytest.mark.xdist_group('abuse_channel')
+
 QUOTA_BYTES = 300_000
 # Chunk 0 of a recording that declared WebM, but is a file format that makes ffmpeg read other files.
 REFERENCE_FOLLOWERS = {

@@ -25,6 +25,9 @@ from tests.support.app_server import ROOT, AppServer
 from tests.support.audio_samples import split
 from tests.support.s3_server import S3Server
 
+# One xdist worker runs this module, so its module-scoped server starts once.
+pytestmark = pytest.mark.xdist_group('abuse_http')
+
 MB = 1024 * 1024
 ATTACK_BYTES = 100 * MB
 MAX_GROWTH = 50 * MB

@@ -18,6 +18,9 @@ from tests.support.app_server import AppServer
 from tests.support.audio_samples import split
 from tests.support.browser import audio_metadata, chromium, fake_microphone, onboard, seek
 
+# One xdist worker runs this module, so its module-scoped server starts once.
+pytestmark = pytest.mark.xdist_group('browser')
+
 
 @pytest.fixture(scope='module')
 def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:

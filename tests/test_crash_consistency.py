@@ -35,6 +35,9 @@ from tests.support.app_server import AppServer, free_port
 from tests.support.audio_samples import decoded_sha256, live_webm, speech_wav, split
 from tests.support.threads import run_together
 
+# One xdist worker runs this module, so its module-scoped server starts once.
+pytestmark = pytest.mark.xdist_group('crash_consistency')
+
 SEED = int(os.environ.get('CRASH_TEST_SEED', '20251130'))
 ROUNDS = 20
 FINALIZE_EVERY = 3  # every third round kills during finalize, the others during chunk upload

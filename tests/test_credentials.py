@@ -23,6 +23,9 @@ from tests.support.app_server import AppServer
 from tests.test_pages import onboard, user_id_named
 from tests.test_socket_input import SECRET, call, connect
 
+# One xdist worker runs this module, so its module-scoped server starts once.
+pytestmark = pytest.mark.xdist_group('credentials')
+
 
 async def test_rotating_the_key_signs_out_the_browser(user: User, page_services: Services) -> None:
     await onboard(user, 'Rotator')

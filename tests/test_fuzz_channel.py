@@ -22,6 +22,9 @@ from services.core.models import RecordingPublic
 from tests.support.app_server import AppServer
 from tests.support.audio_samples import split
 
+# One xdist worker runs this module, so its module-scoped server starts once.
+pytestmark = pytest.mark.xdist_group('fuzz_channel')
+
 SECRET = 'browser-test-secret-of-at-least-32-chars'  # AppServer's
 EXAMPLES_PER_EVENT = 150
 FUZZ = settings(max_examples=EXAMPLES_PER_EVENT, deadline=None, suppress_health_check=list(HealthCheck), database=None)

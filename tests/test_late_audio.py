@@ -17,6 +17,9 @@ from tests.conftest import UserFactory, fetch, stored_keys
 from tests.support.audio_samples import live_webm, speech_wav, split
 from tests.test_sweeper import age
 
+# One xdist worker runs this module, so its module-scoped server starts once.
+pytestmark = pytest.mark.xdist_group('late_audio')
+
 LOCAL_ONLY = pytest.mark.parametrize('storage_kind', ['local'], indirect=True)
 
 

@@ -29,6 +29,9 @@ from tests.test_loss import (
     wait_for_status,
 )
 
+# One xdist worker runs this module, so its module-scoped server starts once.
+pytestmark = pytest.mark.xdist_group('load_balancer')
+
 BACKENDS = pytest.mark.parametrize(('database_kind', 'storage_kind'), [('postgresql', 's3')], indirect=True)
 
 

@@ -27,6 +27,9 @@ from tests.support.audio_compare import similarity_by_segment
 from tests.support.browser import chromium, fake_microphone, onboard
 from tests.support.tcp_proxy import TcpProxy
 
+# One xdist worker runs this module, so its module-scoped server starts once.
+pytestmark = pytest.mark.xdist_group('loss')
+
 SECRET = 'browser-test-secret-of-at-least-32-chars'
 
 

@@ -22,6 +22,9 @@ from tests.support.app_server import AppServer
 from tests.support.browser import audio_metadata, chromium, fake_microphone, onboard, seek
 from tests.test_safari_format import box_order
 
+# One xdist worker runs this module, so its module-scoped server starts once.
+pytestmark = pytest.mark.xdist_group('mp4')
+
 SECRET = 'browser-test-secret-of-at-least-32-chars'  # AppServer's
 ONLY_MP4 = """(() => {
     const supported = MediaRecorder.isTypeSupported.bind(MediaRecorder);

@@ -25,6 +25,9 @@ from tests.conftest import UserFactory, record, settings_env
 from tests.support.app_server import AppServer
 from tests.support.container_image import descendants
 
+# One xdist worker runs this module, so its module-scoped server starts once.
+pytestmark = pytest.mark.xdist_group('no_stall')
+
 PARALLEL_MP3_REQUESTS = 200
 backends = pytest.mark.parametrize(
     ('database_kind', 'storage_kind'), [('sqlite', 'local'), ('postgresql', 's3')], indirect=True

@@ -15,6 +15,9 @@ from playwright.async_api import Browser, Page
 from tests.support.app_server import AppServer
 from tests.support.browser import chromium, fake_microphone, onboard
 
+# One xdist worker runs this module, so its module-scoped server starts once.
+pytestmark = pytest.mark.xdist_group('phone')
+
 PHONE = {'viewport': {'width': 390, 'height': 844}, 'is_mobile': True, 'has_touch': True, 'device_scale_factor': 3}
 NOTE_WAKE_LOCKS = """(() => {
     const locks = (window.vrTestWakeLocks = []);

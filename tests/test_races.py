@@ -44,6 +44,9 @@ from tests.support.postgres_server import PostgresServer
 from tests.support.s3_server import S3Server
 from tests.support.threads import run_together
 
+# One xdist worker runs this module, so its module-scoped server starts once.
+pytestmark = pytest.mark.xdist_group('races')
+
 SEED = 20251130
 LOCAL = pytest.mark.parametrize('storage_kind', ['local'], indirect=True)
 CHUNKS = 40

@@ -19,6 +19,9 @@ from services.core.models import RecordingStatus
 from tests.conftest import UserFactory, record
 from tests.support.audio_samples import split
 
+# One xdist worker runs this module, so its module-scoped server starts once.
+pytestmark = pytest.mark.xdist_group('real_length')
+
 WEBM = FORMATS['audio/webm']
 backends = pytest.mark.parametrize(
     ('database_kind', 'storage_kind'), [('sqlite', 'local'), ('postgresql', 's3')], indirect=True

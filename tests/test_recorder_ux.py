@@ -12,6 +12,9 @@ from playwright.async_api import Page
 from tests.support.app_server import ROOT, AppServer
 from tests.support.browser import chromium, fake_microphone, onboard
 
+# One xdist worker runs this module, so its module-scoped server starts once.
+pytestmark = pytest.mark.xdist_group('recorder_ux')
+
 SCREENSHOTS = Path(os.environ.get('VR_SCREENSHOT_DIR') or ROOT / 'tests' / 'artifacts')
 
 

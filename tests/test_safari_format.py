@@ -27,6 +27,9 @@ from tests.conftest import UserFactory, fetch
 from tests.support.app_server import AppServer
 from tests.support.audio_samples import split
 
+# One xdist worker runs this module, so its module-scoped server starts once.
+pytestmark = pytest.mark.xdist_group('safari_format')
+
 SAFARI_TYPE = 'audio/mp4;codecs=mp4a.40.2'
 SECRET = 'browser-test-secret-of-at-least-32-chars'  # AppServer's
 SQLITE_LOCAL = pytest.mark.parametrize(('database_kind', 'storage_kind'), [('sqlite', 'local')], indirect=True)

@@ -20,6 +20,9 @@ from tests.support.browser import chromium, fake_microphone
 from tests.test_pages import onboard, user_id_named
 from tests.test_socket_input import call, connect
 
+# One xdist worker runs this module, so its module-scoped server starts once.
+pytestmark = pytest.mark.xdist_group('signed_out_pages')
+
 SIGN_OUT_REACH_S = 2.0
 _FIND_UPLOAD_TOKEN = """() => {
   for (const node of document.querySelectorAll('[id^="c"]')) {

@@ -14,6 +14,9 @@ from services.access.upload_tokens import UploadTokens
 from tests.support.app_server import AppServer
 from tests.support.audio_samples import split
 
+# One xdist worker runs this module, so its module-scoped server starts once.
+pytestmark = pytest.mark.xdist_group('socket_input')
+
 SECRET = 'browser-test-secret-of-at-least-32-chars'
 
 

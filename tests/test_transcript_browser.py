@@ -10,6 +10,9 @@ import pytest
 from tests.support.app_server import AppServer
 from tests.support.browser import chromium, fake_microphone, onboard
 
+# One xdist worker runs this module, so its module-scoped server starts once.
+pytestmark = pytest.mark.xdist_group('transcript_browser')
+
 SENTENCE = 'Please remember to buy apples, bread and cheese tomorrow morning.'
 
 
