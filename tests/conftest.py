@@ -5,6 +5,7 @@ gets a fresh database and a fresh bucket on real servers the session starts itse
 backend narrows it with `@pytest.mark.parametrize('storage_kind', ['s3'], indirect=True)`.
 """
 
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,7 +21,9 @@ from nicegui.testing.user_simulation import user_simulation
 from main import install_api
 from services.container import Services, build_services, build_storage
 from services.core.config import Settings
+from services.core.database import Database
 from services.core.models import Recording, User
+from services.core.schema import upgrade
 from services.storage.local import LocalStorage
 from services.storage.protocol import Storage
 from services.storage.s3 import S3Storage
@@ -96,6 +99,42 @@ def database_url(database_kind: str, tmp_path: Path, request: pytest.FixtureRequ
     server.drop_database(name)
 
 
+@pytest.fixture(scope='session')
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file the app's migrations built, once per session (and xdist worker)."""
+    path = tmp_path_factory.mktemp('migrated') / 'voice-recorder.db'
+    database = Database(f'sqlite:///{path}')
+    upgrade(database.engine)
+    database.dispose()  # the last connection checkpoints the WAL into the file
+    return path
+
+
+@pytest.fixture(scope='session')
+def migrated_postgres(postgres: PostgresServer) -> str:
+    """One PostgreSQL database the app's migrations built, the template each test's database is copied from."""
+    name = postgres.create_database()
+    database = Database(postgres.url(name))
+    upgrade(database.engine)
+    database.dispose()  # a template must have no connections
+    return name
+
+
+@pytest.fixture
+def migrated_database_url(database_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database per test, copied from one the migrations built: the same schema without running them again
+    (tests of the migrations themselves, or of instances migrating together, take `database_url`)."""
+    if database_kind == 'sqlite':
+        copy = tmp_path / 'data' / 'voice-recorder.db'
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(request.getfixturevalue('migrated_sqlite'), copy)
+        yield f'sqlite:///{copy}'
+        return
+    server: PostgresServer = request.getfixturevalue('postgres')
+    name = server.create_database(template=request.getfixturevalue('migrated_postgres'))
+    yield server.url(name)
+    server.drop_database(name)
+
+
 @pytest.fixture
 def storage_settings(storage_kind: str, request: pytest.FixtureRequest) -> dict[str, Any]:
     """A fresh bucket per test, created by the app at start-up as VR_S3_CREATE_BUCKET allows."""
@@ -117,13 +156,13 @@ def fresh_bucket(server: S3Server) -> dict[str, Any]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, storage_settings: dict[str, Any]) -> Settings:
+def settings(tmp_path: Path, migrated_database_url: str, storage_settings: dict[str, Any]) -> Settings:
     return Settings(
         _env_file=None,
         data_dir=tmp_path / 'data',
         secret='test-secret-of-at-least-32-characters',
         max_chunk_bytes=64 * 1024,
-        database_url=database_url,
+        database_url=migrated_database_url,
         **storage_settings,
     )
 

@@ -19,9 +19,9 @@ BACKENDS = pytest.mark.parametrize(('database_kind', 'storage_kind'), [('postgre
 
 
 @pytest.fixture
-def instances(tmp_path: Path, settings: Settings) -> Iterator[tuple[AppServer, AppServer]]:
-    """Started together on a new database: both migrate at start-up and one of them does the work."""
-    env = settings_env(settings)
+def instances(tmp_path: Path, settings: Settings, database_url: str) -> Iterator[tuple[AppServer, AppServer]]:
+    """Started together on a new, empty database: both migrate at start-up and one of them does the work."""
+    env = {**settings_env(settings), 'VR_DATABASE_URL': database_url}
     servers = (AppServer(tmp_path / 'a' / 'data', env=env), AppServer(tmp_path / 'b' / 'data', env=env))
     try:
         with ThreadPoolExecutor(2) as pool:
