@@ -1,12 +1,14 @@
 """The commands `python main.py` runs instead of serving: `migrate` and `worker`."""
 
 import logging
+from pathlib import Path
 
 from services.core.config import Settings
 from services.core.schema import migrate
-from services.transcripts.worker_process import EMBEDDED_FLAG, run_worker
+from services.transcripts.worker_process import CHILD_FLAG, run_workers
 
 log = logging.getLogger('voice_recorder')
+MAIN_FILE = Path(__file__).resolve().with_name('main.py')  # what worker processes are started from
 
 
 def run_command(settings: Settings, args: list[str]) -> bool:
@@ -14,7 +16,7 @@ def run_command(settings: Settings, args: list[str]) -> bool:
     if args == ['migrate']:  # for deployments that migrate as a step of their own (VR_AUTO_MIGRATE=false)
         log.info('the database is at revision %s, the newest', migrate(settings.resolved_database_url))
         return True
-    if args[:1] == ['worker']:  # transcribes recordings; the app runs one itself unless told it is external
-        run_worker(settings, embedded=args[1:] == [EMBEDDED_FLAG])
+    if args[:1] == ['worker']:  # transcribes recordings; the app runs its own unless told they are external
+        run_workers(settings, main_file=MAIN_FILE, child=args[1:] == [CHILD_FLAG])
         return True
     return False

@@ -19,21 +19,21 @@ from pages import onboard, recorder, records, share
 from services.container import Services, build_services
 from services.core.config import Settings, load_settings
 from services.core.errors import AppError
-from services.transcripts.worker_process import EmbeddedWorker
+from services.transcripts.worker_process import WorkerPool
 
 ASSETS = Path(__file__).parent / 'assets'
 log = logging.getLogger('voice_recorder')
 
 
 def add_lifecycle(services: Services) -> None:
-    """What starts and stops with the server: the idle-recording sweeper, the embedded transcript worker."""
+    """What starts and stops with the server: the idle-recording sweeper, the embedded transcript workers."""
     settings = services.settings
     app.on_startup(lambda: size_thread_pools(settings.worker_threads))
     app.on_shutdown(services.close)
     if settings.transcribe and settings.transcribe_worker == 'embedded':
-        worker = EmbeddedWorker(Path(__file__).resolve())
-        app.on_startup(worker.start)
-        app.on_shutdown(worker.stop)
+        workers = WorkerPool(Path(__file__).resolve(), settings.transcribe_workers)
+        app.on_startup(workers.start)
+        app.on_shutdown(workers.stop)
     app.on_startup(
         lambda: background_tasks.create(
             services.sweeper.run_forever(settings.sweep_interval_s), name='finalize idle recordings'

@@ -6,6 +6,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.core.models import RecordingPublic
+from services.transcripts.languages import MAX_LANGUAGE_LENGTH
 from services.transcripts.search import SnippetPiece
 
 MAX_SEQ = 2**31 - 1  # the database column's range; the settings' own, smaller limit is the chunk service's to judge
@@ -53,11 +54,31 @@ class ShareOut(BaseModel):
     expires_at: datetime
 
 
+LANGUAGE_DESCRIPTION = "one of Whisper's language codes (ISO 639-1: en, de, es, …); null: the model detects it"
+
+
 class ProfileOut(BaseModel):
     user_id: uuid.UUID
     name: str
     created_at: datetime
     recording_count: int
+    language: str | None = Field(
+        description=f'the language the user speaks, which transcripts are made in: {LANGUAGE_DESCRIPTION}'
+    )
+
+
+class ProfilePatchIn(StrictBody):
+    """What a user may change of their profile; a field left out stays as it is."""
+
+    language: str | None = Field(default=None, max_length=MAX_LANGUAGE_LENGTH, description=LANGUAGE_DESCRIPTION)
+
+
+class TranscribeAgainIn(StrictBody):
+    language: str | None = Field(
+        default=None,
+        max_length=MAX_LANGUAGE_LENGTH,
+        description=f"the recording's language from now on: {LANGUAGE_DESCRIPTION} (or the user's default language)",
+    )
 
 
 class RecordingCreateIn(StrictBody):

@@ -1,8 +1,9 @@
-"""6. Transcripts: the offline model's speed and accuracy, the worker's memory, and search over 10,000 transcripts.
+"""6. Transcripts: each shipped model's speed and accuracy, the worker's memory, and search over 10,000 transcripts.
 
-Accuracy on real human reading (LibriVox clips with their transcripts, from Debian's `pocketsphinx-testdata`) and on
-espeak speech, sent through our own path (WebM/opus as a browser sends it, decoded by the forced-format ffmpeg run).
-Baseline: faster-whisper's own decoder (PyAV) on the original file. Search: `TranscriptService.search` on SQLite
+Accuracy of tiny.en and base (the default) on real human reading (LibriVox clips with their transcripts, from Debian's
+`pocketsphinx-testdata`) and on espeak speech, sent through our own path (WebM/opus as a browser sends it, decoded by
+the forced-format ffmpeg run, with the quality guards). Baseline: faster-whisper's own decoder (PyAV) on the original
+file, with the same options but not our guards. Search: `TranscriptService.search` on SQLite
 (FTS5); baseline: a `LIKE '%word%'` scan over the same transcripts.
 """
 
@@ -28,7 +29,8 @@ from bench.servers import PeakRss
 from services.audio.ffmpeg import ffmpeg_executable
 from services.audio.formats import FORMATS
 from services.core.models import Recording, RecordingStatus, Transcript, TranscriptState
-from services.transcripts.engine import Segment, Transcriber, Word, load_model, model_folder
+from services.transcripts.engine import Segment, Transcriber, Word
+from services.transcripts.models import BUNDLED_MODELS, load_model, model_folder
 from services.transcripts.shapes import encode
 from tests.support.audio_samples import require
 
@@ -45,25 +47,31 @@ NUMBERS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight
 
 
 def run(workspace: Path, *, quick: bool, say: Callable[[str], None]) -> list[Row]:
-    say('transcripts: loading the model')
-    started = time.perf_counter()
-    transcriber = Transcriber(load_model(*model_folder(None)))
-    load_s = time.perf_counter() - started
     rows = []
-    if (LIBRIVOX / 'transcription').exists():
-        say('transcripts: LibriVox human reading')
-        rows.append(_accuracy('real human reading (LibriVox, 5 clips)', _librivox(), transcriber, load_s))
-    else:
-        rows.append(Row('6 transcripts', 'real human reading', 'not measured: apt-get install pocketsphinx-testdata'))
-    say('transcripts: espeak speech')
-    rows.append(
-        _accuracy('espeak speech (5 sentences)', [(_espeak(workspace, PARAGRAPH), PARAGRAPH)], transcriber, load_s)
-    )
+    for name in BUNDLED_MODELS:
+        rows += _model_accuracy(workspace, name, say)
     minutes = 2 if quick else 12
     say(f'transcripts: the worker process on {minutes} minutes of speech')
     rows.append(_worker_memory(workspace / 'worker', minutes))
     say(f'transcripts: seeding {SEARCH_SIZE:,} transcripts for search')
     rows += _search(workspace / 'search', quick)
+    return rows
+
+
+def _model_accuracy(workspace: Path, name: str, say: Callable[[str], None]) -> list[Row]:
+    say(f'transcripts: loading {name}')
+    started = time.perf_counter()
+    transcriber = Transcriber(load_model(model_folder(BUNDLED_MODELS[name], workspace / 'models')))
+    load_s = time.perf_counter() - started
+    rows = []
+    if (LIBRIVOX / 'transcription').exists():
+        say(f'transcripts: {name} on LibriVox human reading')
+        rows.append(_accuracy(name, 'real human reading (LibriVox, 5 clips)', _librivox(), transcriber, load_s))
+    else:
+        rows.append(Row('6 transcripts', 'real human reading', 'not measured: apt-get install pocketsphinx-testdata'))
+    say(f'transcripts: {name} on espeak speech')
+    spoken = [(_espeak(workspace, PARAGRAPH), PARAGRAPH)]
+    rows.append(_accuracy(name, 'espeak speech (5 sentences)', spoken, transcriber, load_s))
     return rows
 
 
@@ -106,7 +114,7 @@ def _as_browser_webm(wav: Path) -> Path:
     return target
 
 
-def _accuracy(case: str, clips: list[tuple[Path, str]], transcriber: Transcriber, load_s: float) -> Row:
+def _accuracy(model: str, case: str, clips: list[tuple[Path, str]], transcriber: Transcriber, load_s: float) -> Row:
     ours = baseline = audio_s = 0.0
     errors = {'ours': 0, 'baseline': 0}
     reference_words = 0
@@ -116,17 +124,10 @@ def _accuracy(case: str, clips: list[tuple[Path, str]], transcriber: Transcriber
         started = time.perf_counter()
         segments = transcriber.transcribe_file(
             webm, FORMATS['audio/webm'], language='en', duration_ms=int(duration_s * 1000), timeout_s=600
-        )
+        ).segments
         ours += time.perf_counter() - started
         started = time.perf_counter()
-        found, _info = transcriber.model.transcribe(
-            str(wav),
-            language='en',
-            beam_size=5,
-            vad_filter=True,
-            word_timestamps=True,
-            condition_on_previous_text=False,
-        )
+        found, _info = transcriber.model.transcribe(str(wav), language='en', **transcriber.decoding.options())
         theirs = ' '.join(segment.text for segment in found)
         baseline += time.perf_counter() - started
         expected = normalized(reference)
@@ -136,11 +137,11 @@ def _accuracy(case: str, clips: list[tuple[Path, str]], transcriber: Transcriber
         audio_s += duration_s
     return Row(
         '6 transcripts',
-        f'{case}, {audio_s:.1f} s of audio',
+        f'{model}: {case}, {audio_s:.1f} s of audio',
         f'WER **{100 * errors["ours"] / reference_words:.1f} %**, real-time factor **{ours / audio_s:.3f}**',
         f'PyAV decode of the original: WER {100 * errors["baseline"] / reference_words:.1f} %, '
         f'RTF {baseline / audio_s:.3f}',
-        f'{reference_words} reference words; Whisper tiny.en int8, 1 thread, beam 5; model load {load_s:.2f} s',
+        f'{reference_words} reference words; Whisper {model} int8, 1 thread, beam 5; model load {load_s:.2f} s',
     )
 
 
@@ -156,6 +157,7 @@ def _worker_memory(workspace: Path, minutes: int) -> Row:
     services = open_services(workspace)
     env = {k: v for k, v in os.environ.items() if not k.startswith('VR_')}
     env |= {f'VR_{name.upper()}': str(value) for name, value in settings_fields(workspace, 'local').items()}
+    env['VR_TRANSCRIBE_WORKERS'] = '1'  # one worker, in the process measured (more would be its child processes)
     command = [sys.executable, 'main.py', 'worker']
     worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -180,7 +182,7 @@ def _worker_memory(workspace: Path, minutes: int) -> Row:
     audio_s = (ready.duration_ms or 0) / 1000
     return Row(
         '6 transcripts',
-        f'worker process, one {audio_s / 60:.0f}-minute recording ({state.value})',
+        f'worker process (Whisper base), one {audio_s / 60:.0f}-minute recording ({state.value})',
         f'peak RSS **{memory.peak_mb:.0f} MB**, ffmpeg {memory.children_peak_mb:.0f} MB; queued → done {took:.0f} s '
         f'(RTF {took / audio_s:.3f})',
         f'the same worker idle: {idle_mb:.0f} MB',

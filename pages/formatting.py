@@ -4,6 +4,8 @@ from datetime import datetime
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
+from services.transcripts.languages import WHISPER_LANGUAGES
+
 
 def format_duration(ms: int | None) -> str:
     if ms is None:
@@ -37,3 +39,9 @@ def valid_time_zone(name: object) -> str:
 @cache
 def known_time_zones() -> frozenset[str]:
     return frozenset(available_timezones())  # reads the zone folders: once
+
+
+def language_choices(unset: str, current: str | None = None) -> dict[str, str]:
+    """The languages Whisper knows, by name, for a select: '' (None) is labelled `unset`, `current` is marked."""
+    named = sorted(WHISPER_LANGUAGES.items(), key=lambda item: item[1])
+    return {'': unset} | {code: f'{name} (now)' if code == current else name for code, name in named}

@@ -7,11 +7,12 @@ from typing import Any
 from fastapi.responses import RedirectResponse
 from nicegui import app, background_tasks, run, ui
 
+from pages.account import account_section
 from pages.formatting import format_duration
 from pages.frame import frame, notify_error, signed_in_user
 from pages.recorder_element import AudioRecorder
 from pages.recording_card import STATUS_TEXT, RecordingCard
-from pages.session import PageSession, current_session, leave_page, signed_in_only, watch
+from pages.session import PageSession, current_session, signed_in_only, watch
 from services.container import Services
 from services.core.errors import AppError
 from services.core.models import Recording, User
@@ -42,26 +43,8 @@ def create(services: Services) -> None:
                 recover_only=True,
                 on_recovered=record_list.recovered,
             ).classes('hidden').mark('recovery')
-            with ui.expansion('Account').classes('w-full vr-account'):
-                ui.label(
-                    'Lost a device, or signed in somewhere you should not have? This ends every session of yours, '
-                    'here too; your recovery key signs you in again.'
-                ).classes('text-caption')
-                ui.button(
-                    'Sign out on every device', icon='logout', on_click=lambda: sign_out_everywhere(services, user)
-                ).props('flat color=negative data-testid=sign-out-everywhere').mark('sign-out-everywhere')
+            account_section(services, user)
         return None
-
-
-@signed_in_only
-async def sign_out_everywhere(services: Services, user: User) -> None:
-    try:
-        await run.io_bound(services.users.sign_out_everywhere, user.id)
-    except AppError as error:
-        notify_error(error)
-        return
-    app.storage.user.clear()
-    leave_page()
 
 
 class RecordList:

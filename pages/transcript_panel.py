@@ -1,5 +1,6 @@
-"""A recording's transcript on /records and the share page: its state in plain words, the clickable text, the
-files to download, and a search hit's highlighted snippet."""
+"""A recording's transcript on /records and the share page: its state in plain words, the clickable text, its
+language, the files to download, "Transcribe again" (in a language of your choice), and a search hit's highlighted
+snippet."""
 
 import html
 import uuid
@@ -7,12 +8,14 @@ from typing import Literal
 
 from nicegui import run, ui
 
+from pages.formatting import language_choices
 from pages.frame import notify_error
 from pages.session import signed_in_only
 from pages.transcript_element import TranscriptView
 from services.container import Services
 from services.core.errors import AppError
 from services.core.models import TranscriptState
+from services.transcripts.languages import language_name
 from services.transcripts.search import SnippetPiece
 from services.transcripts.shapes import TranscriptPublic
 
@@ -77,18 +80,76 @@ class TranscriptPanel:
                 ).mark('transcript-state')
             if transcript.segments:
                 TranscriptView(transcript.segments, self.player).classes('w-full').mark('transcript')
-                if not self.share:
-                    self.downloads()
             elif state == TranscriptState.DONE:
                 ui.label('Transcript: no speech was heard').classes('text-caption').mark('transcript-state')
+            if not self.share:
+                self.actions()
+            elif transcript.language:
+                self.language_label()
 
-    def downloads(self) -> None:
+    def language_label(self) -> None:
+        ui.label(language_name(self.transcript.language)).classes('text-caption vr-transcript-language').props(
+            'data-testid=transcript-language'
+        ).mark('transcript-language')
+
+    def actions(self) -> None:
+        """The transcript's language and files, and "Transcribe again", on one line."""
         with ui.row().classes('gap-1 items-center'):
-            ui.label('Transcript:').classes('text-caption')
-            for kind in FILE_KINDS:
-                ui.button(f'.{kind}', on_click=lambda kind=kind: self.download(kind)).props(
-                    f'flat dense no-caps data-testid=transcript-{kind}'
-                ).mark(f'transcript-{kind}')
+            if self.transcript.segments:
+                if self.transcript.language:
+                    self.language_label()
+                ui.label('Transcript:').classes('text-caption')
+                for kind in FILE_KINDS:
+                    ui.button(f'.{kind}', on_click=lambda kind=kind: self.download(kind)).props(
+                        f'flat dense no-caps data-testid=transcript-{kind}'
+                    ).mark(f'transcript-{kind}')
+            if not self.pending:  # a job waiting or under way is not asked for again
+                ui.button('Transcribe again', icon='translate', on_click=self.ask_again).props(
+                    'flat dense no-caps data-testid=transcribe-again'
+                ).mark('transcribe-again')
+
+    @signed_in_only
+    async def ask_again(self) -> None:
+        """Which language to hear the recording in: the one it was heard in is marked; '' is the user's default, or
+        detection when there is none."""
+        user = await run.io_bound(self.services.users.get, self.user_id)
+        unset = f'Your language ({language_name(user.language)})' if user and user.language else 'Detect the language'
+        with ui.dialog() as dialog, ui.card().classes('w-96'):
+            ui.label('Transcribe again').classes('text-h6')
+            ui.label('The words are heard again from the audio, in the language you choose.').classes('text-caption')
+            language = (
+                ui.select(
+                    language_choices(unset, self.transcript.language), value='', label='Language', with_input=True
+                )
+                .classes('w-full')
+                .props('data-testid=transcribe-language')
+                .mark('transcribe-language')
+            )
+            with ui.row():
+                ui.button('Transcribe again', on_click=lambda: dialog.submit(language.value or '')).props(
+                    'data-testid=transcribe-again-confirm'
+                ).mark('transcribe-again-confirm')
+                ui.button('Cancel', on_click=lambda: dialog.submit(None)).props('flat')
+        chosen = await dialog
+        if chosen is not None:
+            await self.transcribe_again(chosen or None)
+
+    async def transcribe_again(self, language: str | None) -> None:
+        try:
+            await self.services.rate_limits.transcribe_again.hit_async(self.user_id)
+            fresh = await run.io_bound(
+                self.services.transcripts.transcribe_again,
+                user_id=self.user_id,
+                recording_id=self.transcript.recording_id,
+                language=language,
+            )
+        except AppError as error:
+            notify_error(error)
+            return
+        if fresh is not None:
+            self.transcript = fresh
+            self.poller.active = self.pending
+            self.show()
 
     @signed_in_only
     async def download(self, kind: Literal['txt', 'srt', 'vtt']) -> None:

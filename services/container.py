@@ -81,7 +81,7 @@ def build_transcripts(settings: Settings, database: Database) -> TranscriptServi
     if settings.transcribe:
         lease = timedelta(seconds=settings.transcribe_lease_s)
         queue = TranscriptQueue(database=database, lease=lease, language=settings.transcribe_language)
-    return TranscriptService(database=database, queue=queue, language=settings.transcribe_language)
+    return TranscriptService(database=database, queue=queue)
 
 
 def build_finalizer(settings: Settings, database: Database, storage: Storage) -> Finalizer:

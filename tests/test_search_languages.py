@@ -1,6 +1,7 @@
-"""Search reads each transcript in its own language: the language a job is queued in reaches the stored transcript
-and its search entry; PostgreSQL stems German as German, SQLite finds it by its words with or without accents, and
-English stems as before on both. The language map in services/transcripts/languages.py agrees with migration 0009.
+"""Search reads each transcript in its own language: the language a transcript was heard in reaches its search entry;
+PostgreSQL stems German as German, SQLite finds it by its words with or without accents, and English stems as before
+on both; a partial word finds the whole in every language. The language asked for a recording, else its owner's, is the
+one its job is claimed in. The language map in services/transcripts/languages.py agrees with migration 0009.
 
 No model runs: transcripts are stored through the queue as a worker stores them, on SQLite and PostgreSQL.
 """
@@ -40,10 +41,10 @@ def queue_of(services: Services) -> TranscriptQueue:
 
 
 def transcribed_as(services: Services, user_id: uuid.UUID, language: str, words: str, title: str) -> uuid.UUID:
-    """A recording whose transcript is stored as a worker stores it: queued in `language`, claimed, completed."""
+    """A recording whose transcript is stored as a worker stores it: asked for in `language`, claimed, completed."""
     queue = queue_of(services)
     recording_id = services.recordings.create(user_id=user_id, mime_type='audio/webm', title=title).id
-    assert queue.enqueue(recording_id, language)
+    assert queue.enqueue_in(recording_id, language)
     job = queue.claim()
     assert job is not None and (job.recording_id, job.language) == (recording_id, language)
     spoken = tuple(Word(i * 1000, i * 1000 + 800, word) for i, word in enumerate(words.split()))
@@ -67,8 +68,9 @@ def test_each_transcript_is_searched_in_its_own_language(services: Services, mak
 
     assert found(services, user_id, 'Häuser') == {german}
     assert found(services, user_id, 'hauser') == {german}, 'accents are folded'
-    # German stems as German where the database has a German stemmer (PostgreSQL); SQLite's only one is English
-    assert found(services, user_id, 'Haus') == ({german} if is_postgresql(services) else set())
+    # PostgreSQL stems German as German; SQLite, whose only stemmer is English, finds it as the start of the word
+    assert found(services, user_id, 'Haus') == {german}
+    assert found(services, user_id, 'Hauses') == ({german} if is_postgresql(services) else set())
     assert found(services, user_id, 'pelican harbour fly') == {english}, 'English stems as before'
     assert found(services, user_id, 'Zanzibar') == {german, english}, 'one query, every language'
     [hit] = services.transcripts.search(user_id=user_id, query='Häuser')
@@ -83,24 +85,61 @@ def test_the_language_flows_from_the_queue_to_the_transcript_and_its_search_entr
     assert services.transcripts.get(user_id=reader, recording_id=recording_id).language == 'en'
     assert found(services, reader, 'run') == {recording_id}
 
-    # queued again in German: the old words stay readable, and are read as German until the new ones replace them
-    assert queue_of(services).enqueue(recording_id, 'de')
-    assert services.transcripts.get(user_id=reader, recording_id=recording_id).language == 'de'
-    assert found(services, reader, 'run') == set() and found(services, reader, 'running') == {recording_id}
+    # asked for in German: the old words stay readable, still read as the English they were heard in
+    assert queue_of(services).enqueue_in(recording_id, 'de')
+    assert services.transcripts.get(user_id=reader, recording_id=recording_id).language == 'en'
+    assert found(services, reader, 'run') == {recording_id}
 
     # the worker heard French: the result carries it, and the entry is read as French
     job = queue_of(services).claim()
     assert job is not None and job.language == 'de'
-    text_, segments = encode([Segment(0, 900, (Word(0, 400, 'les'), Word(400, 900, 'maisons')))], 900)
+    text_, segments = encode([Segment(0, 900, (Word(0, 400, 'les'), Word(400, 900, 'chevaux')))], 900)
     assert queue_of(services).complete(job, text=text_, segments=segments, language='fr')
     assert services.transcripts.get(user_id=reader, recording_id=recording_id).language == 'fr'
-    assert found(services, reader, 'maisons') == {recording_id} and found(services, reader, 'running') == set()
-    assert found(services, reader, 'maison') == ({recording_id} if is_postgresql(services) else set())
-    assert found(services, other, 'maisons') == set()
+    assert found(services, reader, 'chevaux') == {recording_id} and found(services, reader, 'running') == set()
+    assert found(services, reader, 'cheval') == ({recording_id} if is_postgresql(services) else set())
+    assert found(services, other, 'chevaux') == set()
 
-    # queued by whoever does not say (finalize, backfill): the server's language, written every time
-    assert queue_of(services).enqueue(recording_id)
-    assert services.transcripts.get(user_id=reader, recording_id=recording_id).language == 'en'
+
+def test_a_job_is_claimed_in_the_language_asked_for_the_recording_else_its_owners(
+    services: Services, make_user: UserFactory
+) -> None:
+    queue = queue_of(services)
+    user_id = make_user('Hablante').id
+    recording_id = services.recordings.create(user_id=user_id, mime_type='audio/webm', title='Memo').id
+
+    def claimed_in() -> str | None:
+        job = queue.claim()
+        assert job is not None and job.recording_id == recording_id
+        assert queue.complete(job, text='', segments='[]', language=job.language)
+        return job.language
+
+    assert queue.enqueue(recording_id) and claimed_in() is None, 'nobody said: the model detects it'
+    services.users.set_language(user_id, 'es')
+    assert queue.enqueue(recording_id) and claimed_in() == 'es', "the owner's default"
+    assert queue.enqueue_in(recording_id, 'de') and claimed_in() == 'de', '"transcribe again as German"'
+    assert queue.enqueue(recording_id) and claimed_in() == 'de', 'queued again (late audio): still as asked'
+    assert queue.enqueue_in(recording_id, None) and claimed_in() == 'es', 'asked for nothing: the default again'
+    services.users.set_language(user_id, None)
+    assert queue.enqueue(recording_id) and claimed_in() is None
+    assert services.transcripts.get(user_id=user_id, recording_id=recording_id).language is None
+
+
+def test_a_partial_word_finds_the_whole_in_every_language(services: Services, make_user: UserFactory) -> None:
+    user_id = make_user('Partial').id
+    english = transcribed_as(services, user_id, 'en', 'The plumber fixed the kitchen sink', 'Repairs')
+    german = transcribed_as(services, user_id, 'de', GERMAN, 'Hafen')
+    spanish = transcribed_as(services, user_id, 'es', 'El fontanero arregla la cocina el jueves', 'Cocina')
+    untranscribed = services.recordings.create(user_id=user_id, mime_type='audio/webm', title='Wochenendeinkauf').id
+
+    assert found(services, user_id, 'plumb') == {english}
+    assert found(services, user_id, 'plum kitch') == {english}, 'every word, each as the start of one'
+    assert found(services, user_id, 'Häus') == {german} and found(services, user_id, 'zanz hafe') == {german}
+    assert found(services, user_id, 'fontan') == {spanish} and found(services, user_id, 'jue') == {spanish}
+    assert found(services, user_id, 'Wochenend') == {untranscribed}, 'a title too'
+    assert found(services, user_id, 'plumbago') == set(), 'a longer word is not found in a shorter one'
+    [hit] = services.transcripts.search(user_id=user_id, query='plumb')
+    assert [piece.text for piece in hit.snippet if piece.match] == ['plumber'] and hit.match_ms == 1000
 
 
 def test_a_recording_without_a_transcript_is_found_by_the_words_of_its_title(
@@ -125,10 +164,10 @@ def test_the_databases_read_languages_as_the_language_map_says(services: Service
     languages: list[str | None] = ['en', 'de', 'fr', 'xx', None]
     made = {}
     for language in languages:
-        recording = services.recordings.create(user_id=user_id, mime_type='audio/webm', title=f'in {language}')
-        made[language] = recording.id
-        if language is not None:
-            assert queue_of(services).enqueue(recording.id, language)
+        if language is None:
+            made[language] = services.recordings.create(user_id=user_id, mime_type='audio/webm', title='none').id
+        else:
+            made[language] = transcribed_as(services, user_id, language, 'some words', f'in {language}')
     with services.database.session() as session:
         for language, recording_id in made.items():
             holding = [table for table in SQLITE_TOKENIZERS if entries(session, table, recording_id)]

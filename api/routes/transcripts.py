@@ -6,7 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from api.deps import CurrentUser, ServicesDep
+from api.schemas import TranscribeAgainIn
 from services.transcripts.files import FileKind
+from services.transcripts.languages import checked_language
 from services.transcripts.shapes import TranscriptPublic
 
 router = APIRouter()
@@ -32,8 +34,12 @@ def transcript(
 
 
 @router.post('/recordings/{recording_id}/transcript', status_code=202)
-def transcribe_again(recording_id: uuid.UUID, user: CurrentUser, services: ServicesDep) -> TranscriptPublic:
-    """Queue the recording's transcript to be made again, at the back of the caller's own queue; limited per user,
-    as each one costs a whole transcription."""
+def transcribe_again(
+    recording_id: uuid.UUID, user: CurrentUser, services: ServicesDep, body: TranscribeAgainIn | None = None
+) -> TranscriptPublic:
+    """Queue the recording's transcript to be made again, at the back of the caller's own queue, in the `language`
+    given (from now on), else the user's default, else detected; limited per user, as each one costs a whole
+    transcription."""
+    language = checked_language(body.language if body else None)  # refused before it counts against the limit
     services.rate_limits.transcribe_again.hit(user.id)
-    return services.transcripts.transcribe_again(user_id=user.id, recording_id=recording_id)
+    return services.transcripts.transcribe_again(user_id=user.id, recording_id=recording_id, language=language)

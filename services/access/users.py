@@ -16,6 +16,7 @@ from services.access.upload_tokens import UPLOAD_TOKEN_LIFETIME_S
 from services.core.database import Database
 from services.core.errors import InvalidInput, NotFound, Unauthorized
 from services.core.models import EndedSession, Recording, User, utc_now
+from services.transcripts.languages import checked_language
 
 log = logging.getLogger(__name__)
 MAX_NAME_LENGTH = 50
@@ -142,6 +143,17 @@ class UserService:
         if not rows:
             return Credentials(None)
         return Credentials(rows[0][0], frozenset(ended for _, ended in rows if ended is not None))
+
+    def set_language(self, user_id: uuid.UUID, language: str | None) -> User:
+        """The language the user speaks (one of Whisper's codes; None: each recording's is detected): their recordings
+        are transcribed in it from the next job on. Anything else is refused and changes nothing."""
+        language = checked_language(language)
+        with self.database.session() as session:
+            updated = session.exec(update(User).where(col(User.id) == user_id).values(language=language)).rowcount  # type: ignore[call-overload]
+            session.commit()
+        if updated != 1:
+            raise NotFound('user not found')
+        return self.get(user_id)
 
     def recording_count(self, user_id: uuid.UUID) -> int:
         with self.database.session() as session:

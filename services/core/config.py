@@ -7,8 +7,11 @@ import threading
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.transcripts.languages import WHISPER_LANGUAGES
+from services.transcripts.models import DEFAULT_MODEL, model_spec
 
 
 class SettingsError(ValueError):
@@ -75,12 +78,20 @@ class Settings(BaseSettings):
     # Transcripts: a worker process (never the web process) turns each ready recording's speech into text, offline.
     transcribe: bool = Field(default=True, description='false: no transcripts, no jobs, no worker')
     transcribe_worker: Literal['embedded', 'external'] = Field(
-        default='embedded', description='embedded: the app runs one worker itself; external: `python main.py worker`'
+        default='embedded', description='embedded: the app runs its workers itself; external: `python main.py worker`'
     )
-    transcribe_model: Path | None = Field(
-        default=None, description='a CTranslate2 Whisper model folder; default: the bundled Whisper tiny.en'
+    transcribe_workers: int = Field(
+        default_factory=lambda: available_cores(),
+        ge=1,
+        le=64,
+        description='worker processes, each transcribing one recording at a time on one core; default: one per core',
     )
-    transcribe_language: str = Field(default='en', pattern=r'^[a-z]{2,3}$', description='the language spoken')
+    transcribe_model: str = Field(
+        default=DEFAULT_MODEL, description='base (multilingual), tiny.en (English only) or a CTranslate2 model folder'
+    )
+    transcribe_language: str | None = Field(
+        default=None, description="the language spoken, for users who chose none; default: detected (one of Whisper's)"
+    )
     transcribe_timeout_s: float = Field(default=3600, gt=0, description='one recording; longer ones fail')
     transcribe_lease_s: float = Field(
         default=60, ge=1, le=3600, description='a job whose worker fell silent this long is taken up again'
@@ -116,6 +127,21 @@ class Settings(BaseSettings):
                 'VR_ENVIRONMENT=production needs VR_SECRET set to a random value of at least 32 characters'
             )
 
+    @field_validator('transcribe_model')
+    @classmethod
+    def _a_model_we_can_find(cls, value: str) -> str:
+        model_spec(value)  # a name that is neither a bundled model nor a folder is refused, saying which names exist
+        return value
+
+    @field_validator('transcribe_language', mode='before')
+    @classmethod
+    def _a_language_whisper_knows(cls, value: object) -> object:
+        if value in ('', None):
+            return None  # VR_TRANSCRIBE_LANGUAGE= : detect it
+        if value not in WHISPER_LANGUAGES:
+            raise ValueError(f"{value!r} is not one of Whisper's language codes (en, de, es, …)")
+        return value
+
     @model_validator(mode='after')
     def _s3_needs_a_bucket(self) -> 'Settings':
         if self.storage == 's3' and not self.s3_bucket:
@@ -139,6 +165,13 @@ class Settings(BaseSettings):
             self.data_dir.mkdir(parents=True, exist_ok=True)
             _create_once(path, secrets.token_urlsafe(48))
         return path.read_text().strip()
+
+
+def available_cores() -> int:
+    """The cores this process may run on (a container's CPU set, not the host's count)."""
+    if hasattr(os, 'sched_getaffinity'):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def _create_once(path: Path, text: str) -> None:

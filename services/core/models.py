@@ -48,6 +48,9 @@ class User(SQLModel, table=True):
     # When a worker last took up one of this user's transcripts: users take turns, the least recently served first,
     # so one user's backlog delays another's job by at most one (see transcripts/queue.py).
     transcript_served_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    # The language the user speaks (one of Whisper's codes): their recordings are transcribed in it, skipping
+    # detection. None: the model detects each recording's language.
+    language: str | None = Field(default=None, max_length=16)
 
 
 class RecordingBase(SQLModel):
@@ -141,7 +144,11 @@ class Transcript(SQLModel, table=True):
     state: TranscriptState = Field(default=TranscriptState.QUEUED, max_length=16)
     progress: float = Field(default=0.0, description='the fraction of the audio transcribed, 0..1')
     error: str | None = Field(default=None, max_length=500)
-    language: str = Field(default='en', max_length=16)
+    # The language the words were heard in (ISO 639-1; search reads them in it). None until a transcript is made, and
+    # when no speech was heard.
+    language: str | None = Field(default=None, max_length=16)
+    # Asked for this recording ("transcribe again as …"); before the user's default. None: the user's, else detected.
+    requested_language: str | None = Field(default=None, max_length=16)
     text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # the words, joined by spaces
     segments: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # JSON, see transcripts/shapes.py
     attempts: int = Field(default=0)

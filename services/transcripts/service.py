@@ -16,6 +16,7 @@ from services.recordings.lifecycle import RecordingStatus, is_playable
 from services.recordings.service import MAX_PAGE_SIZE, load_owned, owned_matching
 from services.transcripts import search as transcript_search
 from services.transcripts.files import MEDIA_TYPES, FileKind, TranscriptFile, render
+from services.transcripts.languages import checked_language
 from services.transcripts.queue import TranscriptQueue
 from services.transcripts.search import FoundRow, SnippetPiece, pieces
 from services.transcripts.shapes import TranscriptPublic, decode, time_at
@@ -32,10 +33,9 @@ class SearchHit:
 
 
 class TranscriptService:
-    def __init__(self, *, database: Database, queue: TranscriptQueue | None, language: str = 'en') -> None:
+    def __init__(self, *, database: Database, queue: TranscriptQueue | None) -> None:
         self.database = database
         self.queue = queue  # None: transcripts are off (VR_TRANSCRIBE=false)
-        self.language = language
 
     def get(self, *, user_id: uuid.UUID, recording_id: uuid.UUID) -> TranscriptPublic:
         with self.database.session() as session:
@@ -43,16 +43,20 @@ class TranscriptService:
             stored = session.get(Transcript, recording_id)
         return self._public(recording, stored)
 
-    def transcribe_again(self, *, user_id: uuid.UUID, recording_id: uuid.UUID) -> TranscriptPublic:
-        """Queued now, so at the back of the user's own queue: it never overtakes their other jobs. Each one costs a
-        whole transcription, so callers count it against `rate_limits.transcribe_again` first."""
+    def transcribe_again(
+        self, *, user_id: uuid.UUID, recording_id: uuid.UUID, language: str | None = None
+    ) -> TranscriptPublic:
+        """Queued now, so at the back of the user's own queue: it never overtakes their other jobs. In `language` (one
+        of Whisper's codes), from now on; None: in the user's default language, else detected. Each one costs a whole
+        transcription, so callers count it against `rate_limits.transcribe_again` first."""
+        language = checked_language(language)
         with self.database.session() as session:
             recording = load_owned(session, user_id=user_id, recording_id=recording_id)
         if self.queue is None:
             raise Conflict('transcripts are turned off on this server')
         if not is_playable(recording.status):
             raise Conflict('the recording is not ready yet; it is transcribed once it is')
-        if not self.queue.enqueue(recording_id):
+        if not self.queue.enqueue_in(recording_id, language):
             raise NotFound('recording not found')
         return self.get(user_id=user_id, recording_id=recording_id)
 
@@ -96,7 +100,7 @@ class TranscriptService:
             recording_id=recording.id,
             state=TranscriptState.OFF if self.queue is None else state,
             progress=stored.progress if stored else 0.0,
-            language=stored.language if stored else self.language,
+            language=stored.language if stored else None,
             error=error,
             segments=decode(stored.segments if stored else None),
         )

@@ -31,7 +31,7 @@ class TranscriptPublic(BaseModel):
     recording_id: uuid.UUID
     state: TranscriptState
     progress: float  # the fraction of the audio transcribed, 0..1
-    language: str
+    language: str | None  # ISO 639-1, the language `segments` were heard in; None until heard (or no speech was)
     error: str | None  # a plain sentence when state is failed
     segments: list[SegmentPublic]  # the newest finished transcript; kept while a new one is being made
 

@@ -17,7 +17,7 @@ from services.core.errors import AppError, ServiceUnavailable
 from services.core.models import Recording
 from services.recordings.service import recording_audio_key
 from services.storage.protocol import Storage
-from services.transcripts.engine import Segment, Transcriber, TranscriptionFailed
+from services.transcripts.engine import Transcriber, Transcription, TranscriptionFailed
 from services.transcripts.queue import Job, TranscriptQueue
 from services.transcripts.shapes import encode
 
@@ -81,7 +81,7 @@ class TranscriptWorker:
     def _run(self, job: Job, given_up: Callable[[], bool]) -> None:
         started = time.monotonic()
         try:
-            recording, segments = self._transcribe(job, given_up)
+            recording, heard = self._transcribe(job, given_up)
         except Stopped:
             if not self.queue.release(job):
                 log.info('transcript of %s was queued again or deleted while it was being made', job.recording_id)
@@ -99,13 +99,18 @@ class TranscriptWorker:
             self.queue.fail(job, 'transcribing failed unexpectedly')
             return
         assert recording.duration_ms is not None
-        text, stored = encode(segments, recording.duration_ms)
-        heard = job.language  # the model is told the language; one that detects it reports what it heard here
-        if self.queue.complete(job, text=text, segments=stored, language=heard):
+        text, stored = encode(heard.segments, recording.duration_ms)
+        if self.queue.complete(job, text=text, segments=stored, language=heard.language):
             took = time.monotonic() - started
-            log.info('transcribed %s: %d ms of audio in %.1f s', job.recording_id, recording.duration_ms, took)
+            log.info(
+                'transcribed %s: %d ms of audio in %.1f s, in %s',
+                job.recording_id,
+                recording.duration_ms,
+                took,
+                heard.language or 'no language (no speech)',
+            )
 
-    def _transcribe(self, job: Job, given_up: Callable[[], bool]) -> tuple[Recording, list[Segment]]:
+    def _transcribe(self, job: Job, given_up: Callable[[], bool]) -> tuple[Recording, Transcription]:
         with self.database.session() as session:
             recording = session.get(Recording, job.recording_id)
         if recording is None:
@@ -129,7 +134,7 @@ class TranscriptWorker:
             self.storage.copy_to(recording_audio_key(recording), cast(BinaryIO, audio))
             audio.flush()
             transcriber = self.transcriber()
-            segments = transcriber.transcribe_file(
+            heard = transcriber.transcribe_file(
                 Path(audio.name),
                 fmt,
                 language=job.language,
@@ -137,7 +142,7 @@ class TranscriptWorker:
                 timeout_s=self.timeout_s,
                 on_progress=progress,
             )
-        return recording, segments
+        return recording, heard
 
     def transcriber(self) -> Transcriber:
         """The model is loaded on the first job and kept: an idle worker stays small."""

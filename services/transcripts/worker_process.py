@@ -1,7 +1,10 @@
-"""The worker as a process: `python main.py worker` runs one; in the embedded mode the app starts and stops its own.
+"""The workers as processes: VR_TRANSCRIBE_WORKERS of them (one per core by default), each doing one job at a time on
+one CPU thread, which measured more work done than fewer processes with more threads. In the embedded mode the app
+starts and stops them; `python main.py worker` runs them for an external deployment (one in its own process, or a
+pool of child processes).
 
-The worker lowers its own CPU priority (nice 10) and, when the app started it, ends when the app is gone, even if
-the app was killed and never said goodbye.
+Every worker runs at a lower CPU priority (nice 10) and, when the app or a pool started it, ends when its parent is
+gone, even if the parent was killed and never said goodbye.
 """
 
 import logging
@@ -17,27 +20,41 @@ from services.container import build_storage
 from services.core.config import Settings
 from services.core.database import Database
 from services.core.schema import upgrade
-from services.transcripts.engine import Transcriber, check_model, load_model, model_folder
+from services.transcripts.engine import Transcriber
+from services.transcripts.models import load_model, model_folder, model_spec
 from services.transcripts.queue import TranscriptQueue
 from services.transcripts.worker import TranscriptWorker
 
 log = logging.getLogger(__name__)
-EMBEDDED_FLAG = '--embedded'
+CHILD_FLAG = '--child'  # a worker the app or a pool started: it stops when that parent is gone
 WORKER_NICENESS = 10
 STOP_TIMEOUT_S = 10.0
 
 
-def run_worker(settings: Settings, *, embedded: bool = False) -> None:
-    """Work until SIGTERM or SIGINT (or, `embedded`, until the app that started us is gone)."""
+def run_workers(settings: Settings, *, main_file: Path, child: bool = False) -> None:
+    """`python main.py worker`: VR_TRANSCRIBE_WORKERS workers, until SIGTERM or SIGINT. One works in this process;
+    more are child processes, started, restarted if they die and stopped here."""
     if not settings.transcribe:
         log.info('transcripts are off (VR_TRANSCRIBE=false): the worker has nothing to do')
         return
-    try:
-        os.nice(WORKER_NICENESS)
-    except OSError:
-        log.warning('could not lower the worker priority')
-    folder, sha256 = model_folder(settings.transcribe_model)
-    check_model(folder, sha256)  # a missing or damaged model is said now, before any job is taken
+    if child or settings.transcribe_workers == 1:
+        run_worker(settings, child=child)
+        return
+    lower_priority()  # the children start at this priority too
+    model_folder(model_spec(settings.transcribe_model), settings.data_dir)  # a bad model is said once, here
+    stop = stop_on_signals()
+    pool = WorkerPool(main_file, settings.transcribe_workers)
+    pool.start()
+    log.info('%d transcription workers started', settings.transcribe_workers)
+    stop.wait()
+    pool.stop()
+
+
+def run_worker(settings: Settings, *, child: bool = False) -> None:
+    """One worker in this process, until SIGTERM or SIGINT (or, `child`, until the process that started it is gone)."""
+    lower_priority()
+    spec = model_spec(settings.transcribe_model)
+    folder = model_folder(spec, settings.data_dir)  # a missing or damaged model is said now, before any job is taken
     database = Database(settings.resolved_database_url)
     if settings.auto_migrate:
         upgrade(database.engine)
@@ -47,21 +64,36 @@ def run_worker(settings: Settings, *, embedded: bool = False) -> None:
     worker = TranscriptWorker(
         queue=queue,
         storage=build_storage(settings),
-        transcriber=lambda: Transcriber(load_model(folder, sha256)),
+        # checked again as it loads: the joined base is made again if it was damaged meanwhile
+        transcriber=lambda: Transcriber(load_model(model_folder(spec, settings.data_dir))),
         temp_dir=settings.data_dir / 'tmp',
         timeout_s=settings.transcribe_timeout_s,
     )
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda _sig, _frame: stop.set())
-    if embedded:
+    stop = stop_on_signals()
+    if child:
         _stop_when_orphaned(stop)
-    log.info('transcription worker %d ready (model %s)', os.getpid(), folder)
+    log.info('transcription worker %d ready (model %s in %s)', os.getpid(), spec.name, folder)
     try:
         worker.run(stop)
     finally:
         database.dispose()
         log.info('transcription worker %d stopped', os.getpid())
+
+
+def lower_priority() -> None:
+    """Nice 10, set rather than added (os.nice adds up): a pool's children start at its priority and stay there."""
+    try:
+        if os.getpriority(os.PRIO_PROCESS, 0) < WORKER_NICENESS:
+            os.setpriority(os.PRIO_PROCESS, 0, WORKER_NICENESS)
+    except OSError:
+        log.warning('could not lower the worker priority')
+
+
+def stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _sig, _frame: stop.set())
+    return stop
 
 
 def _stop_when_orphaned(stop: threading.Event) -> None:
@@ -70,18 +102,39 @@ def _stop_when_orphaned(stop: threading.Event) -> None:
     def watch() -> None:
         while not stop.wait(1.0):
             if os.getppid() != parent:
-                log.warning('the app that started this worker is gone; stopping')
+                log.warning('the process that started this worker is gone; stopping')
                 stop.set()
 
     threading.Thread(target=watch, daemon=True, name='parent-watch').start()
 
 
-class EmbeddedWorker:
-    """The app's own worker process, started with the app, restarted if it dies, stopped with the app."""
+class WorkerPool:
+    """Worker processes started together, each restarted if it dies, and stopped together: the app's own (embedded
+    mode) and `python main.py worker`'s when it runs more than one."""
 
-    def __init__(self, main_file: Path, *, restart_after_s: float = 10.0) -> None:
-        self.command = [sys.executable, str(main_file), 'worker', EMBEDDED_FLAG]
-        self.cwd = main_file.parent
+    def __init__(self, main_file: Path, count: int, *, restart_after_s: float = 10.0) -> None:
+        command = [sys.executable, str(main_file), 'worker', CHILD_FLAG]
+        self.workers = [WorkerProcess(command, main_file.parent, restart_after_s) for _ in range(count)]
+
+    def start(self) -> None:
+        for worker in self.workers:
+            worker.start()
+
+    def stop(self) -> None:
+        """All at once, so stopping takes one worker's time, not the sum. No arguments: NiceGUI hands its app to
+        shutdown handlers that take one."""
+        for worker in self.workers:
+            worker.terminate()
+        for worker in self.workers:
+            worker.wait()
+
+
+class WorkerProcess:
+    """One worker process: started, started again if it dies (waiting longer each time), stopped."""
+
+    def __init__(self, command: list[str], cwd: Path, restart_after_s: float) -> None:
+        self.command = command
+        self.cwd = cwd
         self.restart_after_s = restart_after_s
         self.process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
@@ -92,19 +145,19 @@ class EmbeddedWorker:
         self._watcher = threading.Thread(target=self._supervise, daemon=True, name='transcription-worker')
         self._watcher.start()
 
-    def stop(self) -> None:
-        """No arguments: NiceGUI hands its app to shutdown handlers that take one."""
+    def terminate(self) -> None:
         self._stopping.set()
         process = self.process
         if process is not None and process.poll() is None:
             process.terminate()  # the job in hand goes back to the queue
-            try:
-                process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+
+    def wait(self) -> None:
         if self._watcher is not None:
-            self._watcher.join(timeout=STOP_TIMEOUT_S)
+            self._watcher.join(timeout=STOP_TIMEOUT_S)  # it returns once its process has ended
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.kill()  # deaf to SIGTERM for STOP_TIMEOUT_S: its job goes back to the queue when the lease ends
+            process.wait()
 
     def _supervise(self) -> None:
         delay = self.restart_after_s
@@ -114,6 +167,8 @@ class EmbeddedWorker:
             except OSError as error:
                 log.error('the transcription worker cannot be started: %s', error)
                 return
+            if self._stopping.is_set():  # stop() came while it was being started
+                self.process.terminate()
             code = self.process.wait()
             if self._stopping.is_set():
                 return

@@ -71,21 +71,23 @@ def split(data: bytes, size: int) -> list[bytes]:
 WEBM_MAGIC = b'\x1a\x45\xdf\xa3'  # EBML: what every WebM file, and so every recording's first chunk, starts with
 
 
-def spoken_wav(text: str, path: Path) -> Path:
-    """`text` spoken by espeak-ng, with half a second of silence around it."""
+def spoken_wav(text: str, path: Path, voice: str | None = None) -> Path:
+    """`text` spoken by espeak-ng (in its `voice`, e.g. 'de' or 'es'; default English), with half a second of silence
+    around it; the same every time (sox's dither is random unless told to repeat itself: -R)."""
     raw = path.with_suffix('.raw.wav')
-    subprocess.run([require('espeak-ng'), '-s', '150', '-w', str(raw), text], check=True, capture_output=True)
+    chosen = ['-v', voice] if voice else []
+    subprocess.run([require('espeak-ng'), *chosen, '-s', '150', '-w', str(raw), text], check=True, capture_output=True)
     subprocess.run(
-        [require('sox'), str(raw), '-r', '48000', '-c', '1', str(path), 'pad', '0.5', '0.5'],
+        [require('sox'), '-R', str(raw), '-r', '48000', '-c', '1', str(path), 'pad', '0.5', '0.5'],
         check=True,
         capture_output=True,
     )
     return path
 
 
-def spoken_webm(text: str, folder: Path, name: str = 'spoken') -> bytes:
+def spoken_webm(text: str, folder: Path, name: str = 'spoken', voice: str | None = None) -> bytes:
     """`text` spoken as a browser's WebM would carry it."""
-    return live_webm(spoken_wav(text, folder / f'{name}.wav'), folder / f'{name}.webm')
+    return live_webm(spoken_wav(text, folder / f'{name}.wav', voice), folder / f'{name}.webm')
 
 
 def decoded_sha256(path: Path) -> str:
