@@ -4,6 +4,7 @@ flat and another user's recording unchanged."""
 
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -256,6 +257,7 @@ async def test_a_vr_event_flood_gets_a_retryable_429(tmp_path: Path, webm_5s: by
         client, _ = await connect(flooded, UploadTokens(flooded.env['VR_SECRET']).issue(attacker))
         try:
             with memory_watch(flooded, '/vr event flood'):
+                started = time.monotonic()
                 created = await client.call('create', {'mime_type': 'audio/webm', 'title': None}, namespace='/vr')
                 answers = [
                     await client.call('chunk', {**created, 'seq': seq, 'data': piece}, namespace='/vr')
@@ -263,11 +265,13 @@ async def test_a_vr_event_flood_gets_a_retryable_429(tmp_path: Path, webm_5s: by
                 ]
         finally:
             await client.disconnect()
+        took_s = time.monotonic() - started
         assert all(answer['ok'] for answer in answers[:9]), answers[:9]
         refused = [answer for answer in answers[9:] if not answer['ok']]
-        # The limiter's window slides by the minute: when a minute ends mid-flood on a slow machine, the last
-        # minute's count starts to fade and lets a message or two through; a flood is still refused.
-        assert len(refused) >= 15, answers[9:]
+        # The limit is a rate: 10 a minute, over a window that slides. On a machine busy with the whole suite the
+        # flood itself can take many seconds, and the window lets through what those seconds earn, no more.
+        earned = int(10 * took_s / 60) + 2
+        assert len(refused) >= len(answers[9:]) - earned, (took_s, answers[9:])
         for answer in refused:
             assert (answer['ok'], answer['status'], answer['retry']) == (False, 429, True)
             assert answer['error'].startswith('too many audio messages: at most 10 per minute')

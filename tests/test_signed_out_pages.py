@@ -143,8 +143,21 @@ async def sign_in(context: BrowserContext, base_url: str, key: str) -> Page:
     await page.get_by_text('Already use Voice Recorder on another device?').click()
     await page.get_by_test_id('recovery-key-input').fill(key)
     await page.get_by_test_id('recovery-submit').click()
-    await page.wait_for_url('**/records')
+    await arrive_at_records(page)
     return page
+
+
+async def arrive_at_records(page: Page) -> None:
+    """The page moves to /records once the server has signed it in; on a machine busy with the whole suite that can
+    take a while, and a refusal (a notification) fails at once with its words."""
+    arrived = asyncio.ensure_future(page.wait_for_url('**/records', timeout=60_000))
+    refused = asyncio.ensure_future(page.locator('.q-notification').first.wait_for(timeout=60_000))
+    done, pending = await asyncio.wait({arrived, refused}, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    if refused in done and arrived not in done:
+        pytest.fail(f'signing in was refused: {await page.locator(".q-notification").first.inner_text()}')
+    await next(iter(done))
 
 
 async def upload_token(page: Page) -> str:
