@@ -29,6 +29,7 @@ from services.transcripts.shapes import encode
 from services.transcripts.worker import TranscriptWorker
 from tests.conftest import UserFactory, record
 from tests.support.audio_samples import spoken_webm
+from tests.test_pages import SERVER_WORK_RETRIES
 
 LOCAL_ONLY = pytest.mark.parametrize('storage_kind', ['local'], indirect=True)
 SQLITE_ONLY = pytest.mark.parametrize('database_kind', ['sqlite'], indirect=True)
@@ -255,9 +256,9 @@ async def test_the_records_page_shows_the_language_and_sets_the_ones_to_hear(
     await user.open('/onboard')
     user.find(marker='name-input').type('Greta')
     user.find(marker='onboard-submit').click()
-    await user.should_see(marker='recovery-key')
+    await user.should_see(marker='recovery-key', retries=SERVER_WORK_RETRIES)
     user.find(marker='recovery-continue').click()
-    await user.should_see('Your recordings')
+    await user.should_see('Your recordings', retries=SERVER_WORK_RETRIES)
     with page_services.database.session() as session:
         greta = session.exec(select(User).where(User.name == 'Greta')).one()
     recording = record(page_services, greta.id, webm_5s, title='Notiz')

@@ -15,15 +15,19 @@ from services.core.models import User as UserRow
 from tests.conftest import record
 from tests.support.app_server import ROOT
 
+SERVER_WORK_RETRIES = 100  # should_see waits 0.1 s between tries: up to 10 s
+
 
 async def onboard(user: User, name: str) -> str:
     await user.open('/onboard')
     user.find(marker='name-input').type(name)
     user.find(marker='onboard-submit').click()
-    await user.should_see(marker='recovery-key')
+    # The sign-up runs on the server's thread pool (a hash, a rate limit): on a machine busy with the whole suite
+    # that takes longer than should_see's default three tries, so wait for it as for any condition.
+    await user.should_see(marker='recovery-key', retries=SERVER_WORK_RETRIES)
     key = user.find(marker='recovery-key').elements.pop().text
     user.find(marker='recovery-continue').click()
-    await user.should_see('Your recordings')
+    await user.should_see('Your recordings', retries=SERVER_WORK_RETRIES)
     return key
 
 
