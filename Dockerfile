@@ -19,7 +19,7 @@ WORKDIR /app
 COPY pyproject.toml requirements.lock ./
 RUN python -m pip install --no-cache-dir --no-deps --require-hashes -r requirements.lock \
     && python -m pip check
-COPY main.py commands.py ./
+COPY main.py web.py commands.py ./
 COPY pages ./pages
 COPY api ./api
 COPY services ./services

@@ -18,7 +18,6 @@ from nicegui.testing.general_fixtures import get_path_to_main_file
 from nicegui.testing.user import User as SimulatedUser
 from nicegui.testing.user_simulation import user_simulation
 
-from main import install_api
 from services.container import Services, build_services, build_storage
 from services.core.config import Settings
 from services.core.database import Database
@@ -32,6 +31,7 @@ from tests.support.audio_samples import live_webm, speech_wav, split
 from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
 from tests.support.s3_server import CREDENTIALS, REGION, S3Server
+from web import install_api
 
 
 @pytest.fixture(scope='session')

@@ -52,7 +52,8 @@ def test_compose_creates_the_bucket_the_app_uses() -> None:
 def test_the_image_copies_every_folder_the_app_runs_from() -> None:
     dockerfile = (ROOT / 'Dockerfile').read_text()
     copied = {name for line in re.findall(r'^COPY (.+) \S+$', dockerfile, flags=re.MULTILINE) for name in line.split()}
-    needed = {'pyproject.toml', 'requirements.lock', 'main.py', 'api', 'pages', 'services', 'assets', 'migrations'}
+    needed = {'pyproject.toml', 'requirements.lock', 'main.py', 'web.py', 'commands.py', 'api', 'pages', 'services'}
+    needed |= {'assets', 'migrations'}
     assert needed <= copied
     # --no-deps: the lock is complete, and an older pip re-resolving it refuses extras (`uvicorn[standard]`) as
     # unpinned; `pip check` then proves nothing is missing

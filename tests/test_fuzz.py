@@ -33,11 +33,11 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.audio_payloads import ChannelPayload
-from main import install_api
 from services.container import Services
 from tests.conftest import UserFactory, record
 from tests.support.api_fuzzing import add_workflow_links, send_what_clients_send
 from tests.support.audio_samples import split
+from web import install_api
 
 # Every run draws new examples (no example database, no fixed seed), so what the fuzzer has tried grows with each CI
 # run; these are one run's share, sized so the two backends' runs cost about a minute of CPU together.

@@ -31,6 +31,8 @@ from tests.conftest import UserFactory, record
 from tests.support.audio_samples import spoken_webm
 from tests.test_pages import SERVER_WORK_RETRIES
 
+# One xdist worker runs this module, so Whisper base is loaded and each clip heard once, not once per worker.
+pytestmark = pytest.mark.xdist_group('whisper_base')
 LOCAL_ONLY = pytest.mark.parametrize('storage_kind', ['local'], indirect=True)
 SQLITE_ONLY = pytest.mark.parametrize('database_kind', ['sqlite'], indirect=True)
 # Sentences Whisper base hears well in espeak's voices (single short sentences are detected less surely: see the

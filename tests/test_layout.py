@@ -1,6 +1,8 @@
 """The layout a reader relies on: bench/ borrows the test servers and helpers in tests.support, never a test module."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +35,7 @@ def python_files(*folders: str) -> list[Path]:
 
 def test_services_import_no_framework_and_no_adapter() -> None:
     """The domain stays framework-free, so the pages, the REST API and the audio channel are adapters over it."""
-    banned = {'nicegui', 'fastapi', 'starlette', 'socketio', 'api', 'pages', 'main'}
+    banned = {'nicegui', 'fastapi', 'starlette', 'socketio', 'api', 'pages', 'main', 'web'}
     reaching = sorted(
         f'{path.relative_to(ROOT)}: {name}'
         for path in python_files('services')
@@ -70,8 +72,17 @@ def test_no_function_of_the_app_is_over_60_lines() -> None:
     """A reader takes in a function at once; past a screen it wants splitting by what its parts do."""
     long = sorted(
         f'{path.relative_to(ROOT)}: {node.name} ({node.end_lineno - node.lineno + 1} lines)'
-        for path in [*python_files('services', 'api', 'pages'), ROOT / 'main.py', ROOT / 'commands.py']
+        for path in [*python_files('services', 'api', 'pages'), ROOT / 'main.py', ROOT / 'web.py', ROOT / 'commands.py']
         for node in ast.walk(ast.parse(path.read_text(), str(path)))
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and (node.end_lineno or 0) - node.lineno >= 60
     )
     assert long == []
+
+
+def test_a_worker_process_never_loads_the_web_stack() -> None:
+    """`python main.py worker` and `migrate` import what they run and no more: each worker process would otherwise
+    spend the web stack's import time and memory (NiceGUI, FastAPI, uvicorn) for nothing."""
+    web_stack = '{"nicegui", "fastapi", "uvicorn", "web"}'
+    probe = f'import sys, main; print(sorted({{m.split(".")[0] for m in sys.modules}} & {web_stack}))'
+    loaded = subprocess.run([sys.executable, '-c', probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == '[]', loaded.stdout + loaded.stderr

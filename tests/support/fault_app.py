@@ -9,11 +9,11 @@ from typing import BinaryIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from main import build_app, serve
 from services.container import build_services, build_storage
 from services.core.config import load_settings
 from services.core.errors import ServiceUnavailable
 from services.storage.protocol import Storage
+from web import build_app, serve
 
 
 class FlakyStorage:
