@@ -52,7 +52,7 @@ test: system-packages $(BIN)/.test lint
 
 ## Retake the README's screenshots with the real-browser tests.
 screenshots: system-packages $(BIN)/.test
-	VR_SCREENSHOT_DIR=docs/screenshots $(BIN)/pytest tests/test_recorder_ux.py
+	VR_SCREENSHOT_DIR=docs/screenshots $(BIN)/pytest tests/test_recorder_ux.py tests/test_transcript_browser.py
 
 lint: $(BIN)/.test
 	$(BIN)/ruff check .

@@ -1,11 +1,11 @@
-"""The commands `python main.py` runs instead of serving: `migrate` and `worker`."""
+"""The commands `python main.py` runs instead of serving: `migrate`, `worker` and `worker --live`."""
 
 import logging
 from pathlib import Path
 
 from services.core.config import Settings
 from services.core.schema import migrate
-from services.transcripts.worker_process import CHILD_FLAG, run_workers
+from services.transcripts.worker_process import CHILD_FLAG, LIVE_FLAG, run_live_worker, run_workers
 
 log = logging.getLogger('voice_recorder')
 MAIN_FILE = Path(__file__).resolve().with_name('main.py')  # what worker processes are started from
@@ -17,6 +17,10 @@ def run_command(settings: Settings, args: list[str]) -> bool:
         log.info('the database is at revision %s, the newest', migrate(settings.resolved_database_url))
         return True
     if args[:1] == ['worker']:  # transcribes recordings; the app runs its own unless told they are external
-        run_workers(settings, main_file=MAIN_FILE, child=args[1:] == [CHILD_FLAG])
+        flags = set(args[1:])
+        if LIVE_FLAG in flags:  # `worker --live`: hears recordings while they are made
+            run_live_worker(settings, child=CHILD_FLAG in flags)
+        else:
+            run_workers(settings, main_file=MAIN_FILE, child=CHILD_FLAG in flags)
         return True
     return False

@@ -34,9 +34,12 @@ def add_lifecycle(services: Services) -> None:
     app.on_startup(lambda: size_thread_pools(settings.worker_threads))
     app.on_shutdown(services.close)
     if settings.transcribe and settings.transcribe_worker == 'embedded':
-        workers = WorkerPool(MAIN_FILE, settings.transcribe_workers)
-        app.on_startup(workers.start)
-        app.on_shutdown(workers.stop)
+        pools = [WorkerPool(MAIN_FILE, settings.transcribe_workers)]
+        if settings.live_transcripts:
+            pools.append(WorkerPool(MAIN_FILE, 1, live=True))  # one live worker: its threads share one model
+        for pool in pools:
+            app.on_startup(pool.start)
+            app.on_shutdown(pool.stop)
     app.on_startup(
         lambda: background_tasks.create(
             services.sweeper.run_forever(settings.sweep_interval_s), name='finalize idle recordings'
@@ -85,10 +88,12 @@ def serve(settings: Settings) -> None:
     """NiceGUI inside our own FastAPI app, on a uvicorn started here: `ui.run` would pin uvicorn's pure-Python
     wsproto for the socket every audio chunk arrives on; websockets-sansio does the framing with C speedups."""
     web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)  # no generated API docs, as with ui.run
+    app.config.quasar_config['loadingBar']['aria-label'] = 'Loading'  # Quasar's request bar is a nameless progressbar
     ui.run_with(
         web,
         title='Voice Recorder',
         favicon='🎙️',
+        language='en-US',  # <html lang="en-US">, and Quasar's own words in English
         storage_secret=settings.resolved_secret(),
         session_middleware_kwargs={'https_only': settings.cookies_secure},
         show_welcome_message=False,  # uvicorn logs the address

@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,6 +56,11 @@ class ShareOut(BaseModel):
 
 
 LANGUAGE_DESCRIPTION = "one of Whisper's language codes (ISO 639-1: en, de, es, …); null: the model detects it"
+VOCABULARY_DESCRIPTION = (
+    'names and terms the speech model listens for in your recordings ("Zanzibar", "Priya Venkataraman"), trimmed, '
+    'repeats (in any case) dropped: at most VR_VOCABULARY_MAX_ENTRIES entries (30 by default) of '
+    'VR_VOCABULARY_MAX_ENTRY_CHARS characters (40), VR_VOCABULARY_MAX_CHARS in all (160), within what the prompt holds'
+)
 
 
 class ProfileOut(BaseModel):
@@ -65,12 +71,16 @@ class ProfileOut(BaseModel):
     language: str | None = Field(
         description=f'the language the user speaks, which transcripts are made in: {LANGUAGE_DESCRIPTION}'
     )
+    vocabulary: list[str] = Field(description=VOCABULARY_DESCRIPTION)
+    live_transcript: bool = Field(description='whether the recorder page shows the words while the user speaks')
 
 
 class ProfilePatchIn(StrictBody):
-    """What a user may change of their profile; a field left out stays as it is."""
+    """What a user may change of their profile; a field left out stays as it is. One change refused refuses all."""
 
     language: str | None = Field(default=None, max_length=MAX_LANGUAGE_LENGTH, description=LANGUAGE_DESCRIPTION)
+    vocabulary: list[str] | None = Field(default=None, description=f'{VOCABULARY_DESCRIPTION}; null or []: none')
+    live_transcript: bool | None = Field(default=None, description='show the words while recording; null: unchanged')
 
 
 class TranscribeAgainIn(StrictBody):
@@ -108,3 +118,18 @@ class HealthOut(BaseModel):
     version: str
     database: str
     storage: str
+
+
+class LivePieceOut(BaseModel):
+    seq: int
+    text: str
+
+
+class LiveWordsOut(BaseModel):
+    """The words heard while the recording is being made; the full transcript replaces them once it is stored."""
+
+    state: Literal['waiting', 'live', 'busy', 'ended'] | None = Field(
+        description='null: never asked for; busy: paused because the server is busy (the full transcript follows)'
+    )
+    busy: bool
+    pieces: list[LivePieceOut]

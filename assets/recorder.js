@@ -27,7 +27,8 @@ export default {
   template: `
     <div class="vr-recorder" :data-vr-state="state" :style="refused.length ? showEvenIfHidden : null">
       <canvas v-if="!recoverOnly" ref="meter" class="vr-meter" width="320" height="14" data-testid="level-meter"
-              role="meter" aria-label="microphone level" aria-valuemin="0" aria-valuemax="100"></canvas>
+              role="meter" aria-label="microphone level" aria-valuemin="0" aria-valuemax="100"
+              aria-valuenow="0"></canvas>
       <slot></slot>
       <p v-if="screenHint" class="vr-screen-hint text-caption" role="note" data-testid="screen-hint">{{ screenHint }}</p>
       <div v-for="item in refused" :key="item.localId" class="vr-refused" role="alert" data-testid="refused-recording">

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import finalize, footprint, ingest, playback, records, scale_out, soak, transcripts
+from bench import finalize, footprint, ingest, live, live_ingest, playback, records, scale_out, soak, transcripts
 from bench.report import Row, load_average, machine, table, write
 
 Benchmark = Callable[..., list[Row]]
@@ -24,6 +24,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     'records': records.run,
     'footprint': footprint.run,
     'transcripts': transcripts.run,
+    'live': live.run,
+    'live_ingest': live_ingest.run,
 }
 NOTES = [
     'Ingest: each simulated recorder loads /recorder with its own signed-in browser identity (made through '
@@ -58,6 +60,18 @@ NOTES = [
     'and removing punctuation; real-time factor is compute time over audio time (0.1: an hour in 6 minutes). Human '
     "reading: the LibriVox clips of Debian's pocketsphinx-testdata with their transcripts. The worker figure is a real "
     '`python main.py worker` process transcribing one long espeak recording, model load included.',
+    'Live: every stream is real speech (LibriVox reading and espeak-ng sentences, ≥ 60 s, pauses of 0.3-1 s between '
+    'sentences) as WebM/Opus cut into 1-second chunks at its packet timestamps, fed in real time (one chunk a second '
+    'per stream, the streams spread over the second) to `LiveStream`s run by one `LiveScheduler` with Whisper base on '
+    "2 compute threads in this process. A word's delay runs from its end in the audio (word times of a full pass of "
+    'the same audio, made before) to the moment the engine returned it, so the wait for its 1-second chunk counts; '
+    "live words are matched to the full pass's in order. CPU is this process and its ffmpeg children; what other "
+    'processes used meanwhile is shown, since it slows the engine. "Cut at pauses only" is the measured starting '
+    'point: each stretch of speech heard once when a pause ends it.',
+    'Live beside ingest: the real app with its embedded workers (Whisper base); 4 REST clients do what /recorder '
+    'does (ask for live words, send a 1-second chunk of a live stream each second, read new words every 0.25 s as '
+    "the page reads them; a word's delay runs to the read that returned it) while the ingest benchmark's 100 "
+    'recorders send over the websocket; the same recorders alone first, in the same run.',
 ]
 
 

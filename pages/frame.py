@@ -68,7 +68,7 @@ def frame(title: str, user: User | None = None) -> Iterator[None]:
     with ui.column().classes('vr-page w-full'):
         ui.label(title).classes('text-h5 vr-title')
         yield
-    with ui.element('footer').classes('w-full text-center text-caption text-grey-6'):
+    with ui.element('footer').classes('w-full text-center text-caption vr-footer'):
         ui.label(f'Voice Recorder {app_version()}').mark('app-version')
 
 

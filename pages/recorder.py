@@ -8,6 +8,7 @@ from nicegui import app, run, ui
 
 from pages.formatting import format_duration, valid_time_zone
 from pages.frame import frame, signed_in_user
+from pages.live_transcript import LiveTranscriptView
 from pages.recorder_element import AudioRecorder
 from pages.session import watch
 from services.container import Services
@@ -15,9 +16,9 @@ from services.core.errors import AppError
 from services.core.models import Recording, RecordingPublic
 
 CONTROLS = (
-    ('record', 'Record', 'mic', 'red'),
+    ('record', 'Record', 'mic', 'negative'),
     ('pause', 'Pause', 'pause', 'primary'),
-    ('resume', 'Resume', 'fiber_manual_record', 'red'),
+    ('resume', 'Resume', 'fiber_manual_record', 'negative'),
     ('stop', 'Stop', 'stop', 'primary'),
 )
 
@@ -40,8 +41,8 @@ def create(services: Services) -> None:
                     max_chunk_bytes=settings.max_chunk_bytes,
                     timeslice_ms=settings.chunk_timeslice_ms,
                     max_recording_s=settings.max_recording_s,
-                    on_started=remember_time_zone,
-                    on_saved=lambda recording: show_saved(result, recording),
+                    on_started=lambda info: started(info, live),
+                    on_saved=lambda recording: confirm_saved(result, recording, live),
                     on_recovered=show_recovered,
                 )
                 .classes('w-full')
@@ -61,10 +62,21 @@ def create(services: Services) -> None:
                             .props(f'data-testid={name}-button')
                             .mark(f'{name}-button')
                         )
+                live = LiveTranscriptView(services, session)
             result = ui.column().classes('w-full')
             if just_saved:
                 show_saved(result, RecordingPublic.model_validate(just_saved).model_dump(mode='json'))
         return None
+
+
+def confirm_saved(container: ui.column, recording: dict[str, Any], live: LiveTranscriptView) -> None:
+    show_saved(container, recording)
+    live.saved_recording()
+
+
+def started(info: Any, live: LiveTranscriptView) -> Any:
+    remember_time_zone(info)
+    return live.started(info)  # NiceGUI awaits what a handler returns
 
 
 def remember_time_zone(info: Any) -> None:

@@ -146,7 +146,9 @@ class RecordingCard:
             for share in shares or []:
                 url = f'{base}/share/{share.id}'
                 with ui.row().classes('items-center w-full no-wrap'):
-                    ui.input(value=url).props('readonly dense data-testid=share-url').classes('grow').mark('share-url')
+                    ui.input(value=url).props('readonly dense aria-label="Share link" data-testid=share-url').classes(
+                        'grow'
+                    ).mark('share-url')
                     ui.button(icon='content_copy', on_click=lambda url=url: ui.clipboard.write(url)).props(
                         'flat dense round aria-label="Copy link"'
                     )

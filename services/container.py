@@ -24,8 +24,8 @@ from services.recordings.service import RecordingService
 from services.recordings.sweeper import StaleRecordingSweeper
 from services.storage.local import LocalStorage
 from services.storage.protocol import Storage
-from services.storage.s3 import S3Storage
 from services.storage.spool import SpooledStorage
+from services.transcripts.live_store import LiveTranscripts
 from services.transcripts.queue import TranscriptQueue
 from services.transcripts.service import TranscriptService
 
@@ -47,6 +47,7 @@ class Services:
     exports: ExportService
     shares: ShareService
     transcripts: TranscriptService
+    live: LiveTranscripts
     finalize_slots: UserSlots
     chunk_batches: ChunkBatches
 
@@ -62,6 +63,8 @@ def build_storage(settings: Settings) -> Storage:
     if settings.storage == 'local':
         return LocalStorage(settings.local_storage_dir)
     assert settings.s3_bucket  # Settings refuses s3 without a bucket
+    from services.storage.s3 import S3Storage  # boto3 costs 0.15 s to import: only an S3 deployment pays it
+
     storage = S3Storage(
         bucket=settings.s3_bucket,
         region=settings.s3_region,
@@ -157,7 +160,9 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         settings=settings,
         database=database,
         storage=storage,
-        users=UserService(database, credential_recheck_s=settings.credential_recheck_s),
+        users=UserService(
+            database, credential_recheck_s=settings.credential_recheck_s, vocabulary_limits=settings.vocabulary_limits
+        ),
         recordings=RecordingService(
             database=database, storage=storage, max_recordings_per_user=settings.max_recordings_per_user
         ),
@@ -171,6 +176,7 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         exports=build_exports(settings, database, storage, quota),
         shares=ShareService(database),
         transcripts=transcripts,
+        live=LiveTranscripts(database=database),
         chunk_batches=ChunkBatches(chunks.add_chunks, max_in_flight=settings.max_chunks_in_flight),
         finalize_slots=UserSlots('recordings being saved', per_user=settings.max_finalizes_per_user),
     )

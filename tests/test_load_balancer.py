@@ -3,10 +3,14 @@ PostgreSQL, one bucket and one Redis: an instance dies under a recording browser
 """
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -17,7 +21,7 @@ from services.container import Services
 from services.core.config import Settings
 from services.recordings.service import recording_prefix
 from tests.conftest import settings_env, stored_keys
-from tests.support.app_server import AppServer
+from tests.support.app_server import ROOT, AppServer, stop_process
 from tests.support.browser import audio_metadata, chromium, fake_microphone, onboard
 from tests.support.load_balancer import COOKIE, LoadBalancer
 from tests.support.redis_server import RedisServer
@@ -40,12 +44,11 @@ def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return fake_microphone(tmp_path_factory.mktemp('mic'), seconds=40)
 
 
-@pytest.fixture
-def balancer(tmp_path: Path, settings: Settings, redis_url: str) -> Iterator[LoadBalancer]:
+@contextmanager
+def behind_haproxy(tmp_path: Path, settings: Settings, redis_url: str, **extra: str) -> Iterator[LoadBalancer]:
     """Two instances with the same settings, each with its own data folder, behind HAProxy."""
     env = {k: v for k, v in settings_env(settings).items() if k != 'VR_DATA_DIR'}
-    # No transcription workers: two of them beside a browser would crowd two cores, and this is not about words.
-    env.update(NICEGUI_REDIS_URL=redis_url, VR_TRUSTED_PROXY_COUNT='1', VR_TRANSCRIBE='false')
+    env.update(NICEGUI_REDIS_URL=redis_url, VR_TRUSTED_PROXY_COUNT='1', **extra)
 
     def instance(name: str) -> AppServer:  # nothing shared on disk, as on two machines: not even NiceGUI's folder
         return AppServer(
@@ -62,6 +65,13 @@ def balancer(tmp_path: Path, settings: Settings, redis_url: str) -> Iterator[Loa
         balancer.stop()
         for app in apps:
             app.stop()
+
+
+@pytest.fixture
+def balancer(tmp_path: Path, settings: Settings, redis_url: str) -> Iterator[LoadBalancer]:
+    # No transcription workers: two of them beside a browser would crowd two cores, and this is not about words.
+    with behind_haproxy(tmp_path, settings, redis_url, VR_TRANSCRIBE='false') as balanced:
+        yield balanced
 
 
 # What the status line says from now on, with the milliseconds since: the test prints what a user saw.
@@ -146,3 +156,42 @@ async def test_a_recording_survives_the_death_of_the_instance_the_browser_is_stu
     assert stored_keys(services.storage, recording_prefix(uuid.UUID(recording_id))) == []
     survivor = lb.apps['app2' if stuck_to == 'app1' else 'app1']
     assert 'Traceback' not in survivor.log(), survivor.log()
+
+
+@contextmanager
+def live_worker_elsewhere(tmp_path: Path, settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
+    """`python main.py worker --live` as on a machine of its own: its own data folder, the shared database and bucket,
+    Whisper tiny.en (English speech; half base's CPU)."""
+    env = {**os.environ, **settings_env(settings), 'VR_DATA_DIR': str(tmp_path / 'worker' / 'data')}
+    env.update(VR_TRANSCRIBE='true', VR_TRANSCRIBE_MODEL='tiny.en', VR_LIVE_THREADS='1')
+    log_path = tmp_path / 'live-worker.log'
+    with log_path.open('ab') as log:
+        worker = subprocess.Popen(
+            [sys.executable, 'main.py', 'worker', '--live'], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while 'live worker' not in log_path.read_text() or 'ready' not in log_path.read_text():
+            assert worker.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
+        yield worker
+    finally:
+        stop_process(worker)
+
+
+@BACKENDS
+async def test_live_words_heard_on_another_machine_reach_the_page_behind_the_balancer(
+    tmp_path: Path, settings: Settings, redis_url: str
+) -> None:
+    microphone = fake_microphone(tmp_path, text='Please remember to buy apples, bread and cheese tomorrow morning.')
+    # The instances run no worker of their own (external): the words can only come from the other machine.
+    balanced = behind_haproxy(tmp_path, settings, redis_url, VR_TRANSCRIBE='true', VR_TRANSCRIBE_WORKER='external')
+    with balanced as lb, live_worker_elsewhere(tmp_path, settings):
+        async with chromium(microphone) as browser:
+            page = await browser.new_page()
+            await onboard(page, lb.url, 'Distant Dana')
+            await start_recording(page, lb.url)
+            live = await page.get_by_test_id('live-transcript').element_handle()
+            await page.wait_for_function('el => /apples|cheese|bread/i.test(el.textContent)', arg=live, timeout=45_000)
+            assert await page.get_by_test_id('stop-button').is_visible(), 'the words came only after Stop'
+            await stop_and_wait_until_saved(page)

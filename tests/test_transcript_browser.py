@@ -1,5 +1,6 @@
-"""A real browser records speech, then reads its transcript on /records: a click on a word plays from there, and a
-search for a spoken word that is not in the title finds the recording with the word highlighted."""
+"""A real browser records speech: its words appear on /recorder while it speaks, and the full transcript replaces them
+after Stop; then it reads the transcript on /records: a click on a word plays from there, and a search for a spoken
+word that is not in the title finds the recording with the word highlighted."""
 
 import time
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ import pytest
 
 from tests.support.app_server import AppServer
 from tests.support.browser import chromium, fake_microphone, onboard
+from tests.test_recorder_ux import screenshot
 
 # One xdist worker runs this module, so its module-scoped server starts once.
 pytestmark = pytest.mark.xdist_group('transcript_browser')
@@ -21,12 +23,15 @@ def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return fake_microphone(tmp_path_factory.mktemp('spoken-mic'), text=SENTENCE)
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[AppServer]:
-    # with its embedded transcription worker, as a user runs it
-    running = AppServer(tmp_path / 'data', env={'VR_TRANSCRIBE': 'true'}).start()
+@pytest.fixture(scope='module')
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """With its embedded workers, as a user runs it: one full-pass worker and the live worker (two full-pass workers
+    would only share the cores with the live one), on tiny.en, half base's CPU (the words are English)."""
+    env = {'VR_TRANSCRIBE': 'true', 'VR_TRANSCRIBE_WORKERS': '1', 'VR_TRANSCRIBE_MODEL': 'tiny.en'}
+    running = AppServer(tmp_path_factory.mktemp('transcripts') / 'data', env=env).start()
     yield running
     running.stop()
+    running.assert_clean_log()
 
 
 async def test_a_spoken_word_plays_from_its_moment_and_finds_its_recording(server: AppServer, microphone: Path) -> None:
@@ -70,3 +75,31 @@ async def test_a_spoken_word_plays_from_its_moment_and_finds_its_recording(serve
         await snippet.first.wait_for(timeout=10_000)
         assert (await snippet.first.locator('mark').all_inner_texts())[0].lower().startswith('chees')
         assert 'cheese' not in (await page.locator('.vr-recording-title').first.inner_text()).lower()
+
+
+async def test_spoken_words_appear_while_recording_and_the_full_transcript_replaces_them(
+    server: AppServer, microphone: Path
+) -> None:
+    async with chromium(microphone) as browser:
+        page = await browser.new_page()
+        await onboard(page, server.url, 'Live Listener')
+        await page.goto(f'{server.url}/recorder')
+        assert await page.get_by_test_id('live-toggle').get_attribute('aria-checked') == 'true'  # on by default
+        await page.get_by_test_id('record-button').click()
+        live = page.get_by_test_id('live-transcript')
+        await page.wait_for_function(  # the sentence loops in the fake microphone: its words come within seconds
+            'el => /apples|cheese|bread/i.test(el.textContent)', arg=await live.element_handle(), timeout=45_000
+        )
+        assert await page.get_by_test_id('stop-button').is_visible(), 'the words came only after Stop'
+        heard_live = (await live.inner_text()).lower()
+        await screenshot(page, 'live-transcript')  # for the README (`make screenshots`)
+        await page.get_by_test_id('stop-button').click()
+        await page.get_by_test_id('saved-link').wait_for(timeout=60_000)
+        await page.wait_for_function(  # the full pass's words replace the live draft
+            'el => el.textContent === "Transcript"',
+            arg=await page.get_by_test_id('live-state').element_handle(),
+            timeout=120_000,
+        )
+        final = (await live.inner_text()).lower()
+        assert 'cheese' in final or 'apples' in final, final
+        print(f'live: {heard_live!r}; full: {final!r}')

@@ -456,13 +456,14 @@ def test_a_killed_workers_job_is_taken_up_by_another(
     assert {'pelicans', 'library', 'garden', 'coffee'} <= words_of(finished.text or ''), finished.text
 
 
-def worker_children(pid: int) -> list[int]:
-    """The transcription workers `pid` started, read from /proc."""
+def worker_children(pid: int, *, live: bool = False) -> list[int]:
+    """The transcription workers `pid` started (`live`: its live worker), read from /proc."""
     found = []
     for folder in Path('/proc').glob('[0-9]*'):
         try:
             parent = int((folder / 'stat').read_text().rsplit(')', 1)[1].split()[1])
-            if parent == pid and b'worker' in (folder / 'cmdline').read_bytes():
+            arguments = (folder / 'cmdline').read_bytes().split(b'\0')
+            if parent == pid and b'worker' in arguments and (b'--live' in arguments) == live:
                 found.append(int(folder.name))
         except (OSError, IndexError, ValueError):
             continue  # ended meanwhile
@@ -499,8 +500,8 @@ def test_workers_take_as_many_jobs_at_once_as_there_are_workers(
 
 def test_the_app_runs_its_own_workers_and_stops_them(tmp_path: Path, clips: dict[str, bytes]) -> None:
     """Embedded mode: `python main.py` starts VR_TRANSCRIBE_WORKERS worker processes at start-up, at a lower CPU
-    priority, and they go when the app goes. They transcribe with the default model, Whisper base, joined into the
-    data dir."""
+    priority, and one live worker a little above them; they go when the app goes. They transcribe with the default
+    model, Whisper base, joined into the data dir."""
     server = AppServer(tmp_path / 'data', env={'VR_TRANSCRIBE': 'true', 'VR_TRANSCRIBE_WORKERS': '2'}).start()
     try:
         api = httpx.Client(base_url=server.url, timeout=30)
@@ -518,6 +519,9 @@ def test_the_app_runs_its_own_workers_and_stops_them(tmp_path: Path, clips: dict
         assert server.process is not None
         workers = worker_children(server.process.pid)
         assert len(workers) == 2 and [niceness(pid) for pid in workers] == [10, 10], server.log()
+        live_workers = worker_children(server.process.pid, live=True)  # and one live worker, above them
+        assert [niceness(pid) for pid in live_workers] == [5], server.log()
+        workers += live_workers
         assert (tmp_path / 'data' / 'models' / 'whisper-base' / 'model.bin').is_file()
     finally:
         server.stop()

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from api.deps import CurrentUser, ServicesDep
-from api.schemas import TranscribeAgainIn
+from api.schemas import LivePieceOut, LiveWordsOut, TranscribeAgainIn
 from services.transcripts.files import FileKind
 from services.transcripts.languages import checked_language
 from services.transcripts.shapes import TranscriptPublic
@@ -43,3 +43,24 @@ def transcribe_again(
     language = checked_language(body.language if body else None)  # refused before it counts against the limit
     services.rate_limits.transcribe_again.hit(user.id)
     return services.transcripts.transcribe_again(user_id=user.id, recording_id=recording_id, language=language)
+
+
+@router.get('/recordings/{recording_id}/live')
+def live_words(
+    recording_id: uuid.UUID,
+    user: CurrentUser,
+    services: ServicesDep,
+    after: Annotated[int, Query(ge=-1, le=2**31 - 1, description='the seq of the last piece the client has')] = -1,
+) -> LiveWordsOut:
+    """The words heard so far while the recording is being made, after the piece `after`, at most 200 at a time."""
+    live = services.live.words(user_id=user.id, recording_id=recording_id, after=after)
+    pieces = [LivePieceOut(seq=seq, text=text) for seq, text in live.pieces]
+    return LiveWordsOut(state=live.state.value if live.state else None, busy=live.busy, pieces=pieces)
+
+
+@router.post('/recordings/{recording_id}/live', status_code=202)
+def ask_for_live_words(recording_id: uuid.UUID, user: CurrentUser, services: ServicesDep) -> LiveWordsOut:
+    """Ask for the words while the recording is being made, as the recorder page does once it has started (when the
+    user has live transcripts on, and the recording is theirs and still recording; otherwise the state stays null)."""
+    services.live.start(user_id=user.id, recording_id=recording_id)
+    return live_words(recording_id, user, services)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from api.deps import CurrentUser, ServicesDep
 from api.schemas import OnboardIn, OnboardOut, ProfileOut, ProfilePatchIn, TokenOut
 from services.access.rate_limit import client_address
+from services.access.users import ProfileChanges
 from services.container import Services
 from services.core.errors import NotFound
 from services.core.models import User
@@ -32,18 +33,31 @@ def profile(user_id: uuid.UUID, user: CurrentUser, services: ServicesDep) -> Pro
 
 @router.patch('/profile/{user_id}')
 def change_profile(user_id: uuid.UUID, body: ProfilePatchIn, user: CurrentUser, services: ServicesDep) -> ProfileOut:
-    """The user's default language: their recordings are transcribed in it, skipping detection (null: detected)."""
+    """The user's default language (their recordings are transcribed in it, skipping detection; null: detected),
+    vocabulary (names and terms the model listens for) and live transcript switch. A change refused refuses the
+    request: nothing is changed."""
     if user_id != user.id:
         raise NotFound('user not found')
+    changes: ProfileChanges = {}
     if 'language' in body.model_fields_set:
-        user = services.users.set_language(user.id, body.language)
-    return profile_of(user, services)
+        changes['language'] = body.language
+    if 'vocabulary' in body.model_fields_set:
+        changes['vocabulary'] = body.vocabulary or []
+    if body.live_transcript is not None:
+        changes['live_transcript'] = body.live_transcript
+    return profile_of(services.users.change_profile(user.id, changes), services)
 
 
 def profile_of(user: User, services: Services) -> ProfileOut:
     count = services.users.recording_count(user.id)
     return ProfileOut(
-        user_id=user.id, name=user.name, created_at=user.created_at, recording_count=count, language=user.language
+        user_id=user.id,
+        name=user.name,
+        created_at=user.created_at,
+        recording_count=count,
+        language=user.language,
+        vocabulary=user.vocabulary or [],
+        live_transcript=user.live_transcript,
     )
 
 

@@ -4,8 +4,9 @@ import hashlib
 import logging
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any, TypedDict
 
 import sqlalchemy
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +18,7 @@ from services.core.database import Database
 from services.core.errors import InvalidInput, NotFound, Unauthorized
 from services.core.models import EndedSession, Recording, User, utc_now
 from services.transcripts.languages import checked_language
+from services.transcripts.vocabulary import DEFAULT_LIMITS, VocabularyLimits, checked_vocabulary
 
 log = logging.getLogger(__name__)
 MAX_NAME_LENGTH = 50
@@ -29,6 +31,14 @@ _CREDENTIALS = (
     .where(_USERS.c.id == sqlalchemy.bindparam('user_id'))
 )
 RevocationListener = Callable[[uuid.UUID, uuid.UUID | None], None]
+
+
+class ProfileChanges(TypedDict, total=False):
+    """What a user may change of their profile; a key left out stays as it is."""
+
+    language: str | None  # one of Whisper's codes; None: each recording's language is detected
+    vocabulary: Sequence[str]  # names and terms the model listens for (transcripts/vocabulary.py)
+    live_transcript: bool  # whether the recorder page shows the words while the user speaks
 
 
 def hash_token(token: str) -> str:
@@ -45,8 +55,14 @@ def clean_name(name: str) -> str:
 
 
 class UserService:
-    def __init__(self, database: Database, credential_recheck_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        database: Database,
+        credential_recheck_s: float = 1.0,
+        vocabulary_limits: VocabularyLimits = DEFAULT_LIMITS,
+    ) -> None:
         self.database = database
+        self.vocabulary_limits = vocabulary_limits
         self.credentials = CredentialCache(self.read_credentials, credential_recheck_s)
         self._revocation_listeners: list[RevocationListener] = []
 
@@ -147,12 +163,28 @@ class UserService:
     def set_language(self, user_id: uuid.UUID, language: str | None) -> User:
         """The language the user speaks (one of Whisper's codes; None: each recording's is detected): their recordings
         are transcribed in it from the next job on. Anything else is refused and changes nothing."""
-        language = checked_language(language)
-        with self.database.session() as session:
-            updated = session.exec(update(User).where(col(User.id) == user_id).values(language=language)).rowcount  # type: ignore[call-overload]
-            session.commit()
-        if updated != 1:
-            raise NotFound('user not found')
+        return self.change_profile(user_id, {'language': language})
+
+    def set_vocabulary(self, user_id: uuid.UUID, entries: Sequence[str]) -> User:
+        """The names and terms the model listens for in the user's recordings from the next job on, cleaned (trimmed,
+        repeats dropped); one past the limits, or malformed, is refused and changes nothing."""
+        return self.change_profile(user_id, {'vocabulary': entries})
+
+    def change_profile(self, user_id: uuid.UUID, changes: ProfileChanges) -> User:
+        """Every change is checked before any is made: one refused (in plain words) leaves the profile as it was."""
+        values: dict[str, Any] = {}
+        if 'language' in changes:
+            values['language'] = checked_language(changes['language'])
+        if 'vocabulary' in changes:
+            values['vocabulary'] = checked_vocabulary(changes['vocabulary'], self.vocabulary_limits)
+        if 'live_transcript' in changes:
+            values['live_transcript'] = bool(changes['live_transcript'])
+        if values:
+            with self.database.session() as session:
+                updated = session.exec(update(User).where(col(User.id) == user_id).values(**values)).rowcount  # type: ignore[call-overload]
+                session.commit()
+            if updated != 1:
+                raise NotFound('user not found')
         return self.get(user_id)
 
     def recording_count(self, user_id: uuid.UUID) -> int:

@@ -8,8 +8,6 @@ decoding them, costs about a second per hour of audio.
 
 from pathlib import Path
 
-import av
-
 from services.audio.formats import AudioFormat
 from services.core.errors import AudioProcessingFailed
 
@@ -32,6 +30,8 @@ def opus_packet_samples(packet: bytes | memoryview) -> int:
 def packet_length_ms(path: Path, fmt: AudioFormat) -> int:
     """The audio's length from its first audio stream's packets: exact for Opus, a lower bound for AAC (HE-AAC
     frames decode to twice as much), and the container's packet durations for any other codec."""
+    import av  # PyAV costs 0.1 s to import: paid by the first recording saved, not by every start-up
+
     options = {'protocol_whitelist': 'file', 'format_whitelist': fmt.demuxer, **_pairs(fmt.demuxer_options)}
     try:
         with av.open(str(path), format=fmt.demuxer, options=options) as container:

@@ -12,6 +12,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.transcripts.languages import WHISPER_LANGUAGES
 from services.transcripts.models import DEFAULT_MODEL, model_spec
+from services.transcripts.vocabulary import (
+    DEFAULT_MAX_CHARS,
+    DEFAULT_MAX_ENTRIES,
+    DEFAULT_MAX_ENTRY_CHARS,
+    PROMPT_BUDGET,
+    VocabularyLimits,
+)
 
 
 class SettingsError(ValueError):
@@ -96,9 +103,30 @@ class Settings(BaseSettings):
     transcribe_lease_s: float = Field(
         default=60, ge=1, le=3600, description='a job whose worker fell silent this long is taken up again'
     )
+    live_transcripts: int = Field(
+        default_factory=lambda: 2 * available_cores(),
+        ge=0,
+        le=256,
+        description='recordings heard at once while they are made (0: no live words); default: 2 per core',
+    )
+    live_threads: int = Field(
+        default_factory=lambda: available_cores(),
+        ge=1,
+        le=64,
+        description="the live worker's compute threads, each hearing one stream at a time; default: one per core",
+    )
+    live_poll_s: float = Field(
+        default=0.5, ge=0.1, le=10, description='how often a recorder page reads new live words (and a worker chunks)'
+    )
     transcribe_again_per_user_per_hour: int = Field(
         default=30, gt=0, description='"transcribe again" requests per user; each one costs a whole transcription'
     )
+    # A user's vocabulary (names and terms the model listens for) must fit Whisper's prompt of 223 tokens: the
+    # defaults do whatever letters a-z it holds (services/transcripts/vocabulary.py says why), and larger limits
+    # that could not are refused at start-up.
+    vocabulary_max_entries: int = Field(default=DEFAULT_MAX_ENTRIES, ge=1, description='names and terms per user')
+    vocabulary_max_entry_chars: int = Field(default=DEFAULT_MAX_ENTRY_CHARS, ge=1, description='characters per entry')
+    vocabulary_max_chars: int = Field(default=DEFAULT_MAX_CHARS, ge=1, description="characters of a user's entries")
 
     @property
     def cookies_secure(self) -> bool:
@@ -141,6 +169,24 @@ class Settings(BaseSettings):
         if value not in WHISPER_LANGUAGES:
             raise ValueError(f"{value!r} is not one of Whisper's language codes (en, de, es, …)")
         return value
+
+    @model_validator(mode='after')
+    def _vocabulary_fits_the_prompt(self) -> 'Settings':
+        if not self.vocabulary_limits.always_fit():
+            raise ValueError(
+                f'VR_VOCABULARY_MAX_CHARS and VR_VOCABULARY_MAX_ENTRIES: {self.vocabulary_max_chars} characters in '
+                f"{self.vocabulary_max_entries} entries could take more than the speech model's prompt holds "
+                f'({PROMPT_BUDGET} tokens); lower one of them'
+            )
+        return self
+
+    @property
+    def vocabulary_limits(self) -> VocabularyLimits:
+        return VocabularyLimits(
+            max_entries=self.vocabulary_max_entries,
+            max_entry_chars=self.vocabulary_max_entry_chars,
+            max_chars=self.vocabulary_max_chars,
+        )
 
     @model_validator(mode='after')
     def _s3_needs_a_bucket(self) -> 'Settings':

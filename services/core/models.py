@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import WithJsonSchema, field_validator
-from sqlalchemy import Column, DateTime, Index, Text, TypeDecorator, false
+from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, false, true
 from sqlmodel import Field, SQLModel
 
 from services.recordings.lifecycle import PUBLIC_STATUSES, RecordingStatus, public_status
@@ -51,6 +51,11 @@ class User(SQLModel, table=True):
     # The language the user speaks (one of Whisper's codes): their recordings are transcribed in it, skipping
     # detection. None: the model detects each recording's language.
     language: str | None = Field(default=None, max_length=16)
+    # Names and terms the model listens for in the user's recordings (a JSON list, checked by
+    # transcripts/vocabulary.py). None: none were ever given.
+    vocabulary: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # Whether the recorder page shows the words while the user speaks (transcripts/live_store.py).
+    live_transcript: bool = Field(default=True, sa_column_kwargs={'server_default': true()})
 
 
 class RecordingBase(SQLModel):
@@ -159,3 +164,38 @@ class Transcript(SQLModel, table=True):
     queued_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp_column())
     created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp_column())
     updated_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp_column())
+
+
+class LiveState(StrEnum):
+    WAITING = 'waiting'  # the page asked for live words; no worker hears the recording yet
+    LIVE = 'live'  # a worker hears it, under a lease it renews
+    BUSY = 'busy'  # paused: the workers had more live recordings than they could keep up with
+    ENDED = 'ended'  # the recording stopped, the user turned live words off, or its audio could not be decoded
+
+
+class LiveTranscript(SQLModel, table=True):
+    """A recording's live transcript while it is being made (see transcripts/live_store.py)."""
+
+    __tablename__ = 'live_transcript'
+    __table_args__ = (Index('ix_live_transcript_state_created', 'state', 'created_at'),)
+
+    recording_id: uuid.UUID = Field(foreign_key='recording.id', primary_key=True)
+    state: LiveState = Field(default=LiveState.WAITING, max_length=16)
+    worker: str | None = Field(default=None, max_length=64)  # who hears it now
+    lease_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    pieces: int = Field(default=0)  # how many live_piece rows it has: the next one's seq
+    heard_ms: int = Field(default=0)  # the recording's time up to which words were written: a new worker goes on there
+    created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp_column())
+    updated_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp_column())
+
+
+class LiveTranscriptPiece(SQLModel, table=True):
+    """Words heard live, in the recording's time; the page reads those after the last one it shows."""
+
+    __tablename__ = 'live_piece'
+
+    recording_id: uuid.UUID = Field(foreign_key='recording.id', primary_key=True)
+    seq: int = Field(primary_key=True)
+    start_ms: int
+    end_ms: int
+    text: str = Field(sa_column=Column(Text, nullable=False))

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, delete, func, select, update
 from services.audio.formats import audio_format
 from services.core.database import Database
 from services.core.errors import InvalidInput, LimitReached, NotFound
-from services.core.models import Chunk, Recording, Share, Transcript, utc_now
+from services.core.models import Chunk, LiveTranscript, LiveTranscriptPiece, Recording, Share, Transcript, utc_now
 from services.storage.keys import audio_key, recording_prefix
 from services.storage.protocol import Storage
 
@@ -132,6 +132,8 @@ class RecordingService:
             session.exec(delete(Chunk).where(col(Chunk.recording_id) == recording_id))  # type: ignore[call-overload]
             session.exec(delete(Share).where(col(Share.recording_id) == recording_id))  # type: ignore[call-overload]
             session.exec(delete(Transcript).where(col(Transcript.recording_id) == recording_id))  # type: ignore[call-overload]
+            for live in (LiveTranscriptPiece, LiveTranscript):  # the words heard while it was made
+                session.exec(delete(live).where(col(live.recording_id) == recording_id))  # type: ignore[call-overload]
             session.exec(delete(Recording).where(col(Recording.id) == recording_id))  # type: ignore[call-overload]
             session.commit()
         try:

@@ -13,7 +13,8 @@ from typing import BinaryIO
 from services.storage.protocol import Storage
 
 
-def _read(storage: Storage, key: str) -> bytes:
+def read_object(storage: Storage, key: str) -> bytes:
+    """One object's bytes: for small ones (a chunk), never a recording's file."""
     buffer = io.BytesIO()
     storage.copy_to(key, buffer)
     return buffer.getvalue()
@@ -29,7 +30,7 @@ def copy_in_order(storage: Storage, keys: Sequence[str], target: BinaryIO, *, wo
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix='ordered-fetch')
     try:
         for key in upcoming:
-            pending.append(pool.submit(_read, storage, key))
+            pending.append(pool.submit(read_object, storage, key))
             if len(pending) >= 2 * workers:
                 written += target.write(pending.popleft().result())
         while pending:

@@ -6,6 +6,7 @@ that out of a transcript: Silero VAD hands Whisper only the stretches that hold 
 (no-speech probability, and a compression ratio that decodes a looping window again at a higher temperature); and
 `heard_as_speech`, which drops what still gets through. Measured on base and tiny.en (README, Transcripts): silence
 with the VAD off gave "You", a looping sound gave "N-N-N-N…"; with the guards, nothing, at the same WER and CPU.
+A user's vocabulary (vocabulary.py) adds one habit: over a window with little speech Whisper may read it out.
 """
 
 import re
@@ -59,19 +60,34 @@ class Decoding:
 
 
 FULL_PASS = Decoding()
+# While recording: one greedy pass per piece, no fallback (it doubled the cost, MEASURED.md); a loop or a doubted
+# silence phrase is then dropped by `heard_as_speech`, and the full pass after Stop hears it again.
+LIVE_PASS = Decoding(beam_size=1, temperature=(0.0,))
+# Measured with Whisper base: given a vocabulary, it wrote "Zanzibar, Oskarsdottir" over the last second of a recording
+# that had said them before (no-speech probability 0.41 to 0.91); names said on their own were at 0.10 to 0.18.
+HOTWORD_ECHO_NO_SPEECH = 0.3
 MIN_LOOP_CHARS = 24  # shorter text always zips badly
 MIN_LOOP_WORDS = 4  # "no, no" is taken as said; "N, N, N, N" is not
 MIN_LOOP_RUN = 5  # one word this many times in a row ends what was said: "no, no, no, no" may be said, five times not
 
 
-def heard_as_speech(text: str, *, no_speech_prob: float, decoding: Decoding = FULL_PASS) -> bool:
+def heard_as_speech(
+    text: str, *, no_speech_prob: float, decoding: Decoding = FULL_PASS, hotwords: str | None = None
+) -> bool:
     """False for a segment Whisper invented: one of its silence phrases where it doubted there was speech at all,
-    punctuation without a word (". ." over hiss), or a loop that every temperature still produced (faster-whisper then
-    keeps the least bad pass)."""
+    punctuation without a word (". ." over hiss), a loop that every temperature still produced (faster-whisper then
+    keeps the least bad pass), or the `hotwords` it was given, read out where it doubted there was speech."""
     words = spoken_form(text)
     if not words or (no_speech_prob > decoding.no_speech_threshold and words in SILENCE_PHRASES):
         return False
+    if hotwords and no_speech_prob > HOTWORD_ECHO_NO_SPEECH and reads_out(hotwords, words):
+        return False
     return not is_loop(text, decoding.compression_ratio_threshold)
+
+
+def reads_out(hotwords: str, words: str) -> bool:
+    """Whether `words` (in spoken form) are only words of the hotwords: "Zanzibar, Oskarsdottir" is."""
+    return set(words.split()) <= set(spoken_form(hotwords).split())
 
 
 def is_loop(text: str, threshold: float) -> bool:

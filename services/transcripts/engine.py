@@ -7,7 +7,7 @@ from one forced-format ffmpeg run (`ffmpeg_reading`) a window at a time, so an h
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -18,6 +18,7 @@ from services.audio.ffmpeg import ffmpeg_reading, processing_failed, run_ffmpeg
 from services.audio.formats import AudioFormat
 from services.core.errors import AppError
 from services.transcripts.decoding import FULL_PASS, Decoding, heard_as_speech, words_before_a_loop
+from services.transcripts.vocabulary import vocabulary_prompt
 
 log = logging.getLogger(__name__)
 SAMPLE_RATE = 16_000
@@ -73,10 +74,12 @@ class Transcriber:
         language: str | None,
         duration_ms: int,
         timeout_s: float,
+        vocabulary: Sequence[str] = (),
         on_progress: Callable[[float], None] = lambda _done: None,
     ) -> Transcription:
         """Segments with word times in ms, heard as speech in `language` (ISO 639-1; None: detected in the first window
-        that has speech, then kept for the rest); `on_progress` hears the fraction done, and may raise to stop the work.
+        that has speech, then kept for the rest), listening for the names and terms of `vocabulary` (vocabulary.py);
+        `on_progress` hears the fraction done, and may raise to stop the work.
         """
         deadline = time.monotonic() + timeout_s
         segments: list[Segment] = []
@@ -94,7 +97,9 @@ class Transcriber:
                 final = len(data) < self.window_bytes
                 samples = np.frombuffer(data[: len(data) // 4 * 4], dtype='<f4')
                 audio = np.concatenate((carry, samples)) if carry.size else samples
-                found = self.transcribe_samples(audio, language=language, offset_ms=carry_ms, heard=heard)
+                found = self.transcribe_samples(
+                    audio, language=language, vocabulary=vocabulary, offset_ms=carry_ms, heard=heard
+                )
                 language = language or found.language
                 kept, cut_ms = keep_whole(found.segments, carry_ms, carry_ms + len(audio) * 1000 // SAMPLE_RATE, final)
                 segments.extend(kept)
@@ -114,18 +119,21 @@ class Transcriber:
         audio: np.ndarray,
         *,
         language: str | None,
+        vocabulary: Sequence[str] = (),
         offset_ms: int = 0,
         heard: Callable[[int], None] = lambda _ms: None,
     ) -> Transcription:
         """16 kHz mono float32 → segments whose times are offset by `offset_ms`, in `language` (None: the language is
-        detected, and told only when speech was heard: Whisper names one for silence too)."""
+        detected, and told only when speech was heard: Whisper names one for silence too), listening for the names and
+        terms of `vocabulary`."""
         language = language if self.multilingual else ENGLISH  # what an English-only model hears, whatever it is told
         if audio.size == 0:
             return Transcription([], language)
-        found, info = self.model.transcribe(audio, language=language, **self.decoding.options())
+        hotwords = vocabulary_prompt(vocabulary)
+        found, info = self.model.transcribe(audio, language=language, hotwords=hotwords, **self.decoding.options())
         segments = []
         for segment in found:
-            if (kept := guarded_words(segment, offset_ms, self.decoding)) is not None:
+            if (kept := guarded_words(segment, offset_ms, self.decoding, hotwords)) is not None:
                 segments.append(kept)
             heard(offset_ms + _ms(float(segment.end)))
         if language is None and segments:
@@ -133,10 +141,10 @@ class Transcriber:
         return Transcription(segments, language or (str(info.language) if segments else None))
 
 
-def guarded_words(segment: Any, offset_ms: int, decoding: Decoding) -> Segment | None:
+def guarded_words(segment: Any, offset_ms: int, decoding: Decoding, hotwords: str | None = None) -> Segment | None:
     """faster-whisper's segment in ms, with its words' times, less what Whisper invented (decoding.py's quality
-    guards): None when nothing of it was said."""
-    if not heard_as_speech(segment.text, no_speech_prob=segment.no_speech_prob, decoding=decoding):
+    guards; `hotwords`: the ones the model was given, if any): None when nothing of it was said."""
+    if not heard_as_speech(segment.text, no_speech_prob=segment.no_speech_prob, decoding=decoding, hotwords=hotwords):
         log.info('dropped what Whisper invented at %.1f s: %r', segment.start, segment.text[:80])
         return None
     words = [(float(w.start), float(w.end), clean_word(w.word)) for w in segment.words or ()]

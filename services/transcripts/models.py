@@ -76,11 +76,14 @@ def check_model(folder: Path, sha256: str | None) -> Path:
     return folder
 
 
-def load_model(folder: Path) -> Any:
-    """Whisper on one CPU thread: two 1-thread processes transcribe more than one with two threads (MEASURED.md)."""
+def load_model(folder: Path, *, workers: int = 1) -> Any:
+    """Whisper on one CPU thread per call: two 1-thread processes transcribe more than one with two threads
+    (MEASURED.md). `workers`: calls it can run at once, from as many threads (the live worker's compute threads)."""
     from faster_whisper import WhisperModel  # heavy (CTranslate2, onnxruntime): only in the process that transcribes
 
-    return WhisperModel(str(folder), device='cpu', compute_type='int8', cpu_threads=1, local_files_only=True)
+    return WhisperModel(
+        str(folder), device='cpu', compute_type='int8', cpu_threads=1, num_workers=workers, local_files_only=True
+    )
 
 
 def file_sha256(path: Path) -> str:

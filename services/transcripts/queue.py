@@ -7,9 +7,10 @@ wait for each other. The claim holds a lease the worker renews while it works; a
 and once the lease has run out the job is claimed again, at most MAX_ATTEMPTS times.
 
 A job carries the language to transcribe in, decided when it is claimed: the one asked for the recording ("transcribe
-again as …"), else the user's default, else the server's (VR_TRANSCRIBE_LANGUAGE), else none: the model detects it. The
-worker completes the job with the language it heard, and the transcript's search entry is read in it (search.py);
-until then the words made before stay, read in their own language.
+again as …"), else the user's default, else the server's (VR_TRANSCRIBE_LANGUAGE), else none: the model detects it; and
+the owner's vocabulary as it is then (the names and terms the model listens for, vocabulary.py). The worker completes
+the job with the language it heard, and the transcript's search entry is read in it (search.py); until then the words
+made before stay, read in their own language.
 
 Users take turns: a claim takes the oldest job of the user served least recently (`user.transcript_served_at`, set
 in the claim's transaction), so one user's backlog delays another's next job by at most one job per busy user.
@@ -30,6 +31,7 @@ from sqlmodel.sql.expression import Select
 from services.core.database import Database
 from services.core.models import Recording, Transcript, TranscriptState, User, utc_now
 from services.recordings import lifecycle
+from services.transcripts.live_store import forget_live_words
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
@@ -42,6 +44,7 @@ class Job:
     generation: int  # the claim's: every write below counts only while the row still has it
     attempt: int
     language: str | None  # ISO 639-1: the language to transcribe in; None: the model detects it
+    vocabulary: tuple[str, ...] = ()  # the owner's names and terms, which the model listens for
 
 
 def _claimable(now: datetime) -> ColumnElement[bool]:
@@ -67,6 +70,11 @@ def _asked_language(session: Session, recording_id: uuid.UUID, user_id: uuid.UUI
     """The language asked for the recording ("transcribe again as …"), else the user's default."""
     asked = session.exec(select(Transcript.requested_language).where(col(Transcript.recording_id) == recording_id))
     return asked.one() or session.exec(select(User.language).where(col(User.id) == user_id)).one()
+
+
+def _vocabulary(session: Session, user_id: uuid.UUID) -> tuple[str, ...]:
+    """The user's vocabulary as it is now (checked when it was saved)."""
+    return tuple(session.exec(select(User.vocabulary).where(col(User.id) == user_id)).one() or ())
 
 
 class TranscriptQueue:
@@ -124,6 +132,7 @@ class TranscriptQueue:
                 return None
             recording_id, generation, attempts, user_id = row
             language = _asked_language(session, recording_id, user_id) or self.language
+            vocabulary = _vocabulary(session, user_id)
             claimed = self._set(
                 session,
                 Job(recording_id, generation, attempts, language),
@@ -137,7 +146,7 @@ class TranscriptQueue:
             if claimed:  # the user's turn is used up in the same transaction as the claim
                 session.exec(update(User).where(col(User.id) == user_id).values(transcript_served_at=now))
             session.commit()
-        return Job(recording_id, generation + 1, attempts + 1, language) if claimed else None
+        return Job(recording_id, generation + 1, attempts + 1, language, vocabulary) if claimed else None
 
     def renew(self, job: Job, progress: float | None = None) -> bool:
         """Extend the lease (and note the progress); False when the job is no longer this worker's."""
@@ -149,7 +158,13 @@ class TranscriptQueue:
     def complete(self, job: Job, *, text: str, segments: str, language: str | None = None) -> bool:
         """The result, heard in `language` (None: in the job's, if it had one); its search entry is read in it."""
         done = {'state': TranscriptState.DONE, 'progress': 1.0, 'error': None, 'lease_until': None}
-        return self._update(job, text=text, segments=segments, language=language or job.language, **done)
+        values = {'text': text, 'segments': segments, 'language': language or job.language, **done}
+        with self.database.session() as session:
+            stored = self._set(session, job, col(Transcript.state) == TranscriptState.TRANSCRIBING, **values)
+            if stored:  # the words heard while it was made are replaced by these
+                forget_live_words(session, job.recording_id)
+            session.commit()
+        return stored
 
     def fail(self, job: Job, reason: str) -> bool:
         return self._update(job, state=TranscriptState.FAILED, error=reason[:500], lease_until=None)

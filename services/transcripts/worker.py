@@ -138,6 +138,7 @@ class TranscriptWorker:
                 Path(audio.name),
                 fmt,
                 language=job.language,
+                vocabulary=job.vocabulary,
                 duration_ms=recording.duration_ms,
                 timeout_s=self.timeout_s,
                 on_progress=progress,

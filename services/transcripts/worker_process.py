@@ -21,13 +21,18 @@ from services.core.config import Settings
 from services.core.database import Database
 from services.core.schema import upgrade
 from services.transcripts.engine import Transcriber
+from services.transcripts.live_store import LiveTranscripts
+from services.transcripts.live_worker import LiveWorker
 from services.transcripts.models import load_model, model_folder, model_spec
 from services.transcripts.queue import TranscriptQueue
 from services.transcripts.worker import TranscriptWorker
 
 log = logging.getLogger(__name__)
 CHILD_FLAG = '--child'  # a worker the app or a pool started: it stops when that parent is gone
+LIVE_FLAG = '--live'  # the live worker: hears recordings while they are made
 WORKER_NICENESS = 10
+# Above the full-pass workers (a live word is late in seconds, a transcript in minutes), below the web process.
+LIVE_NICENESS = 5
 STOP_TIMEOUT_S = 10.0
 
 
@@ -80,11 +85,43 @@ def run_worker(settings: Settings, *, child: bool = False) -> None:
         log.info('transcription worker %d stopped', os.getpid())
 
 
-def lower_priority() -> None:
-    """Nice 10, set rather than added (os.nice adds up): a pool's children start at its priority and stay there."""
+def run_live_worker(settings: Settings, *, child: bool = False) -> None:
+    """`python main.py worker --live`: the live worker (live_worker.py), until SIGTERM or SIGINT (or, `child`, until
+    the process that started it is gone). One per instance: its threads share one model."""
+    if not settings.transcribe or settings.live_transcripts == 0:
+        log.info('live transcripts are off (VR_TRANSCRIBE=false or VR_LIVE_TRANSCRIPTS=0): nothing to do')
+        return
+    lower_priority(LIVE_NICENESS)
+    spec = model_spec(settings.transcribe_model)
+    folder = model_folder(spec, settings.data_dir)
+    database = Database(settings.resolved_database_url)
+    if settings.auto_migrate:
+        upgrade(database.engine)
+    worker = LiveWorker(
+        store=LiveTranscripts(database=database),
+        storage=build_storage(settings),
+        model=lambda: load_model(model_folder(spec, settings.data_dir), workers=settings.live_threads),
+        threads=settings.live_threads,
+        max_streams=settings.live_transcripts,
+        language=settings.transcribe_language,
+        poll_s=min(settings.live_poll_s, 0.25),
+    )
+    stop = stop_on_signals()
+    if child:
+        _stop_when_orphaned(stop)
+    log.info('live worker %d ready (model %s in %s, %d streams)', os.getpid(), spec.name, folder, worker.max_streams)
     try:
-        if os.getpriority(os.PRIO_PROCESS, 0) < WORKER_NICENESS:
-            os.setpriority(os.PRIO_PROCESS, 0, WORKER_NICENESS)
+        worker.run(stop)
+    finally:
+        database.dispose()
+        log.info('live worker %d stopped', os.getpid())
+
+
+def lower_priority(niceness: int = WORKER_NICENESS) -> None:
+    """Set rather than added (os.nice adds up): a pool's children start at its priority and stay there."""
+    try:
+        if os.getpriority(os.PRIO_PROCESS, 0) < niceness:
+            os.setpriority(os.PRIO_PROCESS, 0, niceness)
     except OSError:
         log.warning('could not lower the worker priority')
 
@@ -112,8 +149,8 @@ class WorkerPool:
     """Worker processes started together, each restarted if it dies, and stopped together: the app's own (embedded
     mode) and `python main.py worker`'s when it runs more than one."""
 
-    def __init__(self, main_file: Path, count: int, *, restart_after_s: float = 10.0) -> None:
-        command = [sys.executable, str(main_file), 'worker', CHILD_FLAG]
+    def __init__(self, main_file: Path, count: int, *, live: bool = False, restart_after_s: float = 10.0) -> None:
+        command = [sys.executable, str(main_file), 'worker', *([LIVE_FLAG] if live else []), CHILD_FLAG]
         self.workers = [WorkerProcess(command, main_file.parent, restart_after_s) for _ in range(count)]
 
     def start(self) -> None:

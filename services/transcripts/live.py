@@ -1,0 +1,366 @@
+"""The live transcript of one recording while it is made: its chunks decoded as they come by one ffmpeg process, its
+speech found by Silero VAD, each stretch heard by Whisper and its words committed.
+
+Whisper pads every call to a 30-second window, so a call costs about the same for one word as for ten (base: ~1.2
+CPU-s here): speech is heard when a pause ends it, or once it has gone on `max_piece_s` (a busy scheduler stretches
+it, so calls thin out as streams are added); then all its words but the last are committed, and the last is heard
+again with what follows and a second of context before it. The alternatives measured are in bench/live.py's rows.
+"""
+
+import logging
+import os
+import select
+import subprocess
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Any
+
+import numpy as np
+
+from services.audio.ffmpeg import STDERR_KEPT, ffmpeg_executable
+from services.audio.formats import AudioFormat
+from services.core.errors import AppError
+from services.transcripts.decoding import LIVE_PASS, Decoding, spoken_form
+from services.transcripts.engine import ENGLISH, SAMPLE_RATE, Segment, Word, guarded_words
+
+log = logging.getLogger(__name__)
+MAX_PENDING_S = 30  # audio not yet heard, at most; past it the oldest is cut (the full pass after Stop hears it)
+CLOSE_TIMEOUT_S = 5.0
+FEED_TIMEOUT_S = 5.0  # a chunk is a few KB and the pipe holds 64 KB: ffmpeg that takes none for this long is stuck
+SURE_LANGUAGE = 0.8  # the language is kept once Whisper names it this surely from the speech heard so far,
+DETECTION_S = 8  # or once this much speech was heard (two sentences: README, Languages)
+TOKENS_PER_S = 15  # a piece's text is at most this long (a loop is cut short, not decoded to 448 tokens)
+MIN_TOKENS, MAX_TOKENS = 40, 200  # MAX_TOKENS plus the longest hotwords prompt stay within Whisper's 448
+SETTLE_MS = 1_000  # speech going on that Whisper heard nothing in is heard again from this long before its end
+MAX_HOLD_MS = 2_000  # however Whisper timed its words: each call on speech going on commits all but its last 2 s
+CUT_RISK_MS = 250  # a word ending this near the end of speech going on may be cut short: it is heard again
+SEAM_MS = 600  # a word heard again for context is the committed one if it has its text and starts this near it
+
+
+class LiveStreamBroken(AppError):
+    """ffmpeg could not decode what the recording sent: the worker logs it and gives up this stream's live text."""
+
+    status_code = 422
+
+
+@dataclass(frozen=True)
+class CutPolicy:
+    """When a stretch of speech is heard. Measured alternatives (bench/live.py; README, Live transcript): pauses
+    only; the VAD's own split of long speech; 3 and 4 s instead of 2; no context."""
+
+    pause_ms: int = 250  # a pause this long ends a piece
+    max_piece_s: float = 2.0  # speech going on this long is heard up to now, all but its last word committed
+    context_ms: int = 1_000  # the held-back word is heard again with this much before it (not committed twice)
+    min_speech_ms: int = 250  # a shorter sound is not speech (a click, a breath)
+    pad_ms: int = 200  # kept around speech, less than `pause_ms`: the VAD hears a word end a little early
+
+    def vad_options(self) -> Any:
+        from faster_whisper.vad import VadOptions
+
+        return VadOptions(
+            min_silence_duration_ms=self.pause_ms, min_speech_duration_ms=self.min_speech_ms, speech_pad_ms=self.pad_ms
+        )
+
+
+@dataclass(frozen=True)
+class LivePiece:
+    start_ms: int  # in the recording's time
+    end_ms: int
+    text: str
+    words: tuple[Word, ...]
+
+
+@dataclass(frozen=True)
+class Step:
+    """What `advance` does with the audio not yet heard (in its samples)."""
+
+    hear: tuple[int, int] | None  # the stretch to hear now
+    keep_from: int  # where the audio still to be heard starts afterwards
+    going_on: bool = False  # speech goes on past the stretch: its last word may be cut, and is heard again
+
+
+def plan(audio: np.ndarray, ended: bool, policy: CutPolicy, max_piece_s: float) -> Step:
+    """Speech ended by a pause is heard at once; speech going on waits, until it has gone on `max_piece_s`."""
+    from faster_whisper.vad import get_speech_timestamps
+
+    speech = get_speech_timestamps(audio, policy.vad_options()) if audio.size else []
+    closed = speech if ended else [chunk for chunk in speech if chunk['end'] < audio.size]
+    if closed:
+        return Step((closed[0]['start'], closed[-1]['end']), audio.size if ended else closed[-1]['end'])
+    if speech and audio.size - speech[0]['start'] >= max_piece_s * SAMPLE_RATE:
+        return Step((speech[0]['start'], audio.size), speech[0]['start'], going_on=True)
+    if speech:
+        return Step(None, speech[0]['start'])  # keep it from its start
+    return Step(None, audio.size if ended else max(0, audio.size - SAMPLE_RATE // 2))  # what may start a word
+
+
+def held_back(segments: list[Segment], end_ms: int) -> tuple[int, int]:
+    """Of speech heard up to `end_ms` while it goes on: how many of its last words wait to be heard again (the last,
+    which the audio's end may have cut, and any ending within CUT_RISK_MS of it), and where they start (ms; at most
+    MAX_HOLD_MS back, however Whisper timed them)."""
+    words = [word for segment in segments for word in segment.words]
+    held = min(1, len(words))
+    while held < len(words) and words[-held - 1].end_ms > end_ms - CUT_RISK_MS:
+        held += 1
+    return held, max(words[-held].start_ms if held else end_ms - SETTLE_MS, end_ms - MAX_HOLD_MS)
+
+
+def new_words(segments: list[Segment], last: Word | None, committed_ms: int, held: int) -> list[Segment]:
+    """The segments cut to the words not committed yet, less the last `held`. Heard again from before
+    `committed_ms` (for context), the committed ones end at the `last` committed word, found by its text near its time
+    (Whisper times a word heard twice a little differently), else at `committed_ms` by each word's middle."""
+    words = [word for segment in segments for word in segment.words]
+    end = len(words) - held
+    seam = [i + 1 for i in range(end) if last is not None and same_word(words[i], last)]
+    first = seam[-1] if seam else next((i for i in range(end) if mid_ms(words[i]) >= committed_ms), end)
+    cut, index = [], 0
+    for segment in segments:
+        ours = segment.words[max(0, first - index) : max(0, end - index)]
+        index += len(segment.words)
+        if ours:
+            cut.append(Segment(max(segment.start_ms, ours[0].start_ms), min(segment.end_ms, ours[-1].end_ms), ours))
+    return cut
+
+
+def same_word(word: Word, other: Word) -> bool:
+    return spoken_form(word.text) == spoken_form(other.text) and abs(word.start_ms - other.start_ms) <= SEAM_MS
+
+
+def mid_ms(word: Word) -> int:
+    return (word.start_ms + word.end_ms) // 2
+
+
+class _Pcm:
+    """Decoded audio not yet heard, shared by the reader thread and the stream; past `cap` samples the oldest goes."""
+
+    def __init__(self, cap: int) -> None:
+        self.lock = threading.Lock()
+        self.data = bytearray()  # float32 samples from `start` (in the recording's samples) on
+        self.start = self.skipped = 0
+        self.unseen_since: float | None = None  # when the oldest audio no `advance` has looked at came
+        self.ended = False
+        self.cap = cap
+        self.on_audio: Callable[[], None] = lambda: None
+
+    def add(self, block: bytes) -> None:
+        with self.lock:
+            self.data += block
+            if (over := len(self.data) // 4 - self.cap) > 0:
+                del self.data[: over * 4]
+                self.start, self.skipped = self.start + over, self.skipped + over
+            self.unseen_since = self.unseen_since or time.monotonic()
+        self.on_audio()
+
+    def end(self) -> None:
+        with self.lock:
+            self.ended, self.unseen_since = True, self.unseen_since or time.monotonic()
+        self.on_audio()
+
+    def take(self) -> tuple[np.ndarray, int, bool]:
+        with self.lock:
+            self.unseen_since = None
+            return np.frombuffer(bytes(self.data), '<f4'), self.start, self.ended
+
+    def drop_before(self, sample: int) -> None:
+        with self.lock:
+            count = min(max(0, sample - self.start), len(self.data) // 4)
+            del self.data[: count * 4]
+            self.start += count
+
+
+def _read(stdout: IO[bytes], pcm: _Pcm) -> None:
+    rest = b''
+    with stdout:
+        while block := stdout.read1(1 << 16):  # type: ignore[attr-defined]
+            whole = (len(rest) + len(block)) // 4 * 4
+            rest, block = (rest + block)[whole:], (rest + block)[:whole]
+            pcm.add(block)
+    pcm.end()
+
+
+def decoder_command(fmt: AudioFormat) -> list[str]:
+    """ffmpeg reading the recording's container, forced, from stdin only; 16 kHz mono float32 out, each packet
+    flushed as it is decoded (measured: a chunk's audio comes out as soon as it is written)."""
+    reading = ('-protocol_whitelist', 'pipe', '-format_whitelist', fmt.demuxer, *fmt.demuxer_options)
+    output = ('-map', '0:a:0', '-ac', '1', '-ar', str(SAMPLE_RATE), '-f', 'f32le', '-flush_packets', '1', 'pipe:1')
+    return [
+        ffmpeg_executable(),
+        '-hide_banner',
+        '-nostdin',
+        '-v',
+        'error',
+        *reading,
+        '-f',
+        fmt.demuxer,
+        '-i',
+        'pipe:0',
+        *output,
+    ]
+
+
+class LiveStream:
+    """One recording's live transcript: `feed` its container bytes in order, call `advance` (one thread at a time) for
+    the newly committed pieces, `close` at the end. Times are in the recording's time."""
+
+    def __init__(
+        self,
+        model: Any,
+        fmt: AudioFormat,
+        *,
+        language: str | None = None,
+        prompt: str | None = None,
+        policy: CutPolicy = CutPolicy(),
+        decoding: Decoding = LIVE_PASS,
+        max_pending_s: int = MAX_PENDING_S,
+    ) -> None:
+        """`model`: the shared faster-whisper model; `language`: ISO 639-1, or None to detect it on the first piece
+        with speech (then kept); `prompt`: names and terms to listen for, given to Whisper as its hotwords."""
+        self.model, self.fmt, self.prompt, self.policy, self.decoding = model, fmt, prompt, policy, decoding
+        self.language = language if model.model.is_multilingual else ENGLISH
+        self._first_speech: list[np.ndarray] = []  # while the language is not known: speech heard so far
+        self._committed_ms = 0  # the words before this are committed: heard again for context, they are left out
+        self._last: Word | None = None  # the last word committed
+        self._pcm = _Pcm(max_pending_s * SAMPLE_RATE)
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed with ffmpeg) a file: ffmpeg never blocks on it
+        pipe = subprocess.PIPE
+        self._process = subprocess.Popen(decoder_command(fmt), stdin=pipe, stdout=pipe, stderr=self._errors)
+        assert self._process.stdin is not None and self._process.stdout is not None
+        os.set_blocking(self._process.stdin.fileno(), False)  # `feed` waits at most FEED_TIMEOUT_S
+        self._reader = threading.Thread(target=_read, args=(self._process.stdout, self._pcm), daemon=True)
+        self._reader.start()
+        self._stop = weakref.finalize(self, _stop, self._process, self._errors)  # ffmpeg ends even if never closed
+
+    @property
+    def on_audio(self) -> Callable[[], None]:
+        """Called on the reader thread whenever decoded audio arrives: a scheduler's wake-up."""
+        return self._pcm.on_audio
+
+    @on_audio.setter
+    def on_audio(self, callback: Callable[[], None]) -> None:
+        self._pcm.on_audio = callback
+
+    @property
+    def waiting_since(self) -> float | None:
+        """`time.monotonic()` when the oldest audio `advance` has not looked at yet arrived; None: none waits."""
+        return self._pcm.unseen_since
+
+    @property
+    def skipped_ms(self) -> int:
+        """Audio cut unheard because `advance` was not called often enough (the server was busy)."""
+        return self._pcm.skipped * 1000 // SAMPLE_RATE
+
+    @property
+    def decoded_ms(self) -> int:
+        """How much of the recording ffmpeg has decoded so far."""
+        with self._pcm.lock:
+            return (self._pcm.start + len(self._pcm.data) // 4) * 1000 // SAMPLE_RATE
+
+    @property
+    def pending_ms(self) -> int:
+        """Decoded audio kept, not yet heard: at most `max_pending_s`."""
+        return len(self._pcm.data) // 4 * 1000 // SAMPLE_RATE
+
+    @property
+    def finished(self) -> bool:
+        """The input ended (`end_input`, or ffmpeg stopped) and every word in it is committed."""
+        with self._pcm.lock:
+            return self._pcm.ended and not self._pcm.data and self._pcm.unseen_since is None
+
+    def feed(self, data: bytes) -> None:
+        """The next chunk of the container, as stored (the first one holds the header)."""
+        stdin = self._process.stdin
+        assert stdin is not None
+        view, deadline = memoryview(data), time.monotonic() + FEED_TIMEOUT_S
+        try:
+            while view:
+                if not select.select([], [stdin], [], max(0.0, deadline - time.monotonic()))[1]:
+                    raise self._broken(f'ffmpeg took no input for {FEED_TIMEOUT_S:g} s')
+                view = view[os.write(stdin.fileno(), view) :]
+        except (OSError, ValueError):  # a closed pipe: ffmpeg has ended
+            raise self._broken('ffmpeg stopped reading its input') from None
+
+    def end_input(self) -> None:
+        """The recording stopped: what is left is heard whole at the next `advance`, whether or not speech ended."""
+        if self._process.stdin is not None and not self._process.stdin.closed:
+            self._process.stdin.close()
+
+    def advance(self, *, max_piece_s: float | None = None) -> list[LivePiece]:
+        """Hear the stretch that is ready, if any: the newly committed pieces, in order. Blocks for one Whisper call
+        at most; raises LiveStreamBroken once ffmpeg has failed on the input. `max_piece_s` overrides the policy's
+        (a busy scheduler hears speech that goes on less often)."""
+        audio, start, ended = self._pcm.take()
+        if ended:  # its output is over: ffmpeg has ended, or is ending
+            _stop(self._process, None)
+        if self._process.poll() not in (None, 0):
+            raise self._broken(f'ffmpeg exited with {self._process.returncode}')
+        step = plan(audio, ended, self.policy, max_piece_s or self.policy.max_piece_s)
+        keep_from, heard = start + step.keep_from, []
+        if step.hear is not None:
+            heard = self._hear(audio[step.hear[0] : step.hear[1]], start + step.hear[0])
+            end_ms = (start + step.hear[1]) * 1000 // SAMPLE_RATE
+            again = (start + step.hear[0]) * 1000 // SAMPLE_RATE < self._committed_ms  # context heard again
+            held, sure_until = held_back(heard, end_ms) if step.going_on else (0, end_ms)
+            heard = new_words(heard, self._last if again else None, self._committed_ms, held)
+            self._committed_ms, self._last = sure_until, heard[-1].words[-1] if heard else self._last
+            if step.going_on:  # the held-back word is heard again, with what comes before it for context
+                keep_from = max(start + step.hear[0], (sure_until - self.policy.context_ms) * SAMPLE_RATE // 1000)
+        self._pcm.drop_before(keep_from)
+        return [LivePiece(s.start_ms, s.end_ms, ' '.join(w.text for w in s.words), s.words) for s in heard]
+
+    def close(self) -> None:
+        """End ffmpeg (killed if it has not ended CLOSE_TIMEOUT_S after its input) and let the audio go."""
+        self._stop()
+        self._reader.join(CLOSE_TIMEOUT_S)
+        with self._pcm.lock:
+            self._pcm.data = bytearray()
+
+    def _hear(self, audio: np.ndarray, offset: int) -> list[Segment]:
+        offset_ms = offset * 1000 // SAMPLE_RATE
+        language, sure = self._language(audio)
+        tokens = min(MAX_TOKENS, max(MIN_TOKENS, TOKENS_PER_S * audio.size // SAMPLE_RATE))
+        options = {**self.decoding.options(), 'max_new_tokens': tokens, 'hotwords': self.prompt}
+        found, _info = self.model.transcribe(audio, language=language, **options)
+        guarded = (guarded_words(segment, offset_ms, self.decoding, self.prompt) for segment in found)
+        heard = [segment for segment in guarded if segment is not None]
+        if self.language is None and heard:  # Whisper names a language for silence too: only speech tells
+            self._first_speech.append(audio)
+            if sure:
+                self.language, self._first_speech = language, []
+                log.info('live: heard %s', language)
+        return heard
+
+    def _language(self, audio: np.ndarray) -> tuple[str | None, bool]:
+        """The stream's language, else Whisper's best guess from the speech heard so far and this stretch (one piece
+        of a few seconds is too little to tell by), and whether that guess is sure enough to keep."""
+        if self.language is not None:
+            return self.language, True
+        speech = np.concatenate([*self._first_speech, audio])[-30 * SAMPLE_RATE :]
+        language, probability, _all = self.model.detect_language(audio=speech)
+        return str(language), probability >= SURE_LANGUAGE or speech.size >= DETECTION_S * SAMPLE_RATE
+
+    def _broken(self, what: str) -> LiveStreamBroken:
+        """ffmpeg ended (killed if need be); its own words go to the log (they may name server paths)."""
+        if self._stop.alive:  # the first time only
+            self._process.kill()
+            self._process.wait()
+            self._errors.seek(max(0, self._errors.seek(0, 2) - STDERR_KEPT))
+            log.warning('live transcript given up: %s: %s', what, self._errors.read().decode(errors='replace').strip())
+            self.close()
+        return LiveStreamBroken(f'the live audio could not be decoded: it is not valid {self.fmt.label} audio')
+
+
+def _stop(process: 'subprocess.Popen[bytes]', errors: IO[bytes] | None) -> None:
+    """ffmpeg's input closed, and ffmpeg ended (killed if it has not ended within CLOSE_TIMEOUT_S)."""
+    try:
+        if process.stdin is not None:
+            process.stdin.close()  # ffmpeg decodes what it has and ends
+        process.wait(CLOSE_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
+        process.kill()
+        process.wait()
+    if errors is not None:
+        errors.close()
