@@ -44,7 +44,10 @@ def axe() -> str:
 
 @pytest.fixture(scope='module')
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
-    running = AppServer(tmp_path_factory.mktemp('accessibility') / 'data').start()
+    # Transcripts on, so the pages show what users see (the live transcript switch, transcript states), with the
+    # workers external: none runs here, this is about the pages.
+    env = {'VR_TRANSCRIBE': 'true', 'VR_TRANSCRIBE_WORKER': 'external'}
+    running = AppServer(tmp_path_factory.mktemp('accessibility') / 'data', env=env).start()
     yield running
     running.stop()
     running.assert_clean_log()
