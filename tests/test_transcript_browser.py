@@ -70,6 +70,13 @@ async def test_a_spoken_word_plays_from_its_moment_and_finds_its_recording(serve
         assert start_s <= position < start_s + 1.5
         await page.wait_for_selector('.vr-word--current', timeout=5_000)  # the word being spoken is highlighted
 
+        await page.get_by_text('Account').click()  # the language and vocabulary, for the README's screenshot
+        await page.get_by_test_id('vocabulary-input').fill('Priya Venkataraman\nZanzibar')
+        await page.get_by_test_id('vocabulary-count').wait_for()
+        await page.set_viewport_size({'width': 1280, 'height': 1100})  # the page scrolls inside its layout
+        await page.wait_for_timeout(800)  # the section's opening animation
+        await screenshot(page, 'records-transcript')
+
         await page.get_by_test_id('search-input').fill('cheese')
         snippet = page.locator('.vr-snippet')
         await snippet.first.wait_for(timeout=10_000)
