@@ -1,10 +1,11 @@
 """The live transcript of one recording while it is made: its chunks decoded as they come by one ffmpeg process, its
-speech found by Silero VAD, each stretch heard by Whisper and its words committed.
+speech found by Silero VAD, each stretch heard once by Whisper and its words committed.
 
 Whisper pads every call to a 30-second window, so a call costs about the same for one word as for ten (base: ~1.2
-CPU-s here): speech is heard when a pause ends it, or once it has gone on `max_piece_s` (a busy scheduler stretches
-it, so calls thin out as streams are added); then all its words but the last are committed, and the last is heard
-again with what follows and a second of context before it. The alternatives measured are in bench/live.py's rows.
+CPU-s on these cores): speech is heard when a pause ends it, or once it has gone on `max_piece_s` past the words
+already committed (a busy scheduler stretches that, so calls thin out as streams are added). Of speech that goes on,
+the last word (and any ending in the last 250 ms) may be cut by the audio's end: it is heard again with what follows,
+after a second of context whose words, found by the last committed word's text, are not committed twice.
 """
 
 import logging
@@ -31,8 +32,10 @@ log = logging.getLogger(__name__)
 MAX_PENDING_S = 30  # audio not yet heard, at most; past it the oldest is cut (the full pass after Stop hears it)
 CLOSE_TIMEOUT_S = 5.0
 FEED_TIMEOUT_S = 5.0  # a chunk is a few KB and the pipe holds 64 KB: ffmpeg that takes none for this long is stuck
-SURE_LANGUAGE = 0.8  # the language is kept once Whisper names it this surely from the speech heard so far,
-DETECTION_S = 8  # or once this much speech was heard (two sentences: README, Languages)
+# Not told the language, the first words wait until Whisper names it surely from the speech so far (tried every
+# DETECTION_EVERY_S), or DETECTION_S after speech began (two sentences): pieces of 2-7 s of German espeak speech
+# were named Norwegian, Thai and Latin, with probabilities of 0.13 to 0.48.
+SURE_LANGUAGE, DETECTION_EVERY_S, DETECTION_S = 0.8, 2, 8
 TOKENS_PER_S = 15  # a piece's text is at most this long (a loop is cut short, not decoded to 448 tokens)
 MIN_TOKENS, MAX_TOKENS = 40, 200  # MAX_TOKENS plus the longest hotwords prompt stay within Whisper's 448
 SETTLE_MS = 1_000  # speech going on that Whisper heard nothing in is heard again from this long before its end
@@ -49,8 +52,10 @@ class LiveStreamBroken(AppError):
 
 @dataclass(frozen=True)
 class CutPolicy:
-    """When a stretch of speech is heard. Measured alternatives (bench/live.py; README, Live transcript): pauses
-    only; the VAD's own split of long speech; 3 and 4 s instead of 2; no context."""
+    """When a stretch of speech is heard. One stream, Whisper base (bench/live.py, a quiet machine): cut at pauses
+    only, words came 4.2 s after they were said at the median (p95 7.9 s) for 0.24 CPU-s per audio-s; heard every 2 s
+    of speech that goes on, 2.4 s (3.6 s) for 0.57. Every 1.5 s lost 7 % of the words to short pieces; every 3 or 4 s
+    (in earlier versions) missed a 3-s median."""
 
     pause_ms: int = 250  # a pause this long ends a piece
     max_piece_s: float = 2.0  # speech going on this long is heard up to now, all but its last word committed
@@ -83,15 +88,16 @@ class Step:
     going_on: bool = False  # speech goes on past the stretch: its last word may be cut, and is heard again
 
 
-def plan(audio: np.ndarray, ended: bool, policy: CutPolicy, max_piece_s: float) -> Step:
-    """Speech ended by a pause is heard at once; speech going on waits, until it has gone on `max_piece_s`."""
+def plan(audio: np.ndarray, ended: bool, policy: CutPolicy, max_piece_s: float, committed: int = 0) -> Step:
+    """Speech ended by a pause is heard at once; speech going on waits until it has gone on `max_piece_s` past
+    `committed` (the words before it, kept for context, are committed)."""
     from faster_whisper.vad import get_speech_timestamps
 
     speech = get_speech_timestamps(audio, policy.vad_options()) if audio.size else []
     closed = speech if ended else [chunk for chunk in speech if chunk['end'] < audio.size]
     if closed:
         return Step((closed[0]['start'], closed[-1]['end']), audio.size if ended else closed[-1]['end'])
-    if speech and audio.size - speech[0]['start'] >= max_piece_s * SAMPLE_RATE:
+    if speech and audio.size - max(speech[0]['start'], committed) >= max_piece_s * SAMPLE_RATE:
         return Step((speech[0]['start'], audio.size), speech[0]['start'], going_on=True)
     if speech:
         return Step(None, speech[0]['start'])  # keep it from its start
@@ -183,23 +189,13 @@ def _read(stdout: IO[bytes], pcm: _Pcm) -> None:
 
 
 def decoder_command(fmt: AudioFormat) -> list[str]:
-    """ffmpeg reading the recording's container, forced, from stdin only; 16 kHz mono float32 out, each packet
-    flushed as it is decoded (measured: a chunk's audio comes out as soon as it is written)."""
-    reading = ('-protocol_whitelist', 'pipe', '-format_whitelist', fmt.demuxer, *fmt.demuxer_options)
+    """ffmpeg reading the recording's container, forced, from stdin only (as `ffmpeg_reading` reads a file); 16 kHz
+    mono float32 out, each packet flushed as it is decoded (measured with WebM, Ogg and fragmented MP4: a chunk's
+    audio comes out as soon as it is written)."""
+    only_stdin = ('-protocol_whitelist', 'pipe', '-format_whitelist', fmt.demuxer, *fmt.demuxer_options)
     output = ('-map', '0:a:0', '-ac', '1', '-ar', str(SAMPLE_RATE), '-f', 'f32le', '-flush_packets', '1', 'pipe:1')
-    return [
-        ffmpeg_executable(),
-        '-hide_banner',
-        '-nostdin',
-        '-v',
-        'error',
-        *reading,
-        '-f',
-        fmt.demuxer,
-        '-i',
-        'pipe:0',
-        *output,
-    ]
+    command = ('-hide_banner', '-nostdin', '-v', 'error', *only_stdin, '-f', fmt.demuxer, '-i', 'pipe:0', *output)
+    return [ffmpeg_executable(), *command]
 
 
 class LiveStream:
@@ -217,13 +213,14 @@ class LiveStream:
         decoding: Decoding = LIVE_PASS,
         max_pending_s: int = MAX_PENDING_S,
     ) -> None:
-        """`model`: the shared faster-whisper model; `language`: ISO 639-1, or None to detect it on the first piece
-        with speech (then kept); `prompt`: names and terms to listen for, given to Whisper as its hotwords."""
+        """`model`: the shared faster-whisper model; `language`: ISO 639-1, or None to tell it from the first
+        DETECTION_S after speech began (then kept); `prompt`: names and terms to listen for, given to Whisper as its
+        hotwords (vocabulary.py's `vocabulary_prompt`), whose echo over near-silence the quality guards drop."""
         self.model, self.fmt, self.prompt, self.policy, self.decoding = model, fmt, prompt, policy, decoding
         self.language = language if model.model.is_multilingual else ENGLISH
-        self._first_speech: list[np.ndarray] = []  # while the language is not known: speech heard so far
         self._committed_ms = 0  # the words before this are committed: heard again for context, they are left out
         self._last: Word | None = None  # the last word committed
+        self._detection_tried = 0  # samples of speech the language was last tried on
         self._pcm = _Pcm(max_pending_s * SAMPLE_RATE)
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed with ffmpeg) a file: ffmpeg never blocks on it
         pipe = subprocess.PIPE
@@ -297,7 +294,10 @@ class LiveStream:
             _stop(self._process, None)
         if self._process.poll() not in (None, 0):
             raise self._broken(f'ffmpeg exited with {self._process.returncode}')
-        step = plan(audio, ended, self.policy, max_piece_s or self.policy.max_piece_s)
+        committed = max(0, self._committed_ms * SAMPLE_RATE // 1000 - start)
+        step = plan(audio, ended, self.policy, max_piece_s or self.policy.max_piece_s, committed)
+        if self.language is None and step.hear is not None and not ended:
+            step = self._until_the_language_is_known(audio, step.hear[0])
         keep_from, heard = start + step.keep_from, []
         if step.hear is not None:
             heard = self._hear(audio[step.hear[0] : step.hear[1]], start + step.hear[0])
@@ -305,7 +305,8 @@ class LiveStream:
             again = (start + step.hear[0]) * 1000 // SAMPLE_RATE < self._committed_ms  # context heard again
             held, sure_until = held_back(heard, end_ms) if step.going_on else (0, end_ms)
             heard = new_words(heard, self._last if again else None, self._committed_ms, held)
-            self._committed_ms, self._last = sure_until, heard[-1].words[-1] if heard else self._last
+            self._committed_ms = max(self._committed_ms, sure_until)
+            self._last = heard[-1].words[-1] if heard else self._last
             if step.going_on:  # the held-back word is heard again, with what comes before it for context
                 keep_from = max(start + step.hear[0], (sure_until - self.policy.context_ms) * SAMPLE_RATE // 1000)
         self._pcm.drop_before(keep_from)
@@ -318,29 +319,30 @@ class LiveStream:
         with self._pcm.lock:
             self._pcm.data = bytearray()
 
+    def _until_the_language_is_known(self, audio: np.ndarray, first: int) -> Step:
+        """All the speech since it began, once Whisper names its language surely or it has gone on DETECTION_S;
+        until then, nothing is heard."""
+        span = audio.size - first
+        if span < DETECTION_S * SAMPLE_RATE:
+            if span - self._detection_tried < DETECTION_EVERY_S * SAMPLE_RATE:
+                return Step(None, first)
+            self._detection_tried = span
+            language, probability, _all = self.model.detect_language(audio=audio[first:], vad_filter=True)
+            if probability < SURE_LANGUAGE:
+                return Step(None, first)
+            self.language = str(language)
+        return Step((first, audio.size), first, going_on=True)
+
     def _hear(self, audio: np.ndarray, offset: int) -> list[Segment]:
         offset_ms = offset * 1000 // SAMPLE_RATE
-        language, sure = self._language(audio)
+        if self.language is None:  # as `transcribe` detects it (without the VAD, German was read as Latin)
+            self.language = str(self.model.detect_language(audio=audio, vad_filter=True)[0])
+            log.info('live: heard %s', self.language)
         tokens = min(MAX_TOKENS, max(MIN_TOKENS, TOKENS_PER_S * audio.size // SAMPLE_RATE))
         options = {**self.decoding.options(), 'max_new_tokens': tokens, 'hotwords': self.prompt}
-        found, _info = self.model.transcribe(audio, language=language, **options)
+        found, _info = self.model.transcribe(audio, language=self.language, **options)
         guarded = (guarded_words(segment, offset_ms, self.decoding, self.prompt) for segment in found)
-        heard = [segment for segment in guarded if segment is not None]
-        if self.language is None and heard:  # Whisper names a language for silence too: only speech tells
-            self._first_speech.append(audio)
-            if sure:
-                self.language, self._first_speech = language, []
-                log.info('live: heard %s', language)
-        return heard
-
-    def _language(self, audio: np.ndarray) -> tuple[str | None, bool]:
-        """The stream's language, else Whisper's best guess from the speech heard so far and this stretch (one piece
-        of a few seconds is too little to tell by), and whether that guess is sure enough to keep."""
-        if self.language is not None:
-            return self.language, True
-        speech = np.concatenate([*self._first_speech, audio])[-30 * SAMPLE_RATE :]
-        language, probability, _all = self.model.detect_language(audio=speech)
-        return str(language), probability >= SURE_LANGUAGE or speech.size >= DETECTION_S * SAMPLE_RATE
+        return [segment for segment in guarded if segment is not None]
 
     def _broken(self, what: str) -> LiveStreamBroken:
         """ffmpeg ended (killed if need be); its own words go to the log (they may name server paths)."""

@@ -16,7 +16,7 @@ from services.core.errors import AppError
 from services.transcripts.live import LivePiece, LiveStream
 
 log = logging.getLogger(__name__)
-STREAMS_PER_THREAD = 2  # measured (bench/live.py): 4 streams on 2 cores keep p95 within 8 s, 8 do not
+STREAMS_PER_THREAD = 2  # measured (bench/live.py): 4 streams on 2 cores kept p95 at 6.0-6.4 s; 8 reached 10 s
 MAX_LAG_S = 3.0  # ready audio waiting longer than this, for OVER_FOR_S on end, means more streams than threads
 OVER_FOR_S = 5.0
 
