@@ -21,7 +21,7 @@ from bench.audio import live_webm, split
 from bench.load import LoadResult, count_lost, run_load
 from bench.report import Row, median, percentile
 from bench.servers import app_server, cpu_seconds, pid_of
-from services.transcripts.models import BUNDLED_MODELS, DEFAULT_MODEL, model_folder
+from services.transcripts.models import BUNDLED_MODELS, DEFAULT_MODEL, load_model, model_folder
 
 LIVE_RECORDINGS = 4
 RECORDERS = 100
@@ -71,7 +71,7 @@ class LiveClient:
 def run(workspace: Path, *, quick: bool, say: Callable[[str], None]) -> list[Row]:
     seconds = live.QUICK_STREAM_S if quick else live.STREAM_S
     say('live beside ingest: making the live recordings and their reference words')
-    model = live.live_model(model_folder(BUNDLED_MODELS[DEFAULT_MODEL], workspace / 'models'), 1)
+    model = load_model(model_folder(BUNDLED_MODELS[DEFAULT_MODEL], workspace / 'models'))
     recordings = [live.recording(workspace, i, seconds, model) for i in range(LIVE_RECORDINGS)]
     del model
     chunks = split(live_webm(workspace, 60))
