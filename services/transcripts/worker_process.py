@@ -60,9 +60,7 @@ def run_worker(settings: Settings, *, child: bool = False) -> None:
     lower_priority()
     spec = model_spec(settings.transcribe_model)
     folder = model_folder(spec, settings.data_dir)  # a missing or damaged model is said now, before any job is taken
-    database = Database(settings.resolved_database_url)
-    if settings.auto_migrate:
-        upgrade(database.engine)
+    database = migrated_database(settings)
     queue = TranscriptQueue(
         database=database, lease=timedelta(seconds=settings.transcribe_lease_s), language=settings.transcribe_language
     )
@@ -94,9 +92,7 @@ def run_live_worker(settings: Settings, *, child: bool = False) -> None:
     lower_priority(LIVE_NICENESS)
     spec = model_spec(settings.transcribe_model)
     folder = model_folder(spec, settings.data_dir)
-    database = Database(settings.resolved_database_url)
-    if settings.auto_migrate:
-        upgrade(database.engine)
+    database = migrated_database(settings)
     worker = LiveWorker(
         store=LiveTranscripts(database=database),
         storage=build_storage(settings),
@@ -115,6 +111,14 @@ def run_live_worker(settings: Settings, *, child: bool = False) -> None:
     finally:
         database.dispose()
         log.info('live worker %d stopped', os.getpid())
+
+
+def migrated_database(settings: Settings) -> Database:
+    """The database a worker process reads and writes, brought to the newest schema first if the app does that."""
+    database = Database(settings.resolved_database_url)
+    if settings.auto_migrate:
+        upgrade(database.engine)
+    return database
 
 
 def lower_priority(niceness: int = WORKER_NICENESS) -> None:
