@@ -1,8 +1,11 @@
-"""Shared fixtures: services on every backend combination, an API client, known audio.
+"""Shared fixtures: services on both deployments, an API client, known audio.
 
-`settings` (and so `services` and `api`) is parametrized over {SQLite, PostgreSQL} × {local, S3}: each test
-gets a fresh database and a fresh bucket on real servers the session starts itself. A test that is about one
-backend narrows it with `@pytest.mark.parametrize('storage_kind', ['s3'], indirect=True)`.
+`settings` (and so `services` and `api`) runs each test on the two deployments people run: the embedded one
+(SQLite + local folder) and the scaled-out one (PostgreSQL + S3), each with a fresh database and a fresh bucket on
+real servers the session starts itself. The database and the storage are independent layers, so the two mixed
+pairs add time and no coverage. A test that is about one backend narrows it with
+`@pytest.mark.parametrize('storage_kind', ['s3'], indirect=True)`; a test that names only one of the two gets
+every value of the other.
 """
 
 import shutil
@@ -77,12 +80,30 @@ def redis_url(redis_server: RedisServer) -> str:
     return redis_server.url
 
 
-@pytest.fixture(params=['sqlite', 'postgresql'])
+DEPLOYMENTS = [('sqlite', 'local'), ('postgresql', 's3')]
+BACKEND_KINDS = {'database_kind': ['sqlite', 'postgresql'], 'storage_kind': ['local', 's3']}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize `database_kind` and `storage_kind` where a test's own marks leave them open: both open, the two
+    deployments; one open, every value of it."""
+    narrowed: set[str] = set()
+    for mark in metafunc.definition.iter_markers('parametrize'):
+        names = mark.args[0]
+        narrowed.update(n.strip() for n in (names.split(',') if isinstance(names, str) else names))
+    open_kinds = [name for name in BACKEND_KINDS if name in metafunc.fixturenames and name not in narrowed]
+    if len(open_kinds) == 2:
+        metafunc.parametrize(('database_kind', 'storage_kind'), DEPLOYMENTS, indirect=True)
+    elif open_kinds:
+        metafunc.parametrize(open_kinds[0], BACKEND_KINDS[open_kinds[0]], indirect=True)
+
+
+@pytest.fixture
 def database_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture(params=['local', 's3'])
+@pytest.fixture
 def storage_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
