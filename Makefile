@@ -10,6 +10,9 @@ SYSTEM_PACKAGES := ffmpeg chromium chromium-driver firefox-esr espeak-ng sox pos
 SYSTEM_PACKAGES += pocketsphinx-testdata
 # HAProxy, the load balancer the scale-out test puts in front of two instances (with docs/haproxy.cfg).
 SYSTEM_PACKAGES += haproxy
+# What `make bench` runs besides the app: ffmpeg, speech for the transcript and live figures (espeak-ng, sox, the
+# LibriVox clips), and PostgreSQL, Redis and HAProxy for the scale-out figures (SeaweedFS comes with the bench extras).
+BENCH_PACKAGES := ffmpeg espeak-ng sox pocketsphinx-testdata postgresql redis-server haproxy
 # What `make image-test` (the last step of `make test`) builds and starts the container image with.
 IMAGE_PACKAGES := podman buildah mmdebstrap
 # The app's dependencies, pinned with their hashes: `make` and the Dockerfile install exactly these.
@@ -59,9 +62,11 @@ lint: $(BIN)/.test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy services api
 
-## Measure the real app on loopback against baselines; prints one table, writes bench/results.md (~10 min).
-## Never fails on speed. A shorter run: make bench BENCH_ARGS=--quick (writes bench/results-partial.md).
+## Measure the real app on loopback against baselines; prints one table, writes bench/results.md row by row
+## (~17 min). Installs what it needs as `make test` does (Debian packages when root) and checks them before the
+## first measurement. Never fails on speed. A shorter run: make bench BENCH_ARGS=--quick (bench/results-partial.md).
 bench: $(BIN)/.bench
+	$(MAKE) --no-print-directory system-packages SYSTEM_PACKAGES='$(BENCH_PACKAGES)'
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 ## Pin the app's dependencies from pyproject.toml, with hashes, into requirements.lock; run it after changing them
@@ -86,7 +91,7 @@ system-packages:
 			echo "installing: $$missing"; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 		else \
-			echo "missing Debian packages: $$missing -- run 'sudo apt-get install $$missing' or run make test as root"; \
+			echo "missing Debian packages: $$missing -- run 'sudo apt-get install $$missing' or run this make target as root"; \
 			exit 1; \
 		fi; \
 	fi

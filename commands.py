@@ -1,8 +1,10 @@
-"""The commands `python main.py` runs instead of serving: `migrate`, `worker` and `worker --live`."""
+"""The commands `python main.py` runs instead of serving: `migrate`, `worker`, `worker --live`, `backup DEST` and
+`restore SRC`."""
 
 import logging
 from pathlib import Path
 
+from services.backup.manifest import BackupFailed
 from services.core.config import Settings
 from services.core.schema import migrate
 from services.transcripts.worker_process import CHILD_FLAG, LIVE_FLAG, run_live_worker, run_workers
@@ -23,4 +25,30 @@ def run_command(settings: Settings, args: list[str]) -> bool:
         else:
             run_workers(settings, main_file=MAIN_FILE, child=CHILD_FLAG in flags)
         return True
+    if args[:1] in (['backup'], ['restore']):
+        run_backup_command(settings, args)
+        return True
     return False
+
+
+def run_backup_command(settings: Settings, args: list[str]) -> None:
+    """`backup DEST` while the app runs, `restore SRC` into an empty data folder; a failure is one line and exit 1."""
+    from services.backup.restore import restore_backup  # only these commands need them
+    from services.backup.snapshot import write_backup
+
+    command = args[0]
+    if len(args) != 2:
+        log.error('usage: python main.py %s %s', command, 'DEST' if command == 'backup' else 'SRC')
+        raise SystemExit(2)
+    folder = Path(args[1])
+    try:
+        if command == 'backup':
+            manifest = write_backup(settings, folder)
+            done = f'backup written to {folder}'
+        else:
+            manifest = restore_backup(settings, folder)
+            done = f'restored into {settings.data_dir} the backup of {manifest.created_at}'
+    except BackupFailed as error:
+        log.error('%s failed: %s', command, error.message)
+        raise SystemExit(1) from None
+    log.info('%s: %d files, %.1f MB', done, len(manifest.files), manifest.total_bytes / 1e6)

@@ -12,7 +12,7 @@ log = logging.getLogger('voice_recorder')
 
 
 def main() -> None:
-    """Serve the app, or run the command the arguments name (`migrate`, `worker`)."""
+    """Serve the app, or run the command the arguments name (`migrate`, `worker`, `backup`, `restore`)."""
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     try:
         settings = load_settings()

@@ -143,12 +143,23 @@ class AudioChannel:
                 return
             except Unauthorized:
                 self.connections.close(sid, connection)
-        raise Unauthorized(SIGNED_OUT)
+        # `signed_out`: not a refusal of the audio; the browser keeps it for its next sign-in (upload_session.mjs)
+        raise Unauthorized(SIGNED_OUT, signed_out=True)
 
     async def create(self, user_id: uuid.UUID, payload: CreatePayload) -> Answer:
-        recording = await in_thread(
-            self.services.recordings.create, user_id=user_id, mime_type=payload.mime_type, title=payload.title
-        )
+        if payload.file_size_bytes is not None:  # an import: its chunks are the file's bytes
+            recording = await in_thread(
+                self.services.imports.create,
+                user_id=user_id,
+                mime_type=payload.mime_type,
+                size_bytes=payload.file_size_bytes,
+                title=payload.title,
+                modified_at=payload.file_modified_at,
+            )
+        else:
+            recording = await in_thread(
+                self.services.recordings.create, user_id=user_id, mime_type=payload.mime_type, title=payload.title
+            )
         return {'recording_id': str(recording.id)}
 
     async def chunk(self, user_id: uuid.UUID, payload: ChunkPayload) -> Answer:
@@ -171,4 +182,8 @@ class AudioChannel:
     async def status(self, user_id: uuid.UUID, payload: StatusPayload) -> Answer:
         """Lets a recovering page ask what became of a recording it has leftovers of."""
         recording = await in_thread(self.services.recordings.get, user_id=user_id, recording_id=payload.recording_id)
-        return {'recording': public(recording)}
+        if recording.original_mime_type is None:
+            return {'recording': public(recording)}
+        # an import being resumed: the chunks the server holds are not sent again
+        stored = await in_thread(self.services.imports.stored_seqs, recording.id)
+        return {'recording': public(recording), 'stored_seqs': stored}

@@ -6,6 +6,7 @@ server no longer reads (the page learns it from the recorder's `started` event i
 """
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBytes, StrictInt, StrictStr, ValidationError
@@ -21,10 +22,18 @@ class ChannelPayload(BaseModel):
 
 
 class CreatePayload(ChannelPayload):
-    problems = {'mime_type': 'mime_type and title must be text', 'title': 'mime_type and title must be text'}
+    problems = {
+        'mime_type': 'mime_type and title must be text',
+        'title': 'mime_type and title must be text',
+        'file_size_bytes': "file_size_bytes must be the file's size in bytes",
+        'file_modified_at': 'file_modified_at must be a date and time',
+    }
 
     mime_type: StrictStr
     title: StrictStr | None = None
+    # An import (pages/importer.py): the file's size and last-modified time; its chunks are the file's bytes.
+    file_size_bytes: Annotated[StrictInt, Field(ge=0, le=2**53)] | None = None
+    file_modified_at: datetime | None = None
 
 
 class ChunkPayload(ChannelPayload):

@@ -94,10 +94,23 @@ class TranscribeAgainIn(StrictBody):
 class RecordingCreateIn(StrictBody):
     mime_type: str = Field(max_length=100)
     title: str | None = Field(default=None, max_length=1000)
+    file_size_bytes: int | None = Field(
+        default=None, ge=0, le=2**53, description="an import: the file's size (its chunks are the file's bytes)"
+    )
+    file_modified_at: datetime | None = Field(default=None, description="an import: the file's last-modified time")
 
 
 class RecordingPatchIn(StrictBody):
-    title: str = Field(max_length=1000)
+    """What the owner may change of a recording; a field left out stays. One change refused refuses all."""
+
+    title: str | None = Field(default=None, max_length=1000, description='at most 200 characters; longer is refused')
+    favourite: bool | None = None
+    tags: list[str] | None = Field(
+        default=None,
+        max_length=100,
+        description='the whole list ([] clears it): trimmed, repeats in any case dropped, at most '
+        'VR_MAX_TAGS_PER_RECORDING tags (10) of VR_MAX_TAG_CHARS characters (30)',
+    )
 
 
 class RecordingHit(RecordingPublic):

@@ -8,14 +8,27 @@ import argparse
 import shutil
 import sys
 import tempfile
-import time
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from bench import finalize, footprint, ingest, live, live_ingest, playback, records, scale_out, soak, transcripts
-from bench.report import Row, load_average, machine, table, write
+from bench import (
+    finalize,
+    footprint,
+    imports,
+    ingest,
+    live,
+    live_ingest,
+    parts,
+    playback,
+    records,
+    scale_out,
+    soak,
+    transcripts,
+)
+from bench.report import ResultsFile, Row, load_average, machine, table
 
-Benchmark = Callable[..., list[Row]]
+Benchmark = Callable[..., Iterable[Row]]  # a list, or a generator that yields each row as it is measured
 BENCHMARKS: dict[str, Benchmark] = {
     'ingest': ingest.run,
     'scale_out': scale_out.run,
@@ -26,6 +39,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     'transcripts': transcripts.run,
     'live': live.run,
     'live_ingest': live_ingest.run,
+    'imports': imports.run,
 }
 NOTES = [
     'Ingest: each simulated recorder loads /recorder with its own signed-in browser identity (made through '
@@ -72,6 +86,11 @@ NOTES = [
     'does (ask for live words, send a 1-second chunk of a live stream each second, read new words every 0.25 s as '
     "the page reads them; a word's delay runs to the read that returned it) while the ingest benchmark's 100 "
     'recorders send over the websocket; the same recorders alone first, in the same run.',
+    'Imports: a tone MP3 (64 kbit/s mono) imported through the REST API as a script or the browser does: create '
+    "with the file's size, its 512 KiB chunks read from the file one at a time, at most 4 waiting for their "
+    'acknowledgement, then finalize (an MP3 is played as it came: joined, its packets counted, stored). The web '
+    "process's RSS is sampled every 5 ms from before the first chunk to the finalize's answer. The baseline is the "
+    'same bytes as one streamed HTTP PUT to a bare starlette endpoint writing them to disk and fsyncing.',
 ]
 
 
@@ -87,23 +106,46 @@ def main() -> None:
     parser.add_argument('--soak', action='store_true', help=f'only the soak: {soak.RECORDERS} recorders for an hour')
     parser.add_argument('--soak-minutes', type=int, default=60, help='how long the soak runs (default 60)')
     args = parser.parse_args()
-    started, load_at_start = time.monotonic(), load_average()
+    chosen = ['soak'] if args.soak else args.only or list(BENCHMARKS)
+    lacking = parts.missing(chosen)
+    if lacking:  # said before the first measurement, not minutes into the run
+        print(parts.missing_line(lacking), file=sys.stderr)
+        sys.exit(1)
+    load_at_start = load_average()
     workspace = Path(tempfile.mkdtemp(prefix='vr-bench-'))
     print(f'machine: {machine()}, load average {load_at_start}\nworkspace: {workspace}', flush=True)
-    rows: list[Row] = []
+    mode = 'soak' if args.soak else 'quick' if args.quick else 'partial' if args.only else 'full'
+    results = ResultsFile(mode=mode, notes=NOTES, load_at_start=load_at_start)
     try:
-        if args.soak:
-            rows += soak.run(workspace, minutes=args.soak_minutes, say=say)
-        for name in [] if args.soak else args.only or BENCHMARKS:
-            rows += BENCHMARKS[name](workspace, quick=args.quick, say=say)
+        failed = run_all(chosen, results, workspace, args)
     finally:
         if not args.keep:
             shutil.rmtree(workspace, ignore_errors=True)
-    print(table(rows))
-    mode = 'soak' if args.soak else 'quick' if args.quick else 'partial' if args.only else 'full'
-    path = write(rows, mode=mode, elapsed_s=time.monotonic() - started, notes=NOTES, load_at_start=load_at_start)
+    print(table(results.rows))
+    path = results.write(f'stopped: {", ".join(failed)} failed' if failed else '')
     print(f'written to {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}')
-    sys.exit(0)
+    sys.exit(1 if failed else 0)
+
+
+def run_all(chosen: list[str], results: ResultsFile, workspace: Path, args: argparse.Namespace) -> list[str]:
+    """Each benchmark's rows go to the file as they come; one that fails is said (row and traceback) and the others
+    still run. Returns the names of those that failed."""
+    failed = []
+    for name in chosen:
+        try:
+            measured: Iterable[Row]
+            if name == 'soak':
+                measured = soak.run(workspace, minutes=args.soak_minutes, say=say)
+            else:
+                measured = BENCHMARKS[name](workspace, quick=args.quick, say=say)
+            for row in measured:  # a generator gives its rows as it measures them
+                results.add(row)
+        except Exception as error:  # the rows so far are kept; the next benchmark still runs
+            traceback.print_exc()
+            failed.append(name)
+            said = ' '.join(f'{type(error).__name__}: {error}'.split()).replace('|', '/')  # one table cell
+            results.add(Row(name, 'stopped', 'failed', '', said))
+    return failed
 
 
 if __name__ == '__main__':

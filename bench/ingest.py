@@ -1,6 +1,6 @@
 """1. Ingest capacity: N recorders, one ~16 KiB chunk a second each, over the page's own websocket path."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench import identities
@@ -15,40 +15,37 @@ STOP_P99_MS = 1000.0
 SATURATION_RECORDERS = 50
 
 
-def run(workspace: Path, *, quick: bool, say: Callable[[str], None]) -> list[Row]:
+def run(workspace: Path, *, quick: bool, say: Callable[[str], None]) -> Iterator[Row]:
+    """Yields each row as it is measured, so the report has it even if a later level fails."""
     chunks = split(live_webm(workspace, 60))
     levels = QUICK_LEVELS if quick else LEVELS
     duration_s = 6.0 if quick else 20.0
     say(f'ingest: signing in {max(levels)} browsers through /onboard')
     browsers = identities.ensure(workspace, max(levels))
-    rows = []
     for n in levels:
         say(f'ingest: {n} recorders for {duration_s:.0f} s: bare socket.io, bare + fsync, then the app')
         bare = _bare(workspace, n, chunks, duration_s)
         durable = _bare(workspace, n, chunks, duration_s, durable=True)
         ours, lost = _ours(workspace, browsers[:n], chunks, duration_s)
         baselines = f'bare: {_bare_text(bare)}<br>bare + append + fsync: {_bare_text(durable)}'
-        rows.append(Row('1 ingest', f'{n} recorders × 1 chunk/s', _ours_text(ours, lost, bare), baselines))
+        yield Row('1 ingest', f'{n} recorders × 1 chunk/s', _ours_text(ours, lost, bare), baselines)
         if ours.p99_ms > STOP_P99_MS or ours.recorders < n:
-            rows.append(Row('1 ingest', f'> {n} recorders', 'not run', '', f'stopped: p99 past {STOP_P99_MS:.0f} ms'))
+            yield Row('1 ingest', f'> {n} recorders', 'not run', '', f'stopped: p99 past {STOP_P99_MS:.0f} ms')
             break
     say(f'ingest: saturation, {SATURATION_RECORDERS} recorders sending back to back')
     bare = _bare(workspace, SATURATION_RECORDERS, chunks, duration_s / 2, closed_loop=True)
     durable = _bare(workspace, SATURATION_RECORDERS, chunks, duration_s / 2, closed_loop=True, durable=True)
     ours, lost = _ours(workspace, browsers[:SATURATION_RECORDERS], chunks, duration_s / 2, closed_loop=True)
-    rows.append(
-        Row(
-            '1 ingest',
-            f'max throughput ({SATURATION_RECORDERS} recorders, closed loop)',
-            f'{ours.throughput:.0f} chunks/s = **{ours.throughput / bare.throughput:.2f}× bare**, '
-            f'{ours.throughput / durable.throughput:.2f}× bare + fsync; '
-            f'p50 {ours.p50_ms:.1f} ms; CPU {ours.server_cpu_pct:.0f} %; {lost} lost',
-            f'bare: {bare.throughput:.0f} chunks/s, CPU {bare.server_cpu_pct:.0f} %<br>'
-            f'bare + append + fsync: {durable.throughput:.0f} chunks/s, CPU {durable.server_cpu_pct:.0f} %',
-            'each recorder sends its next chunk as soon as the last is acknowledged',
-        )
+    yield Row(
+        '1 ingest',
+        f'max throughput ({SATURATION_RECORDERS} recorders, closed loop)',
+        f'{ours.throughput:.0f} chunks/s = **{ours.throughput / bare.throughput:.2f}× bare**, '
+        f'{ours.throughput / durable.throughput:.2f}× bare + fsync; '
+        f'p50 {ours.p50_ms:.1f} ms; CPU {ours.server_cpu_pct:.0f} %; {lost} lost',
+        f'bare: {bare.throughput:.0f} chunks/s, CPU {bare.server_cpu_pct:.0f} %<br>'
+        f'bare + append + fsync: {durable.throughput:.0f} chunks/s, CPU {durable.server_cpu_pct:.0f} %',
+        'each recorder sends its next chunk as soon as the last is acknowledged',
     )
-    return rows
 
 
 def _bare(

@@ -3,6 +3,7 @@
 import os
 import platform
 import statistics
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,21 +52,51 @@ def load_average() -> str:
     return ' / '.join(f'{value:.2f}' for value in os.getloadavg())
 
 
+class ResultsFile:
+    """The report, written again after every row, so a benchmark that fails later costs only the rows after it.
+
+    A full run is the report (results.md, committed), a soak has its own (soak.md, committed); a quick or partial
+    run goes beside them, ignored by git. Until the run ends, its header says how far it got.
+    """
+
+    def __init__(self, *, mode: str, notes: list[str], load_at_start: str, folder: Path = HERE) -> None:
+        self.path = folder / {'full': 'results.md', 'soak': 'soak.md'}.get(mode, 'results-partial.md')
+        self.mode, self.notes, self.load_at_start = mode, notes, load_at_start
+        self.rows: list[Row] = []
+        self.started = time.monotonic()
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+        self.write(f'in progress: {len(self.rows)} rows so far')
+
+    def write(self, state: str) -> Path:
+        """`state`: how far the run got ('in progress…', 'stopped: why'), or '' once it is complete."""
+        minutes = (time.monotonic() - self.started) / 60
+        run = (
+            f'{self.mode} run, {state}, {minutes:.1f} minutes so far'
+            if state
+            else f'{self.mode} run, {minutes:.1f} minutes'
+        )
+        parts = [
+            '# Benchmark results',
+            '',
+            f'{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {run}.',
+            f'Machine: {machine()}; load average at the start {self.load_at_start}.',
+            'Everything on loopback; the load generator shares these cores with the server. CPU % is of one core.',
+            '',
+            table(self.rows),
+            '',
+            *(f'- {note}' for note in self.notes),
+            '',
+        ]
+        temp = self.path.with_name(f'.{self.path.name}.writing')
+        temp.write_text('\n'.join(parts))
+        temp.replace(self.path)  # a reader (or a crash) never sees half a table
+        return self.path
+
+
 def write(rows: list[Row], *, mode: str, elapsed_s: float, notes: list[str], load_at_start: str) -> Path:
-    """A full run is the report (results.md, committed), a soak has its own (soak.md, committed); a quick or
-    partial run goes beside them, ignored by git."""
-    path = HERE / {'full': 'results.md', 'soak': 'soak.md'}.get(mode, 'results-partial.md')
-    parts = [
-        '# Benchmark results',
-        '',
-        f'{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {mode} run, {elapsed_s / 60:.1f} minutes.',
-        f'Machine: {machine()}; load average at the start {load_at_start}.',
-        'Everything on loopback; the load generator shares these cores with the server. CPU % is of one core.',
-        '',
-        table(rows),
-        '',
-        *(f'- {note}' for note in notes),
-        '',
-    ]
-    path.write_text('\n'.join(parts))
-    return path
+    """The whole report at once, for a caller that has all its rows."""
+    results = ResultsFile(mode=mode, notes=notes, load_at_start=load_at_start)
+    results.rows, results.started = list(rows), time.monotonic() - elapsed_s
+    return results.write('')

@@ -158,12 +158,16 @@ class Measured:
     log_tracebacks: int
 
 
-def run(workspace: Path, *, quick: bool, say: Callable[[str], None], levels: Sequence[int] | None = None) -> list[Row]:
-    """`levels` overrides the recorder counts (e.g. one level of 200 to try it out)."""
+def run(
+    workspace: Path, *, quick: bool, say: Callable[[str], None], levels: Sequence[int] | None = None
+) -> Iterator[Row]:
+    """`levels` overrides the recorder counts (e.g. one level of 200 to try it out); each row is yielded as it is
+    measured."""
     chunks = split(live_webm(workspace, 60))
     levels = levels or (QUICK_LEVELS if quick else LEVELS)
     duration_s = 6.0 if quick else 20.0
-    return [row for stack in STACKS for row in _figure(stack, workspace, chunks, levels, duration_s, say)]
+    for stack in STACKS:
+        yield from _figure(stack, workspace, chunks, levels, duration_s, say)
 
 
 def _figure(
@@ -173,7 +177,7 @@ def _figure(
     levels: Sequence[int],
     duration_s: float,
     say: Callable[[str], None],
-) -> list[Row]:
+) -> Iterator[Row]:
     """One stack's rows: its identities, each level until p99 passes the limit, then the closed-loop maximum."""
     folder = workspace / stack.folder
     folder.mkdir(parents=True, exist_ok=True)
@@ -183,12 +187,12 @@ def _figure(
         say(f'{stack.folder}: signing in {count} browsers through HAProxy and /onboard')
         with _tier(folder, backing, 'onboard', crash=False) as tier:
             browsers = identities.ensure(folder, count, base_url=tier.balancer.url)
-        rows = _level_rows(stack, folder, backing, browsers, chunks, levels, duration_s, say)
+        yield from _level_rows(stack, folder, backing, browsers, chunks, levels, duration_s, say)
         say(f'{stack.folder}: saturation, {SATURATION_RECORDERS} recorders sending back to back')
         saturated = _level(folder, backing, browsers[:SATURATION_RECORDERS], chunks, duration_s / 2, closed_loop=True)
     label = f'max throughput ({SATURATION_RECORDERS} recorders, closed loop)'
     closed = 'each recorder sends its next chunk as soon as the last is acknowledged'
-    return [*rows, Row(stack.benchmark, label, _saturation_text(saturated), '', f'{stack.note}; {closed}; {COMPARE}')]
+    yield Row(stack.benchmark, label, _saturation_text(saturated), '', f'{stack.note}; {closed}; {COMPARE}')
 
 
 def _level_rows(
@@ -200,19 +204,17 @@ def _level_rows(
     levels: Sequence[int],
     duration_s: float,
     say: Callable[[str], None],
-) -> list[Row]:
+) -> Iterator[Row]:
     """Open loop, 1 chunk/s per recorder; stops at the first level past STOP_P99_MS or with recorders not started."""
-    rows: list[Row] = []
     for n in levels:
         say(f'{stack.folder}: {n} recorders for {duration_s:.0f} s through HAProxy to 2 instances')
         measured = _level(folder, backing, browsers[:n], chunks, duration_s)
         note = f'{stack.note}; {COMPARE}'
-        rows.append(Row(stack.benchmark, f'{n} recorders × 1 chunk/s', _level_text(measured), '', note))
+        yield Row(stack.benchmark, f'{n} recorders × 1 chunk/s', _level_text(measured), '', note)
         if measured.result.p99_ms > STOP_P99_MS or measured.result.recorders < n:
             why = f'p99 past {STOP_P99_MS:.0f} ms' if measured.result.p99_ms > STOP_P99_MS else 'not all started'
-            rows.append(Row(stack.benchmark, f'> {n} recorders', 'not run', '', f'stopped: {why}'))
+            yield Row(stack.benchmark, f'> {n} recorders', 'not run', '', f'stopped: {why}')
             break
-    return rows
 
 
 def _level(

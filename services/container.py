@@ -18,10 +18,12 @@ from services.core.user_slots import UserSlots
 from services.recordings.chunk_batches import ChunkBatches
 from services.recordings.chunks import ChunkService
 from services.recordings.finalize import Finalizer
+from services.recordings.imports import ImportLimits, ImportService
 from services.recordings.orphans import OrphanSweeper
 from services.recordings.quota import StorageQuota
 from services.recordings.service import RecordingService
 from services.recordings.sweeper import StaleRecordingSweeper
+from services.recordings.tags import TagLimits
 from services.storage.local import LocalStorage
 from services.storage.protocol import Storage
 from services.storage.spool import SpooledStorage
@@ -38,6 +40,7 @@ class Services:
     users: UserService
     recordings: RecordingService
     chunks: ChunkService
+    imports: ImportService
     finalizer: Finalizer
     links: AudioLinks
     upload_tokens: UploadTokens
@@ -98,6 +101,8 @@ def build_finalizer(settings: Settings, database: Database, storage: Storage) ->
         max_duration_ms=settings.max_recording_s * 1000,
         ffmpeg_timeout_s=settings.ffmpeg_timeout_s,
         fetch_workers=fetch_workers,
+        max_import_bytes=settings.max_import_bytes,
+        max_concurrent_encoders=settings.max_concurrent_encoders,
     )
 
 
@@ -126,6 +131,11 @@ def build_exports(settings: Settings, database: Database, storage: Storage, quot
         quota=quota,
         ffmpeg_timeout_s=settings.ffmpeg_timeout_s,
     )
+
+
+def build_imports(settings: Settings, database: Database, storage: Storage) -> ImportService:
+    limits = ImportLimits(settings.max_import_bytes, settings.max_imports_per_user, settings.max_recordings_per_user)
+    return ImportService(database=database, storage=storage, limits=limits)
 
 
 def build_services(settings: Settings, *, storage: Storage | None = None) -> Services:
@@ -164,9 +174,13 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
             database, credential_recheck_s=settings.credential_recheck_s, vocabulary_limits=settings.vocabulary_limits
         ),
         recordings=RecordingService(
-            database=database, storage=storage, max_recordings_per_user=settings.max_recordings_per_user
+            database=database,
+            storage=storage,
+            max_recordings_per_user=settings.max_recordings_per_user,
+            tag_limits=TagLimits(settings.max_tags_per_recording, settings.max_tag_chars),
         ),
         chunks=chunks,
+        imports=build_imports(settings, database, storage),
         finalizer=finalizer,
         links=AudioLinks(AudioUrlSigner(secret, settings.audio_url_expiry_s), storage),
         upload_tokens=UploadTokens(secret),

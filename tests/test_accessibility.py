@@ -113,13 +113,20 @@ async def test_no_serious_axe_violation_anywhere(
     await audit.check('/recorder saved', targets=phone)
 
     await page.goto(f'{server.url}/records')
-    await page.get_by_test_id('audio-player').wait_for()
+    await page.get_by_test_id('recording-toggle').first.click()  # the row open: its player, waveform and actions
+    await page.get_by_test_id('player-play').first.wait_for()
+    await page.get_by_test_id('favourite-toggle').first.click()  # starred and tagged: the filter chips show
+    await page.get_by_test_id('favourite-toggle').and_(page.locator('[aria-pressed=true]')).wait_for()
+    await page.get_by_test_id('tag-input').first.fill('Work')
+    await page.get_by_test_id('tag-input').first.press('Enter')
+    await page.get_by_test_id('filter-tag').wait_for()
+    await page.get_by_test_id('tag-chip').wait_for()
     await audit.check('/records', targets=phone)
     await page.get_by_test_id('search-input').fill('nothing like this')
     await page.get_by_text('No recording has').wait_for()
     await audit.check('/records, a search that finds nothing')
     await page.get_by_test_id('search-input').fill('Recording')
-    await page.get_by_test_id('audio-player').wait_for()
+    await page.get_by_test_id('player-play').first.wait_for()  # the row stays open as the list is drawn again
     await audit.check('/records, a search', targets=phone)
 
     await page.get_by_test_id('share-button').click()

@@ -9,6 +9,7 @@ import pytest
 
 from services.container import Services
 from services.core.version import app_version
+from services.recordings.download_names import content_disposition, download_name
 from services.recordings.service import recording_prefix
 from tests.conftest import UserFactory, fetch, stored_keys
 from tests.support.audio_samples import split
@@ -165,7 +166,8 @@ def test_signed_audio_url_plays_and_seeks_without_a_header(
     assert beyond.status_code == 416
     recording = services.recordings.get(user_id=user.id, recording_id=uuid.UUID(ready['id']))
     download = fetch(api, services.links.url(recording, download=True))
-    assert download.headers['content-disposition'] == f'attachment; filename="recording-{ready["id"]}.webm"'
+    assert download.headers['content-disposition'] == content_disposition(download_name(recording))
+    assert download_name(recording) == f'{recording.title.replace(":", "-")}.webm'  # the default title holds the day
     assert download.content == whole.content
     with_token = api.get(f'/api/recordings/{ready["id"]}/audio', headers=auth)
     assert with_token.content == whole.content

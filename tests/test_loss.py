@@ -61,7 +61,7 @@ async def start_recording(page: Page, base_url: str) -> float:
     await page.goto(f'{base_url}/recorder')
     await page.get_by_test_id('record-button').click()
     await page.get_by_test_id('stop-button').wait_for(state='visible')
-    await page.wait_for_function('document.querySelector("[data-testid=recording-timer]").textContent !== "00:00"')
+    await page.wait_for_function('document.querySelector("[data-testid=recording-timer]").textContent !== "0:00"')
     return time.monotonic() - 1.0
 
 

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 from nicegui.testing.user import User
+from nicegui.testing.user_interaction import UserInteraction
 from sqlmodel import select
 
 from services.container import Services
@@ -114,10 +115,13 @@ async def test_delete_asks_then_can_be_undone_then_happens(
     await user.should_see(marker='delete-button')
     user.find(marker='delete-button').click()
     await user.should_see('Delete “Keep me maybe”?')
+    await user.should_see('1 recording · 0:05 in all')
     user.find(marker='confirm-delete').click()
     await user.should_see(marker='undo-delete')
-    await user.should_see(marker='empty-state')
+    await user.should_see('0 recordings · 0:00 in all')  # the totals leave out what the undo bar offers back
+    await user.should_not_see(marker='empty-state')  # and "No recordings yet" waits until it is really gone
     user.find(marker='undo-delete').click()
+    await user.should_see('1 recording · 0:05 in all')
     await user.should_see(marker='recording-title', content='Keep me maybe')
     await asyncio.sleep(1.5)
     assert page_services.recordings.list(user_id=owner)[0].id == ready.id  # undone: still there
@@ -125,12 +129,12 @@ async def test_delete_asks_then_can_be_undone_then_happens(
     user.find(marker='delete-button').click()
     await user.should_see(marker='confirm-delete')
     user.find(marker='confirm-delete').click()
-    await user.should_see(marker='empty-state')
     for _ in range(40):
         if not page_services.recordings.list(user_id=owner):
             break
         await asyncio.sleep(0.1)
     assert page_services.recordings.list(user_id=owner) == []
+    await user.should_see(marker='empty-state')
     assert not (page_services.settings.local_storage_dir / 'recordings' / str(ready.id)).exists()
 
 
@@ -154,6 +158,8 @@ async def test_search_totals_and_more_on_demand(user: User, page_services: Servi
     assert [e.text for e in user.find(marker='recording-title').elements] == ['Idea for a song']
     user.find(marker='search-input').clear().type('100%_')
     await user.should_see('No recording has “100%_” in its title or in what was said.')
+    user.find(marker='clear-search').click()  # the no-match state offers the way back
+    await user.should_see(f'{pages.records.PAGE_SIZE + 2} recordings · 0:10 in all')
 
 
 async def test_unfinished_recordings_show_their_state(user: User, page_services: Services) -> None:
@@ -209,3 +215,64 @@ def test_times_show_without_the_operating_systems_time_zone_database() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ['2026-01-02', '04:04', '2026-01-02', '03:04']
+
+
+def nth(user: User, marker: str, index: int) -> UserInteraction:
+    """The `index`th element with the marker in page order (find() gives a set), to act on one row."""
+    elements = [e for e in user.current_layout.descendants() if marker in e._markers]
+    return UserInteraction(user, {elements[index]}, None)
+
+
+async def test_a_star_and_tags_on_a_row_filter_the_list(user: User, page_services: Services, webm_5s: bytes) -> None:
+    await onboard(user, 'Fay')
+    owner = user_id_named(page_services, 'Fay')
+    record(page_services, owner, webm_5s, title='Standup')
+    liked = record(page_services, owner, webm_5s, title='Song idea')
+    await user.open('/records')
+    await user.should_see('2 recordings · 0:10 in all')
+    stars = user.find(marker='favourite-toggle').elements
+    assert len(stars) == 2 and all(star.props['aria-pressed'] == 'false' for star in stars)
+    nth(user, 'favourite-toggle', 1).click()  # the older one, "Standup"
+    for _ in range(40):
+        if page_services.recordings.list(user_id=owner, favourite=True):
+            break
+        await asyncio.sleep(0.05)
+    assert nth(user, 'favourite-toggle', 1).elements.pop().props['aria-pressed'] == 'true'
+    assert page_services.recordings.get(user_id=owner, recording_id=liked.id).favourite is False
+    starred = [r.title for r in page_services.recordings.list(user_id=owner, favourite=True)]
+    assert starred == ['Standup']
+
+    nth(user, 'tag-input', 1).type('Work').trigger('keydown.enter')
+    await user.should_see(marker='filter-tag', content='Work')
+    assert page_services.recordings.list(user_id=owner, tag='work')[0].tags == ['Work']
+
+    user.find(marker='filter-favourite').click()
+    await user.should_see('1 recording · 0:05 in all')
+    assert [e.text for e in user.find(marker='recording-title').elements] == ['Standup']
+    user.find(marker='search-input').type('nothing like this')
+    await user.should_see('Showing only recordings starred.')
+    user.find(marker='show-all').click()
+    await user.should_see('2 recordings · 0:10 in all')
+    user.find(marker='filter-tag').click()
+    await user.should_see('1 recording · 0:05 in all')
+    user.find(marker='tag-chip').elements.pop().set_value(False)  # what its remove icon does
+    await user.should_see('2 recordings · 0:10 in all')  # no recording carries the tag now: the filter went too
+    assert page_services.recordings.list(user_id=owner, tag='work') == []
+
+
+async def test_a_title_past_the_limit_is_refused_with_its_count(
+    user: User, page_services: Services, webm_5s: bytes
+) -> None:
+    await onboard(user, 'Tia')
+    owner = user_id_named(page_services, 'Tia')
+    ready = record(page_services, owner, webm_5s, title='Short')
+    await user.open('/records')
+    await user.should_see(marker='rename-button')
+    user.find(marker='rename-button').click()
+    await user.should_see('5 / 200')
+    user.find(marker='rename-input').clear().type('y' * 201)
+    await user.should_see('201 / 200: too long, shorten it by 1')
+    user.find(marker='rename-save').click()
+    await user.should_see('The title is too long: at most 200 characters.')
+    assert page_services.recordings.get(user_id=owner, recording_id=ready.id).title == 'Short'
+    assert user.find(marker='rename-input').elements.pop().value == 'y' * 201, 'kept for shortening, not cut'

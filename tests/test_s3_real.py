@@ -15,6 +15,7 @@ import pytest
 from services.container import Services, build_services
 from services.core.config import Settings
 from services.core.models import Recording
+from services.recordings.download_names import content_disposition, download_name
 from services.recordings.service import recording_audio_key
 from tests.conftest import UserFactory, fresh_bucket, record, s3_of
 from tests.support.app_server import ROOT, AppServer
@@ -88,7 +89,7 @@ def test_presigned_urls_serve_the_type_and_download_name_they_were_signed_with(
     assert play.headers['Content-Type'] == 'audio/webm'
     assert 'Content-Disposition' not in play.headers
     download = httpx.get(s3_services.links.url(ready, download=True), headers={'Range': 'bytes=0-0'})
-    assert download.headers['Content-Disposition'] == f'attachment; filename="recording-{ready.id}.webm"'
+    assert download.headers['Content-Disposition'] == content_disposition(download_name(ready))
 
 
 def test_the_bucket_is_private_to_anonymous_requests(s3_services: Services, ready: Recording) -> None:

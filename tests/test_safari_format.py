@@ -23,6 +23,7 @@ import socketio
 from services.access.upload_tokens import UploadTokens
 from services.audio.ffmpeg import ffmpeg_executable
 from services.container import Services
+from services.recordings.download_names import content_disposition, download_name
 from tests.conftest import UserFactory, fetch
 from tests.support.app_server import AppServer
 from tests.support.audio_samples import split
@@ -149,7 +150,8 @@ def test_a_safari_recording_is_served_as_mp4_with_ranges_a_waveform_an_mp3_and_a
 
     recording = services.recordings.get(user_id=services.recordings.owner_of(recording_id), recording_id=recording_id)
     download = fetch(api, services.links.url(recording, download=True))
-    assert download.headers['content-disposition'] == f'attachment; filename="recording-{recording_id}.m4a"'
+    assert download.headers['content-disposition'] == content_disposition(download_name(recording))
+    assert download_name(recording).endswith('.m4a')
     assert download.content == whole.content
 
     deadline = time.monotonic() + 30  # the waveform is computed in the background after finalize
@@ -164,7 +166,7 @@ def test_a_safari_recording_is_served_as_mp4_with_ranges_a_waveform_an_mp3_and_a
     mp3 = fetch(api, made.json()['url'])
     assert mp3.status_code == 200
     assert mp3.headers['content-type'] == 'audio/mpeg'
-    assert mp3.headers['content-disposition'] == f'attachment; filename="recording-{recording_id}.mp3"'
+    assert mp3.headers['content-disposition'] == content_disposition(download_name(recording, mp3=True))
     assert decoded_seconds(mp3.content, tmp_path, 'mp3') == pytest.approx(5.0, abs=0.2)
 
 

@@ -17,7 +17,7 @@ from sqlmodel import Session
 from services.container import Services
 from services.core.schema import alembic_config, head_revision, upgrade
 from services.transcripts.engine import Segment, Word
-from services.transcripts.languages import POSTGRESQL_CONFIGS, SQLITE_TOKENIZERS, postgresql_config, sqlite_table
+from services.transcripts.languages import POSTGRESQL_CONFIGS, SQLITE_TOKENIZERS, postgresql_config, sqlite_tables
 from services.transcripts.queue import TranscriptQueue
 from services.transcripts.shapes import encode
 from tests.conftest import UserFactory
@@ -171,7 +171,7 @@ def test_the_databases_read_languages_as_the_language_map_says(services: Service
     with services.database.session() as session:
         for language, recording_id in made.items():
             holding = [table for table in SQLITE_TOKENIZERS if entries(session, table, recording_id)]
-            assert holding == [sqlite_table(language)], language
+            assert holding == sqlite_tables(language), language
         triggers = session.exec(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).all()  # type: ignore[call-overload]
         assert {name for (name,) in triggers} >= SEARCH_TRIGGERS, 'a table rebuild (batch mode) drops them'
 

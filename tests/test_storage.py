@@ -17,6 +17,7 @@ import pytest
 from services.container import build_services
 from services.core.config import Settings
 from services.core.errors import NotFound, ServiceUnavailable
+from services.recordings.download_names import content_disposition, download_name
 from services.storage import local as local_storage
 from services.storage.local import LocalStorage
 from services.storage.ordered_fetch import copy_in_order
@@ -254,7 +255,7 @@ def test_s3_audio_urls_are_presigned_gets_with_type_disposition_and_expiry(
     assert query['response-content-type'] == ['audio/webm']
     assert 'response-content-disposition' not in query
     download_query = parse_qs(urlparse(download).query)
-    assert download_query['response-content-disposition'] == [f'attachment; filename="recording-{ready.id}.webm"']
+    assert download_query['response-content-disposition'] == [content_disposition(download_name(ready))]
     response = httpx.get(play, headers={'Range': 'bytes=0-99'})
     assert (response.status_code, len(response.content)) == (206, 100)
 

@@ -55,6 +55,7 @@ async def test_a_spoken_word_plays_from_its_moment_and_finds_its_recording(serve
         assert shown.lower().split() == spoken.split(), shown  # the words read apart, as spoken
         assert 'cheese' in spoken and 'apples' in spoken, spoken
 
+        await page.get_by_test_id('recording-toggle').first.click()  # the row opens to its transcript
         word = words.filter(has_text='cheese').first
         start_s = int(await word.get_attribute('data-start') or 0) / 1000
         assert start_s > 0.5

@@ -200,13 +200,16 @@ def test_the_api_serves_the_transcript_its_files_and_search(
 
     srt = api.get(url, params={'format': 'srt'}, headers=auth)
     assert srt.headers['content-type'].startswith('text/plain')
-    assert srt.headers['content-disposition'] == f'attachment; filename="recording-{recording.id}.srt"'
+    day = f'{recording.created_at:%Y-%m-%d}'
+    assert srt.headers['content-disposition'] == (
+        f'attachment; filename="Errands - {day}.srt"; filename*=UTF-8\'\'Errands%20%E2%80%93%20{day}.srt'
+    )
     assert_srt(srt.text)
     vtt = api.get(url, params={'format': 'vtt'}, headers=auth)
-    assert vtt.headers['content-type'].startswith('text/vtt') and vtt.headers['content-disposition'].endswith('.vtt"')
+    assert vtt.headers['content-type'].startswith('text/vtt') and vtt.headers['content-disposition'].endswith('.vtt')
     assert_vtt(vtt.text)
     txt = api.get(url, params={'format': 'txt'}, headers=auth)
-    assert {'apples', 'cheese'} <= words_of(txt.text) and txt.headers['content-disposition'].endswith('.txt"')
+    assert {'apples', 'cheese'} <= words_of(txt.text) and txt.headers['content-disposition'].endswith('.txt')
     assert api.get(url, params={'format': 'pdf'}, headers=auth).status_code == 422
 
     found = api.get(f'/api/records/{reader.id}', params={'q': 'cheese'}, headers=auth).json()

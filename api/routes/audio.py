@@ -1,7 +1,7 @@
 """Audio: the owner's stream (signed link or bearer token), the MP3 export, and a share link's stream."""
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
@@ -9,13 +9,13 @@ from fastapi.responses import StreamingResponse
 from api.deps import CurrentUser, ServicesDep, authenticate
 from api.http_range import parse_range
 from api.schemas import LinkOut
-from services.audio.exports import MP3_TYPE, recording_mp3_key
-from services.audio.formats import audio_format
+from services.access.audio_links import FileKind, stored_file
+from services.audio.exports import recording_mp3_key
 from services.container import Services
 from services.core.errors import Forbidden, NotFound
 from services.core.models import Recording
+from services.recordings.download_names import content_disposition
 from services.recordings.lifecycle import is_playable
-from services.recordings.service import download_name, recording_audio_key
 
 router = APIRouter()
 RangeHeader = Annotated[str | None, Header(alias='range', description='one byte range: bytes=0-1023, bytes=-500')]
@@ -36,7 +36,7 @@ def audio(
     expires: Annotated[int | None, Query(ge=0, le=LATEST_EXPIRY)] = None,
     signature: Annotated[str | None, Query(max_length=200)] = None,
     download: bool = False,
-    format: Literal['original', 'mp3'] = 'original',
+    format: FileKind = 'original',
     authorization: Annotated[str | None, Header()] = None,
     range_header: RangeHeader = None,
     if_range: IfRangeHeader = None,
@@ -45,10 +45,9 @@ def audio(
     recording = services.recordings.get(user_id=user_id, recording_id=recording_id)
     if not is_playable(recording.status):
         raise NotFound('the audio is not ready yet')
-    mp3 = format == 'mp3'
-    if mp3 and not services.storage.exists(recording_mp3_key(recording)):
+    if format == 'mp3' and not services.storage.exists(recording_mp3_key(recording)):
         raise NotFound('there is no MP3 of this recording yet: POST /api/recordings/{id}/mp3 makes one')
-    return stream_audio(services, recording, (range_header, if_range), download, mp3=mp3)
+    return stream_audio(services, recording, (range_header, if_range), download, kind=format)
 
 
 @router.post('/recordings/{recording_id}/mp3')
@@ -56,7 +55,7 @@ async def make_mp3(recording_id: uuid.UUID, user: CurrentUser, services: Service
     """Makes the MP3 copy (once; later calls return at once) and answers with its download URL. Async: waiting
     for the encoder holds no thread, so any number of these waiting cannot slow down other requests."""
     recording = await services.exports.await_mp3(user_id=user.id, recording_id=recording_id)
-    return LinkOut(url=services.links.url(recording, download=True, mp3=True))
+    return LinkOut(url=services.links.url(recording, download=True, kind='mp3'))
 
 
 @router.get('/shares/{share_id}/audio', response_model=None, responses=AUDIO_RESPONSES)
@@ -65,7 +64,7 @@ def shared_audio(
 ) -> Response:
     """A share link's audio, checked against the database on every request, so revoking it stops it at once."""
     _share, recording = services.shares.resolve(share_id)
-    return stream_audio(services, recording, (range_header, if_range), False, mp3=False, share_id=share_id)
+    return stream_audio(services, recording, (range_header, if_range), False, kind='original', share_id=share_id)
 
 
 def audio_owner(
@@ -85,20 +84,19 @@ def stream_audio(
     range_headers: tuple[str | None, str | None],
     download: bool,
     *,
-    mp3: bool,
+    kind: FileKind,
     share_id: uuid.UUID | None = None,
 ) -> Response:
-    key = recording_mp3_key(recording) if mp3 else recording_audio_key(recording)
+    key, media_type, name = stored_file(services.storage, recording, kind)
     size = services.storage.size(key)
     range_header, if_range = range_headers
     byte_range = parse_range(range_header, size, if_range=if_range)
     start, end = byte_range or (0, size - 1)
-    media_type = MP3_TYPE if mp3 else audio_format(recording.mime_type).mime_type
     headers = {'Accept-Ranges': 'bytes', 'Content-Length': str(end - start + 1), 'Cache-Control': 'private'}
     if byte_range:
         headers['Content-Range'] = f'bytes {start}-{end}/{size}'
     if download:
-        headers['Content-Disposition'] = f'attachment; filename="{download_name(recording, mp3=mp3)}"'
+        headers['Content-Disposition'] = content_disposition(name)
     body = services.storage.iter_range(key, start, end)
     if share_id is not None:  # a player may hold one response open for the whole recording
         body = services.shares.while_active(share_id, body)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Response
 
 from api.deps import CurrentUser, ServicesDep
 from api.schemas import LivePieceOut, LiveWordsOut, TranscribeAgainIn
+from services.recordings.download_names import content_disposition
 from services.transcripts.files import FileKind
 from services.transcripts.languages import checked_language
 from services.transcripts.shapes import TranscriptPublic
@@ -29,8 +30,8 @@ def transcript(
     if format is None:
         return services.transcripts.get(user_id=user.id, recording_id=recording_id)
     found = services.transcripts.file(user_id=user.id, recording_id=recording_id, kind=format)
-    disposition = f'attachment; filename="{found.name}"'
-    return Response(found.content, media_type=found.media_type, headers={'Content-Disposition': disposition})
+    headers = {'Content-Disposition': content_disposition(found.name)}
+    return Response(found.content, media_type=found.media_type, headers=headers)
 
 
 @router.post('/recordings/{recording_id}/transcript', status_code=202)

@@ -94,14 +94,35 @@ def processing_failed(run: FfmpegRun, fmt: AudioFormat, what: str) -> AudioProce
     return AudioProcessingFailed(f'{what}: {reason}')
 
 
-def remux(source: Path, target: Path, fmt: AudioFormat, *, timeout_s: float = DEFAULT_FFMPEG_TIMEOUT_S) -> int:
-    """Copy the stream into a fresh container, which writes duration and cues; returns the duration in ms."""
-    output = ('-map', '0:a:0', '-c', 'copy', *fmt.muxer_options, '-f', fmt.muxer, local_url(target))
+def remux(
+    source: Path,
+    target: Path,
+    fmt: AudioFormat,
+    *,
+    timeout_s: float = DEFAULT_FFMPEG_TIMEOUT_S,
+    into: AudioFormat | None = None,
+) -> int:
+    """Copy the stream into a fresh container (`into`, else the same one), which writes duration and cues; returns
+    the duration in ms. The audio track of an MP4 video is copied into an M4A this way."""
+    into = into or fmt
+    output = ('-map', '0:a:0', '-c', 'copy', *into.muxer_options, '-f', into.muxer, local_url(target))
     run = run_ffmpeg(ffmpeg_reading(source, fmt, *output), timeout_s=timeout_s)
     if run.returncode != 0 or not target.exists() or target.stat().st_size == 0:
         target.unlink(missing_ok=True)  # a half-written file is no one's audio
         raise processing_failed(run, fmt, 'the audio could not be processed')
-    return probe_duration_ms(target, fmt, timeout_s=timeout_s)
+    return probe_duration_ms(target, into, timeout_s=timeout_s)
+
+
+def encode_opus(
+    source: Path, target: Path, fmt: AudioFormat, into: AudioFormat, *, timeout_s: float = DEFAULT_FFMPEG_TIMEOUT_S
+) -> None:
+    """One Opus copy (in `into`, an Ogg) of audio browsers cannot play as it is, e.g. WAV: 48 kbit/s holds speech
+    and music well, a tenth of the size of 16-bit PCM."""
+    output = ('-map', '0:a:0', '-vn', '-c:a', 'libopus', '-b:a', '48k', '-f', into.muxer, local_url(target))
+    run = run_ffmpeg(ffmpeg_reading(source, fmt, *output), timeout_s=timeout_s)
+    if run.returncode != 0 or not target.exists() or target.stat().st_size == 0:
+        target.unlink(missing_ok=True)
+        raise processing_failed(run, fmt, 'the audio could not be converted for playing')
 
 
 def probe_duration_ms(

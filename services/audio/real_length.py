@@ -32,9 +32,8 @@ def packet_length_ms(path: Path, fmt: AudioFormat) -> int:
     frames decode to twice as much), and the container's packet durations for any other codec."""
     import av  # PyAV costs 0.1 s to import: paid by the first recording saved, not by every start-up
 
-    options = {'protocol_whitelist': 'file', 'format_whitelist': fmt.demuxer, **_pairs(fmt.demuxer_options)}
     try:
-        with av.open(str(path), format=fmt.demuxer, options=options) as container:
+        with av.open(str(path), format=fmt.demuxer, options=reading_options(fmt)) as container:
             if not container.streams.audio:
                 raise AudioProcessingFailed('the audio could not be processed: it holds no audio')
             stream = container.streams.audio[0]
@@ -54,6 +53,8 @@ def packet_length_ms(path: Path, fmt: AudioFormat) -> int:
     return round(samples * 1000 / (OPUS_RATE if codec == 'opus' else rate))
 
 
-def _pairs(flags: tuple[str, ...]) -> dict[str, str]:
-    """ffmpeg's command-line options (`-enable_drefs 0`) as the option dict the library takes."""
-    return {name.lstrip('-'): value for name, value in zip(flags[::2], flags[1::2], strict=True)}
+def reading_options(fmt: AudioFormat) -> dict[str, str]:
+    """What `ffmpeg_reading` forces, as PyAV's option dict: this local file only, read as `fmt` and nothing else."""
+    flags = fmt.demuxer_options
+    forced = {name.lstrip('-'): value for name, value in zip(flags[::2], flags[1::2], strict=True)}
+    return {'protocol_whitelist': 'file', 'format_whitelist': fmt.demuxer, **forced}

@@ -58,11 +58,15 @@ class Settings(BaseSettings):
     cors_origins: str = Field(default='', description='comma-separated origins allowed to call the API')
     max_recording_s: int = Field(default=4 * 3600, gt=0)
     max_recordings_per_user: int = Field(default=1000, gt=0)
+    max_tags_per_recording: int = Field(default=10, ge=0, le=100, description='tags one recording may carry')
+    max_tag_chars: int = Field(default=30, ge=1, le=50, description='characters of one tag')
     api_requests_per_minute: int = Field(default=1200, gt=0, description='per user, per app instance')
     max_concurrent_encoders: int = Field(default=2, ge=1, le=32, description='MP3 encodes at once, per instance')
     max_exports_per_user: int = Field(default=2, ge=1, le=32, description='MP3 encodes one user may have going')
     max_queued_exports: int = Field(default=32, ge=1, le=1024, description='MP3 encodes waiting or running, in all')
     max_finalizes_per_user: int = Field(default=2, ge=1, le=32, description='recordings one user saves at once')
+    max_import_bytes: int = Field(default=2 * 2**30, gt=0, description='the largest file a user may import')
+    max_imports_per_user: int = Field(default=3, ge=1, le=100, description='imports one user may have going')
     worker_threads: int = Field(
         default=40, ge=4, le=1024, description='threads for blocking work in requests and page actions, each pool'
     )

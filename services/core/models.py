@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import WithJsonSchema, field_validator
-from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, false, true
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, Text, TypeDecorator, false, true
 from sqlmodel import Field, SQLModel
 
 from services.recordings.lifecycle import PUBLIC_STATUSES, RecordingStatus, public_status
@@ -65,8 +65,12 @@ class RecordingBase(SQLModel):
     mime_type: str = Field(max_length=40)
     status: RecordingStatus = Field(default=RecordingStatus.RECORDING, max_length=16)
     duration_ms: int | None = None
-    size_bytes: int | None = None
+    # 64-bit: an imported file may pass 2 GiB (SQLite's INTEGER is 64-bit already; PostgreSQL's is altered in 0014)
+    size_bytes: int | None = Field(default=None, sa_type=BigInteger().with_variant(Integer(), 'sqlite'))
     error: str | None = Field(default=None, max_length=500)
+    # An imported file's own type and size (None: recorded in the browser); see recordings/imports.py.
+    original_mime_type: str | None = Field(default=None, max_length=40)
+    original_bytes: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class Recording(RecordingBase, table=True):
@@ -80,6 +84,11 @@ class Recording(RecordingBase, table=True):
     assembled_chunks: int | None = Field(default=None, description='how many chunks the current audio file holds')
     # The MP3 copy's size once it is made: it counts in the owner's storage quota like the recording itself.
     mp3_bytes: int | None = Field(default=None)
+    favourite: bool = Field(default=False, sa_column_kwargs={'server_default': false()})
+    # The labels as the owner typed them, in their order (recordings/tags.py); `recording_tag` indexes them.
+    tags: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # The owner gave the title (at creation or by renaming): an auto title from the transcript never replaces it.
+    named: bool = Field(default=False, sa_column_kwargs={'server_default': false()})
 
 
 class RecordingPublic(RecordingBase):
@@ -90,15 +99,35 @@ class RecordingPublic(RecordingBase):
     id: uuid.UUID
     created_at: datetime
     audio_url: str | None = None
+    favourite: bool = False
+    tags: list[str] = []
+    named: bool = Field(default=False, description='the owner gave the title; false: the default or one from its words')
     # Statuses only the server tells apart are shown as the one clients know (see lifecycle.public_status).
     status: Annotated[RecordingStatus, WithJsonSchema({'type': 'string', 'enum': list(PUBLIC_STATUSES)})] = (
         RecordingStatus.RECORDING
     )
 
+    @field_validator('tags', mode='before')
+    @classmethod
+    def none_is_empty(cls, tags: list[str] | None) -> list[str]:
+        return tags or []
+
     @field_validator('status')
     @classmethod
     def as_clients_know_it(cls, status: RecordingStatus) -> RecordingStatus:
         return public_status(status)
+
+
+class RecordingTag(SQLModel, table=True):
+    """One tag of a recording, by its case-folded key: what filtering and the owner's list of tags read."""
+
+    __tablename__ = 'recording_tag'
+    __table_args__ = (Index('ix_recording_tag_user_key', 'user_id', 'key'),)
+
+    recording_id: uuid.UUID = Field(foreign_key='recording.id', primary_key=True)
+    key: str = Field(primary_key=True, max_length=200)
+    user_id: uuid.UUID = Field(foreign_key='user.id')
+    label: str = Field(max_length=200)
 
 
 class Share(SQLModel, table=True):

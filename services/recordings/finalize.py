@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, text
 from sqlmodel import Session, col, delete, select, update
@@ -26,7 +27,8 @@ from services.audio.real_length import packet_length_ms
 from services.core.database import Database
 from services.core.errors import AppError, AudioProcessingFailed, Busy, Conflict, InvalidInput, MissingChunks
 from services.core.models import Chunk, Recording, utc_now
-from services.recordings import lifecycle
+from services.recordings import imports, lifecycle
+from services.recordings.imports import ImportLimits
 from services.recordings.lifecycle import Event, RecordingStatus
 from services.recordings.service import load_owned, recording_audio_key
 from services.storage.keys import chunk_key, chunks_prefix, legacy_chunk_key, mp3_key, recording_prefix
@@ -70,6 +72,8 @@ class Finalizer:
         max_duration_ms: int,
         ffmpeg_timeout_s: float = 900,
         fetch_workers: int = 1,
+        max_import_bytes: int = ImportLimits.max_bytes,
+        max_concurrent_encoders: int = 2,
     ) -> None:
         self.database = database
         self.storage = storage
@@ -79,6 +83,13 @@ class Finalizer:
         self.ffmpeg_timeout_s = ffmpeg_timeout_s
         self.duration_slack_ms = DURATION_SLACK_MS
         self.fetch_workers = fetch_workers
+        self.imports = imports.ImportAssembler(
+            storage=storage,
+            ffmpeg_timeout_s=ffmpeg_timeout_s,
+            max_bytes=max_import_bytes,
+            max_duration_ms=max_duration_ms + DURATION_SLACK_MS,
+            encoders=max_concurrent_encoders,
+        )
         self.on_ready: Callable[[uuid.UUID], None] = lambda _recording_id: None  # e.g. start its waveform
 
     def finalize(
@@ -99,8 +110,11 @@ class Finalizer:
         with self.database.session() as session:
             recording = load_owned(session, user_id=user_id, recording_id=recording_id)
             seqs = [seq for seq, _sha, _legacy in _chunks_of(session, recording_id)]
-        if recording.status in lifecycle.FINAL:
-            return recording
+            if recording.status in lifecycle.FINAL:
+                return recording
+            if recording.original_mime_type is not None:  # an import is finished only once all its file is here
+                imports.check_arrived(session, recording)
+                bridge_gaps = False
         if recording.status == RecordingStatus.READY_OPEN and bridge_gaps and len(seqs) == recording.assembled_chunks:
             return recording  # nothing arrived since the server assembled it
         self._check_complete(seqs, chunk_count, bridge_gaps)
@@ -172,8 +186,11 @@ class Finalizer:
     def _finish(self, recording: Recording, plan: _Plan) -> Recording:
         try:
             with self._heartbeat(recording.id):
-                duration_ms, size = self._assemble(recording, plan.chunks)
+                values = self._assemble(recording, plan.chunks)
         except AudioProcessingFailed as error:
+            if recording.original_mime_type is not None:  # a file that cannot be imported leaves nothing behind
+                imports.discard(self.database, self.storage, recording)
+                raise
             # A recording that could be played keeps its earlier file; the new chunks wait for a fix.
             failed = Event.GIVE_BACK if lifecycle.is_playable(plan.previous) else Event.FAIL
             self._release(recording, failed, claimed_from=plan.previous, error=error.message)
@@ -181,7 +198,7 @@ class Finalizer:
         except Exception:
             self._release(recording, Event.GIVE_BACK, claimed_from=plan.previous)  # retryable: try again later
             raise
-        if not self._mark_ready(recording, plan, duration_ms, size):
+        if not self._mark_ready(recording, plan, values):
             log.info('recording %s was deleted while it was being saved; removing what was written', recording.id)
             self.storage.delete_prefix(recording_prefix(recording.id))
             raise Conflict('this recording was deleted')
@@ -193,7 +210,11 @@ class Finalizer:
         except AppError:  # the recording is ready; what is left is only a cost, retried by the orphan sweep
             log.warning('could not remove the chunks of finalized recording %s', recording.id, exc_info=True)
         log.info(
-            'finalized recording %s: %d chunks, %d ms, %d bytes', recording.id, len(plan.chunks), duration_ms, size
+            'finalized recording %s: %d chunks, %d ms, %d bytes',
+            recording.id,
+            len(plan.chunks),
+            values['duration_ms'],
+            values['size_bytes'],
         )
         self.on_ready(recording.id)
         return recording
@@ -229,13 +250,12 @@ class Finalizer:
             session.exec(statement)  # type: ignore[call-overload]
             session.commit()
 
-    def _mark_ready(self, recording: Recording, plan: _Plan, duration_ms: int, size: int) -> bool:
+    def _mark_ready(self, recording: Recording, plan: _Plan, assembled_values: dict[str, Any]) -> bool:
         """Only a recording still claimed becomes ready: one deleted meanwhile stays deleted."""
         assembled = Event.ASSEMBLED_IDLE if plan.keep_chunks else Event.ASSEMBLED
         values = {
+            **assembled_values,
             'status': lifecycle.target(assembled),
-            'duration_ms': duration_ms,
-            'size_bytes': size,
             'error': None,
             'assembled_chunks': len(plan.chunks),
             'peaks': None,
@@ -258,14 +278,17 @@ class Finalizer:
             setattr(recording, name, value)
         return True
 
-    def _assemble(self, recording: Recording, chunks: list[tuple[int, str, bool]]) -> tuple[int, int]:
-        fmt = audio_format(recording.mime_type)
+    def _assemble(self, recording: Recording, chunks: list[tuple[int, str, bool]]) -> dict[str, Any]:
+        """Join the chunks and store the file that is played; returns the recording's new values."""
+        fmt = audio_format(recording.original_mime_type or recording.mime_type)
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.temp_dir, prefix='finalize-') as folder:
             joined, output = Path(folder) / f'joined.{fmt.extension}', Path(folder) / f'final.{fmt.extension}'
             keys = [_key(recording.id, chunk) for chunk in chunks]
             with joined.open('wb') as handle:
                 copy_in_order(self.storage, keys, handle, workers=self.fetch_workers)
+            if recording.original_mime_type is not None:
+                return self.imports.assemble(recording, joined, Path(folder))
             duration_ms = remux(joined, output, fmt, timeout_s=self.ffmpeg_timeout_s)
             sound_ms = packet_length_ms(output, fmt)  # what decoders will play, whatever the timestamps claim
             if sound_ms > duration_ms + max(TIMING_SLACK_MS, duration_ms // 50):
@@ -277,7 +300,7 @@ class Finalizer:
                 limit_h = self.max_duration_ms / 3_600_000
                 raise AudioProcessingFailed(f'the audio is longer than the {limit_h:g}-hour limit of one recording')
             self.storage.put_file(recording_audio_key(recording), output)
-            return duration_ms, output.stat().st_size
+            return {'duration_ms': duration_ms, 'size_bytes': output.stat().st_size}
 
     def _release(
         self, recording: Recording, event: Event, *, claimed_from: RecordingStatus, error: str | None = None

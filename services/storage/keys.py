@@ -42,3 +42,8 @@ def recording_id_of(prefix: str) -> uuid.UUID | None:
         return uuid.UUID(name)
     except ValueError:
         return None
+
+
+def original_key(recording_id: uuid.UUID, extension: str) -> str:
+    """An imported file as it came, kept beside the audio that is played when that is a copy of it."""
+    return f'{recording_prefix(recording_id)}original.{extension}'

@@ -13,6 +13,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
 from services.core.errors import NotFound, ServiceUnavailable
+from services.recordings.download_names import content_disposition
 from services.storage.protocol import READ_BLOCK, validate_key
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ class S3Storage:
         """A presigned GET: the browser plays and seeks (Range) straight against S3, until the URL expires."""
         params = {'Bucket': self.bucket, 'Key': validate_key(key), 'ResponseContentType': content_type}
         if download_name:
-            params['ResponseContentDisposition'] = f'attachment; filename="{download_name}"'
+            params['ResponseContentDisposition'] = content_disposition(download_name)
         with self._errors('presign'):
             return str(self._presigner.generate_presigned_url('get_object', Params=params, ExpiresIn=self.url_expiry_s))
 

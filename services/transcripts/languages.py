@@ -86,9 +86,13 @@ NO_STEMMING = 'simple'
 # finds "Häuser"). A search reads both.
 SQLITE_STEMMED = 'recording_search'
 SQLITE_UNSTEMMED = 'recording_search_unstemmed'
+# An English recording's words unstemmed too, under its stemmed entry's rowid (migration 0013): porter keeps "connect"
+# of "connection", so the typed start "connecti" is found here.
+SQLITE_WORDS = 'recording_search_words'
 SQLITE_TOKENIZERS: dict[str, str] = {
     SQLITE_STEMMED: 'porter unicode61 remove_diacritics 2',
     SQLITE_UNSTEMMED: 'unicode61 remove_diacritics 2',
+    SQLITE_WORDS: 'unicode61 remove_diacritics 2',
 }
 PORTER_LANGUAGES = frozenset({'en'})
 
@@ -98,6 +102,6 @@ def postgresql_config(language: str | None) -> str:
     return POSTGRESQL_CONFIGS.get(language or '', NO_STEMMING)
 
 
-def sqlite_table(language: str | None) -> str:
-    """The FTS5 table that holds a recording whose transcript is in `language` (None: no transcript)."""
-    return SQLITE_STEMMED if language in PORTER_LANGUAGES else SQLITE_UNSTEMMED
+def sqlite_tables(language: str | None) -> list[str]:
+    """The FTS5 tables that hold a recording whose transcript is in `language` (None: no transcript)."""
+    return [SQLITE_STEMMED, SQLITE_WORDS] if language in PORTER_LANGUAGES else [SQLITE_UNSTEMMED]

@@ -31,11 +31,21 @@ from sqlmodel.sql.expression import Select
 from services.core.database import Database
 from services.core.models import Recording, Transcript, TranscriptState, User, utc_now
 from services.recordings import lifecycle
+from services.recordings.titles import auto_title
 from services.transcripts.live_store import forget_live_words
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 _TABLE: Any = Transcript.__table__  # type: ignore[attr-defined]
+
+
+def give_auto_title(session: Session, recording_id: uuid.UUID, text: str) -> None:
+    """A recording the user did not name is titled by its first words, in the transcript's transaction; the condition
+    on `named` holds against a rename racing it."""
+    title = auto_title(text)
+    if title is not None:
+        unnamed = (col(Recording.id) == recording_id, col(Recording.named).is_(False))
+        session.exec(update(Recording).where(*unnamed).values(title=title))  # type: ignore[call-overload]
 
 
 @dataclass(frozen=True)
@@ -163,6 +173,7 @@ class TranscriptQueue:
             stored = self._set(session, job, col(Transcript.state) == TranscriptState.TRANSCRIBING, **values)
             if stored:  # the words heard while it was made are replaced by these
                 forget_live_words(session, job.recording_id)
+                give_auto_title(session, job.recording_id, text)
             session.commit()
         return stored
 

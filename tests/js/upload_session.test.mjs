@@ -285,3 +285,32 @@ test("after a long time offline the waiting chunks go a few at a time, oldest fi
   assert.deepEqual(order, [...order].sort((a, b) => a - b), "oldest first");
   assert.equal(new Set(order).size, 60, "each chunk once");
 });
+
+test("a signed-out answer holds the audio for the next sign-in: kept, not refused, not sent again from this page", async () => {
+  const signedOut = { ok: false, status: 401, error: "you have been signed out; sign in again", retry: false, signed_out: true };
+  assert.equal(judge(signedOut), "hold");
+  const { session, channel, store, clock, heard } = newSession({
+    answer: (event, payload) => (event === "chunk" && payload.seq >= 1 ? signedOut : { ok: true, recording_id: "rec-1" }),
+  });
+  await recordChunks(session, 2);
+  await session.addChunk(audio("after the sign-out"), 1000);
+  const sentBefore = channel.requests.length;
+  assert.equal(clock.fire(), 0, "no retry is scheduled");
+  session.flush();
+  await session.stop();
+  await settle();
+  assert.equal(channel.requests.length, sentBefore, "nothing more reaches the server from this page");
+  assert.equal(session.record.refused, undefined);
+  assert.equal(store.saved.get("local-1").refused, undefined, "a later page uploads it");
+  assert.deepEqual(store.unsent(), [1, 2]);
+  assert.deepEqual(heard, ["started"]);
+  assert.equal(await Promise.race([session.whenFinished.then(() => "let go"), settle().then(() => "held")]), "let go");
+
+  const again = new FakeChannel(); // the page of the next sign-in: its own token, the same recording
+  again.answerWith((event) => (event === "finalize" ? { ok: true, recording: { id: "rec-1" } } : { ok: true }));
+  const recovered = UploadSession.recovered(store.saved.get("local-1"), [...store.chunks.values()], { channel: again, store, clock });
+  recovered.flush();
+  await settle();
+  assert.deepEqual(again.sent("chunk").map((payload) => [payload.recording_id, payload.seq]), [["rec-1", 1], ["rec-1", 2]]);
+  assert.deepEqual(again.sent("finalize"), [{ recording_id: "rec-1", chunk_count: 3 }]);
+});
