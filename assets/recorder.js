@@ -18,7 +18,8 @@ import { ScreenWake } from "screen_wake";
 import { busy, can, capturing, INITIAL_STATE, nextState } from "state_machine";
 import { statusLine } from "status_line";
 import { UploadSession } from "upload_session";
-import { formatClock, localLabel, refusalText } from "wording";
+import { clock } from "duration";
+import { localLabel, refusalText } from "wording";
 
 const SILENT_TIMESLICES = 3; // no chunk for this many timeslices while recording: the browser ignores the timeslice
 const TITLE_MARKS = { recording: "● Recording – ", paused: "❚❚ Paused – " };
@@ -26,9 +27,12 @@ const TITLE_MARKS = { recording: "● Recording – ", paused: "❚❚ Paused �
 export default {
   template: `
     <div class="vr-recorder" :data-vr-state="state" :style="refused.length ? showEvenIfHidden : null">
-      <canvas v-if="!recoverOnly" ref="meter" class="vr-meter" width="320" height="14" data-testid="level-meter"
-              role="meter" aria-label="microphone level" aria-valuemin="0" aria-valuemax="100"
-              aria-valuenow="0"></canvas>
+      <div v-if="!recoverOnly" class="vr-meter-box">
+        <span class="vr-meter-label" aria-hidden="true">Microphone level</span>
+        <canvas ref="meter" class="vr-meter" width="320" height="14" data-testid="level-meter"
+                role="meter" aria-label="Microphone level" aria-valuemin="0" aria-valuemax="100"
+                aria-valuenow="0"></canvas>
+      </div>
       <slot></slot>
       <p v-if="screenHint" class="vr-screen-hint text-caption" role="note" data-testid="screen-hint">{{ screenHint }}</p>
       <div v-for="item in refused" :key="item.localId" class="vr-refused" role="alert" data-testid="refused-recording">
@@ -71,6 +75,7 @@ export default {
     this.channel.onConnect(() => this.sessions.forEach((session) => session.flush()));
     this.channel.onDisconnect(() => this.sessions.forEach((session) => session.connectionLost()));
     this.meter = new LevelMeter(() => this.$refs.meter, () => this.state === "recording");
+    this.meter.draw(0); // its resting line, until the microphone is open
     this.screen = new ScreenWake(() => capturing(this.state), (hint) => (this.screenHint = hint));
     this.handOver = new HandOver(() => this.recorder);
     this.ticker = setInterval(() => this.tick(), 250);
@@ -308,7 +313,7 @@ export default {
       if (!this.$el?.querySelector) return;
       const timer = this.$el.querySelector(".vr-timer");
       const status = this.$el.querySelector(".vr-status");
-      if (timer) timer.textContent = formatClock(this.elapsedMs());
+      if (timer) timer.textContent = clock(this.elapsedMs() / 1000);
       if (this.state === "recording" && this.maxRecordingMs && this.elapsedMs() >= this.maxRecordingMs) {
         this.stop();
         this.notice = "Stopped at the maximum recording length.";

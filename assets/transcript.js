@@ -1,5 +1,7 @@
 // A recording's transcript: words as text, a click plays from that word, the spoken word is highlighted while
 // playing. Collapsed to a few lines until the reader asks for all of it. Words are rendered as text, never markup.
+import { clock } from "duration";
+
 export default {
   template: `
     <div class="vr-transcript" :class="{ 'vr-transcript--collapsed': collapsed }">
@@ -68,8 +70,7 @@ export default {
       }
     },
     clock(ms) {
-      const total = Math.floor(ms / 1000);
-      return `${Math.floor(total / 60)}:${String(total % 60).padStart(2, "0")}`;
+      return clock(ms / 1000);
     },
   },
 };

@@ -49,27 +49,45 @@ async def sign_out() -> None:
     leave_page()
 
 
+# The installable app: its manifest, icons and the header's colour for the browser's bar, on every page.
+APP_HEAD = """<link rel="stylesheet" href="/assets/app.css">
+<link rel="manifest" href="/assets/manifest.json">
+<link rel="apple-touch-icon" href="/assets/icons/apple-touch-icon.png">
+<meta name="theme-color" content="#263238" media="(prefers-color-scheme: light)">
+<meta name="theme-color" content="#1c2529" media="(prefers-color-scheme: dark)">
+<meta name="apple-mobile-web-app-capable" content="yes">
+<meta name="mobile-web-app-capable" content="yes">
+<meta name="apple-mobile-web-app-title" content="Recorder">
+<meta name="color-scheme" content="light dark">"""
+
+
 @contextmanager
 def frame(title: str, user: User | None = None) -> Iterator[None]:
-    ui.add_head_html('<link rel="stylesheet" href="/assets/app.css">')
+    ui.add_head_html(APP_HEAD)
     ui.page_title(f'{title} · Voice Recorder')
     ui.dark_mode(None)  # follow the system's light or dark setting
-    ui.add_head_html('<meta name="color-scheme" content="light dark">')
-    with ui.header().classes('vr-header items-center justify-between'):
-        ui.link('Voice Recorder', '/records' if user else '/onboard').classes('vr-brand')
-        if user:
-            with ui.element('nav').classes('row items-center gap-4').props('aria-label="Main"'):
-                ui.link('Record', '/recorder').classes('vr-nav').mark('nav-recorder')
-                ui.link('Recordings', '/records').classes('vr-nav').mark('nav-records')
-                ui.label(user.name).classes('vr-user-name').mark('user-name')
-                ui.button('Sign out', on_click=sign_out).props('flat dense color=white data-testid=sign-out').mark(
-                    'sign-out'
-                )
+    header(user)
     with ui.column().classes('vr-page w-full'):
         ui.label(title).classes('text-h5 vr-title')
         yield
     with ui.element('footer').classes('w-full text-center text-caption vr-footer'):
         ui.label(f'Voice Recorder {app_version()}').mark('app-version')
+
+
+def header(user: User | None) -> None:
+    """One row on a 390 px phone too: there the brand shrinks to its icon (its name stays for screen readers)."""
+    with ui.header().classes('vr-header items-center justify-between no-wrap'):
+        with ui.link(target='/records' if user else '/onboard').classes('vr-brand no-wrap'):
+            ui.icon('radio_button_checked').classes('vr-brand-icon').props('aria-hidden=true')
+            ui.label('Voice Recorder').classes('vr-brand-text')
+        if user:
+            with ui.element('nav').classes('row items-center no-wrap vr-nav-row').props('aria-label="Main"'):
+                ui.link('Record', '/recorder').classes('vr-nav').mark('nav-recorder')
+                ui.link('Recordings', '/records').classes('vr-nav').mark('nav-records')
+                ui.label(user.name).classes('vr-user-name').mark('user-name')
+                ui.button('Sign out', on_click=sign_out).props(
+                    'flat dense no-caps color=white data-testid=sign-out'
+                ).mark('sign-out')
 
 
 def notify_error(error: AppError) -> None:

@@ -43,7 +43,7 @@ class LiveTranscriptView:
             self.text = (
                 ui.label('')
                 .classes('vr-live-text')
-                .props('data-testid=live-transcript aria-live=polite')
+                .props('data-testid=live-transcript aria-live=polite tabindex=0')  # it scrolls on a phone
                 .mark('live-transcript')
             )
         self.panel.set_visibility(wanted)

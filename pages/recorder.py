@@ -15,12 +15,17 @@ from services.container import Services
 from services.core.errors import AppError
 from services.core.models import Recording, RecordingPublic
 
+# (name, label, icon, colour, props): Record and Stop are the big round button in the centre, each state's main
+# action in one place under the thumb; Pause and Resume sit beside it, smaller and outlined, so none is mistaken for
+# another. Stop's colours are in app.css, per theme.
 CONTROLS = (
-    ('record', 'Record', 'mic', 'negative'),
-    ('pause', 'Pause', 'pause', 'primary'),
-    ('resume', 'Resume', 'fiber_manual_record', 'negative'),
-    ('stop', 'Stop', 'stop', 'primary'),
+    ('record', 'Record', 'mic', 'negative', 'unelevated size=lg'),
+    ('pause', 'Pause', 'pause', 'primary', 'outline'),
+    ('resume', 'Resume', 'fiber_manual_record', 'negative', 'outline'),
+    ('stop', 'Stop', 'stop', None, 'unelevated size=lg'),
 )
+# What assets/recorder.js listens for (its `shortcut`); kept from screens without a keyboard by the CSS.
+KEYBOARD_HINTS = '<kbd>Space</kbd> records, pauses and resumes · <kbd>Enter</kbd> or <kbd>Esc</kbd> stops'
 
 
 def create(services: Services) -> None:
@@ -49,24 +54,33 @@ def create(services: Services) -> None:
                 .mark('recorder')
             )
             with recorder:
-                ui.label('00:00').classes('vr-timer').props('data-testid=recording-timer').mark('recording-timer')
+                ui.label(format_duration(0)).classes('vr-timer').props('data-testid=recording-timer').mark(
+                    'recording-timer'
+                )
                 ui.label('Ready to record').classes('vr-status').props(
                     'data-testid=upload-status aria-live=polite'
                 ).mark('upload-status')
-                with ui.row().classes('vr-controls gap-3'):
-                    for name, label, icon, color in CONTROLS:
-                        (
-                            ui.button(label, icon=icon, color=color)
-                            .on('click', js_handler=recorder.js_call(name))
-                            .classes(f'vr-{name}')
-                            .props(f'data-testid={name}-button')
-                            .mark(f'{name}-button')
-                        )
+                controls(recorder)
                 live = LiveTranscriptView(services, session)
             result = ui.column().classes('w-full')
             if just_saved:
                 show_saved(result, RecordingPublic.model_validate(just_saved).model_dump(mode='json'))
         return None
+
+
+def controls(recorder: AudioRecorder) -> None:
+    with ui.row().classes('vr-controls no-wrap'):
+        for name, label, icon, colour, props in CONTROLS:
+            (
+                ui.button(label, icon=icon, color=colour)
+                .on('click', js_handler=recorder.js_call(name))
+                .classes(f'vr-control vr-{name}')
+                .props(f'{props} round stack no-caps data-testid={name}-button')
+                .mark(f'{name}-button')
+            )
+    ui.html(KEYBOARD_HINTS, sanitize=False).classes('vr-hints').props('data-testid=keyboard-hints').mark(
+        'keyboard-hints'
+    )
 
 
 def confirm_saved(container: ui.column, recording: dict[str, Any], live: LiveTranscriptView) -> None:

@@ -1,10 +1,11 @@
-"""/share/<id>: the minimal public page of a shared recording: its title, length, waveform and a player."""
+"""/share/<id>: the public page of a shared recording: its title, date, length, a player, its waveform and its
+transcript, and until when the link works."""
 
 import uuid
 
-from nicegui import run, ui
+from nicegui import app, run, ui
 
-from pages.formatting import format_duration
+from pages.formatting import format_duration, format_local_time
 from pages.frame import frame
 from pages.transcript_panel import TranscriptPanel
 from pages.waveform_element import Waveform
@@ -23,7 +24,11 @@ def create(services: Services) -> None:
                 ui.label('This link has expired or was revoked.').mark('share-gone')
             return
         with frame(recording.title):
-            ui.label(f'Shared recording · {format_duration(recording.duration_ms)}').classes('text-caption')
+            zone = app.storage.user.get('time_zone')  # this browser's, if it ever recorded here; else UTC
+            recorded = format_local_time(recording.created_at, zone) + ('' if zone else ' UTC')
+            ui.label(f'Recorded {recorded} · {format_duration(recording.duration_ms)}').classes('vr-share-meta').props(
+                'data-testid=share-meta'
+            ).mark('share-meta')
             # Never the owner's audio URL: it outlives a revoked link. This one is checked on every request.
             player = (
                 ui.audio(f'/api/shares/{share.id}/audio')
@@ -38,3 +43,7 @@ def create(services: Services) -> None:
             )
             if transcript is not None:
                 TranscriptPanel(services, recording.user_id, transcript, player, share=True)
+            until = format_local_time(share.expires_at, zone) + ('' if zone else ' UTC')
+            ui.label(f'This link works until {until}.').classes('text-caption vr-share-until').props(
+                'data-testid=share-until'
+            ).mark('share-until')

@@ -4,12 +4,14 @@ snippet."""
 
 import html
 import uuid
+from collections.abc import Callable
 from typing import Literal
 
 from nicegui import run, ui
 
 from pages.formatting import language_choices
 from pages.frame import notify_error
+from pages.recording_actions import action_button
 from pages.session import signed_in_only
 from pages.transcript_element import TranscriptView
 from services.container import Services
@@ -21,6 +23,7 @@ from services.transcripts.shapes import TranscriptPublic
 
 POLL_S = 3.0
 FILE_KINDS: tuple[Literal['txt', 'srt', 'vtt'], ...] = ('txt', 'srt', 'vtt')
+FILE_NAMES = {'txt': 'Text (.txt)', 'srt': 'Subtitles (.srt)', 'vtt': 'Web subtitles (.vtt)'}
 
 
 def play_from_js(player: ui.audio, ms: int) -> str:
@@ -37,20 +40,42 @@ def search_snippet(snippet: list[SnippetPiece], match_ms: int | None, player: ui
     """The words around the match, the matching ones marked; escaped here, so user text is never markup."""
     markup = ''.join(f'<mark>{html.escape(p.text)}</mark>' if p.match else html.escape(p.text) for p in snippet)
     with ui.row().classes('items-center w-full no-wrap gap-2'):
-        ui.html(f'… {markup} …', sanitize=False).classes('vr-snippet text-body2 grow').mark('search-snippet')
+        ui.html(markup, sanitize=False).classes('vr-snippet text-body2 grow').mark('search-snippet')
         if match_ms is not None:
             ui.button(icon='play_arrow').props(
                 'flat dense round aria-label="Play from the match" data-testid=play-match'
             ).on('click', js_handler=play_from_js(player, match_ms)).mark('play-match')
 
 
+def short_state(transcript: TranscriptPublic) -> str:
+    """The transcript's state in a few words, for a recording's row."""
+    state = transcript.state
+    if state == TranscriptState.QUEUED:
+        return 'Transcript waiting'
+    if state == TranscriptState.TRANSCRIBING:
+        return f'Transcribing {round(transcript.progress * 100)} %'
+    if state == TranscriptState.FAILED:
+        return 'No transcript'
+    if state == TranscriptState.DONE:
+        return 'Transcript' if transcript.segments else 'No speech heard'
+    return ''
+
+
 class TranscriptPanel:
     """Shows the state until the transcript is done (looking again every few seconds), then the transcript."""
 
     def __init__(
-        self, services: Services, user_id: uuid.UUID, transcript: TranscriptPublic, player: ui.audio, *, share: bool
+        self,
+        services: Services,
+        user_id: uuid.UUID,
+        transcript: TranscriptPublic,
+        player: ui.audio,
+        *,
+        share: bool,
+        on_change: Callable[[TranscriptPublic], None] | None = None,
     ) -> None:
         self.services = services
+        self.on_change = on_change  # the row's one-line state follows the panel's
         self.user_id = user_id
         self.transcript = transcript
         self.player = player
@@ -93,20 +118,20 @@ class TranscriptPanel:
         ).mark('transcript-language')
 
     def actions(self) -> None:
-        """The transcript's language and files, and "Transcribe again", on one line."""
+        """The transcript's language, its files (one button, a menu of the three kinds) and "Transcribe again", in
+        the style of the recording's other actions."""
         with ui.row().classes('gap-1 items-center'):
             if self.transcript.segments:
                 if self.transcript.language:
                     self.language_label()
-                ui.label('Transcript:').classes('text-caption')
-                for kind in FILE_KINDS:
-                    ui.button(f'.{kind}', on_click=lambda kind=kind: self.download(kind)).props(
-                        f'flat dense no-caps data-testid=transcript-{kind}'
-                    ).mark(f'transcript-{kind}')
+                files = action_button('text_snippet', 'Download the transcript', 'transcript-download', None)
+                with files, ui.menu():
+                    for kind in FILE_KINDS:
+                        ui.menu_item(FILE_NAMES[kind], on_click=lambda kind=kind: self.download(kind)).props(
+                            f'data-testid=transcript-{kind}'
+                        ).mark(f'transcript-{kind}')
             if not self.pending:  # a job waiting or under way is not asked for again
-                ui.button('Transcribe again', icon='translate', on_click=self.ask_again).props(
-                    'flat dense no-caps data-testid=transcribe-again'
-                ).mark('transcribe-again')
+                action_button('translate', 'Transcribe again', 'transcribe-again', self.ask_again)
 
     @signed_in_only
     async def ask_again(self) -> None:
@@ -147,9 +172,7 @@ class TranscriptPanel:
             notify_error(error)
             return
         if fresh is not None:
-            self.transcript = fresh
-            self.poller.active = self.pending
-            self.show()
+            self.changed(fresh)
 
     @signed_in_only
     async def download(self, kind: Literal['txt', 'srt', 'vtt']) -> None:
@@ -176,7 +199,15 @@ class TranscriptPanel:
         if fresh is None:
             return
         changed = (fresh.state, round(fresh.progress, 2)) != (self.transcript.state, round(self.transcript.progress, 2))
+        if changed:
+            self.changed(fresh)
+        else:
+            self.transcript = fresh
+            self.poller.active = self.pending
+
+    def changed(self, fresh: TranscriptPublic) -> None:
         self.transcript = fresh
         self.poller.active = self.pending
-        if changed:
-            self.show()
+        self.show()
+        if self.on_change is not None:
+            self.on_change(fresh)

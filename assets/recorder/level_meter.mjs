@@ -36,12 +36,23 @@ export class LevelMeter {
     this.draw(0);
   }
   draw(level) {
+    // Drawn from the middle outwards, on a thin resting line, so it never reads as a progress bar; its colours
+    // come from the page's CSS (light or dark theme).
     const canvas = this.canvas();
     if (!canvas) return;
     const context = canvas.getContext("2d");
-    context.clearRect(0, 0, canvas.width, canvas.height);
-    context.fillStyle = level > 0.85 ? "#d32f2f" : "#43a047";
-    context.fillRect(0, 0, canvas.width * level, canvas.height);
+    const style = getComputedStyle(canvas);
+    const { width, height } = canvas;
+    context.clearRect(0, 0, width, height);
+    context.fillStyle = style.getPropertyValue("--vr-meter-line").trim() || "#90a4ae";
+    context.fillRect(0, height / 2 - 1, width, 2);
+    const bar = width * level;
+    context.fillStyle = level > 0.85 ? "#e53935" : style.getPropertyValue("--vr-meter-bar").trim() || "#2e7d32";
+    if (context.roundRect) {
+      context.beginPath();
+      context.roundRect((width - bar) / 2, 0, bar, height, height / 2);
+      context.fill();
+    } else context.fillRect((width - bar) / 2, 0, bar, height);
     canvas.setAttribute("aria-valuenow", Math.round(level * 100));
   }
 }

@@ -20,9 +20,11 @@ const browserClock = {
   clearTimeout: (timer) => clearTimeout(timer),
 };
 
-/** What an answer means: "ack" (done), "retry" (the server says to send it again) or "refuse" (never resend). */
+/** What an answer means: "ack" (done), "retry" (the server says to send it again), "hold" (the sign-in ended: the
+ * audio is fine and waits in this browser for the next one) or "refuse" (never resend). */
 export function judge(answer) {
   if (answer.ok) return "ack";
+  if (answer.signed_out) return "hold";
   return answer.retry ? "retry" : "refuse";
 }
 
@@ -37,6 +39,7 @@ export class UploadSession {
     this.backoffMs = FIRST_BACKOFF_MS;
     this.retryTimer = null;
     this.creating = this.finalizing = this.finished = this.recovered = false;
+    this.held = false; // this page's sign-in ended: nothing more is sent from it, and nothing is marked refused
     this.problem = null;
     this.whenFinished = new Promise((resolve) => (this.finish = resolve));
   }
@@ -65,11 +68,12 @@ export class UploadSession {
     this.record.stopped = true;
     await this.store.saveSession(this.record).catch(() => {});
     if (this.record.refused) return this.settleRefused();
+    if (this.held) return this.finish(); // the page that signs in again uploads it
     this.flush();
   }
   /** Sends what is waiting, oldest first, a few at a time: after a reconnect, a backoff, or the recording's stop. */
   flush() {
-    if (this.finished || this.record.refused) return;
+    if (this.finished || this.record.refused || this.held) return;
     if (!this.record.recordingId) return this.create();
     for (const seq of [...this.pending.keys()].sort((a, b) => a - b)) {
       if (this.inflight.size >= MAX_IN_FLIGHT) break;
@@ -83,8 +87,8 @@ export class UploadSession {
   async create() {
     if (this.creating || this.record.recordingId) return;
     this.creating = true;
-    const { mimeType, title } = this.record;
-    const answer = await this.ask("create", { mime_type: mimeType, title }, ACK_TIMEOUT_MS);
+    const { mimeType, title, file } = this.record; // `file`: an import's size and date (assets/importer.js)
+    const answer = await this.ask("create", { mime_type: mimeType, title, ...file }, ACK_TIMEOUT_MS);
     this.creating = false;
     if (judge(answer) !== "ack") return this.failed(answer);
     this.record.recordingId = answer.recording_id;
@@ -94,7 +98,8 @@ export class UploadSession {
     this.flush();
   }
   async send(seq) {
-    if (!this.record.recordingId || this.record.refused || this.inflight.has(seq) || !this.pending.has(seq)) return;
+    if (!this.record.recordingId || this.record.refused || this.held || this.inflight.has(seq)) return;
+    if (!this.pending.has(seq)) return;
     if (this.inflight.size >= MAX_IN_FLIGHT) return; // sent when an acknowledgement frees a place
     const attempt = {};
     this.inflight.set(seq, attempt);
@@ -118,7 +123,7 @@ export class UploadSession {
     this.flush();
   }
   async maybeFinalize() {
-    if (!this.record.stopped || this.finalizing || this.finished || this.record.refused) return;
+    if (!this.record.stopped || this.finalizing || this.finished || this.record.refused || this.held) return;
     if (!this.record.recordingId || this.pending.size > 0) return;
     if (this.record.nextSeq === 0) return this.close(null);
     this.finalizing = true;
@@ -145,6 +150,7 @@ export class UploadSession {
   failed(answer) {
     // The server decides what is worth sending again; what it refuses for good is kept here, never deleted.
     if (judge(answer) === "refuse") return this.refuse(answer.error);
+    if (judge(answer) === "hold") return this.hold();
     this.problem = answer.error === OFFLINE ? null : `retrying: ${answer.error}`;
     if (this.retryTimer) return;
     this.retryTimer = this.clock.setTimeout(() => {
@@ -162,6 +168,15 @@ export class UploadSession {
     await this.store.saveSession(this.record).catch(() => {});
     if (this.record.stopped) this.settleRefused();
     else this.listener.refused?.(this);
+  }
+  hold() {
+    // Signed out ("sign out on every device", a rotated key): the server does not know who sends, which says nothing
+    // about the audio. It stays in the store, unmarked, for the page that signs in again to upload into its recording.
+    this.held = true;
+    this.clock.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.problem = null;
+    if (this.record.stopped) this.finish(); // let go of the lock: another page of this browser may take it up
   }
   settleRefused() {
     // Nothing more will be sent: other pages may show it (the lock is let go), and only the user may discard it.
