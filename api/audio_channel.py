@@ -158,7 +158,11 @@ class AudioChannel:
             )
         else:
             recording = await in_thread(
-                self.services.recordings.create, user_id=user_id, mime_type=payload.mime_type, title=payload.title
+                self.services.recordings.create,
+                user_id=user_id,
+                mime_type=payload.mime_type,
+                title=payload.title,
+                title_is_default=payload.title_is_default,
             )
         return {'recording_id': str(recording.id)}
 

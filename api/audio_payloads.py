@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBytes, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictBytes, StrictInt, StrictStr, ValidationError
 
 from api.schemas import MAX_SEQ
 from services.core.errors import InvalidInput, NotFound
@@ -25,12 +25,15 @@ class CreatePayload(ChannelPayload):
     problems = {
         'mime_type': 'mime_type and title must be text',
         'title': 'mime_type and title must be text',
+        'title_is_default': 'title_is_default must be true or false',
         'file_size_bytes': "file_size_bytes must be the file's size in bytes",
         'file_modified_at': 'file_modified_at must be a date and time',
     }
 
     mime_type: StrictStr
     title: StrictStr | None = None
+    # The recorder's own default title ("Recording <local date and time>"): the transcript's words replace it.
+    title_is_default: StrictBool = False
     # An import (pages/importer.py): the file's size and last-modified time; its chunks are the file's bytes.
     file_size_bytes: Annotated[StrictInt, Field(ge=0, le=2**53)] | None = None
     file_modified_at: datetime | None = None

@@ -134,6 +134,7 @@ export default {
         recordingId: null,
         mimeType,
         title: `Recording ${localLabel(new Date())}`,
+        titleIsDefault: true, // the transcript's first words replace it (services/recordings/titles.py)
         startedAt: Date.now(),
         timeZone: Intl.DateTimeFormat().resolvedOptions().timeZone, // for the server's `started` handler
         nextSeq: 0,

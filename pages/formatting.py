@@ -8,9 +8,9 @@ from services.transcripts.languages import WHISPER_LANGUAGES
 
 
 def format_duration(ms: int | None) -> str:
-    """The app's one duration format, for the recorder's timer, a row and the player alike (`assets/duration.mjs`
-    writes the same in the browser): m:ss, h:mm:ss past an hour, whole seconds cut, never rounded up, as a running
-    clock shows them."""
+    """The app's one duration format, for the recorder's timer, a row and the player alike
+    (`assets/recorder/duration.mjs` writes the same in the browser): m:ss, h:mm:ss past an hour, whole seconds cut,
+    never rounded up, as a running clock shows them."""
     if ms is None:
         return '–'
     total = max(0, ms) // 1000

@@ -15,7 +15,7 @@ class AudioRecorder(
     component='../assets/recorder.js',
     # Registered as libraries, not as `esm`: one glob gives every module a URL under one folder whose name changes
     # with the newest file's time, so a module edited in place is never served stale from an immutable cache.
-    dependencies=['../assets/recorder/*.mjs', '../assets/duration.mjs'],
+    dependencies=['../assets/recorder/*.mjs'],
 ):
     """Records in the browser and streams chunks over the `/vr` audio channel.
 

@@ -5,7 +5,7 @@ them."""
 import uuid
 from collections.abc import Awaitable, Callable
 
-from nicegui import run, ui
+from nicegui import background_tasks, run, ui
 from nicegui.elements.mixins.text_element import TextElement
 
 from pages.formatting import format_duration, format_local_time, format_size
@@ -20,7 +20,7 @@ from pages.waveform_element import Waveform
 from services.audio.waveforms import peaks_of
 from services.container import Services
 from services.core.errors import AppError
-from services.core.models import Recording, RecordingStatus, User
+from services.core.models import Recording, RecordingStatus, TranscriptState, User
 from services.recordings.lifecycle import is_playable
 from services.transcripts.service import SearchHit
 from services.transcripts.shapes import TranscriptPublic
@@ -174,6 +174,20 @@ class RecordingCard:
     def transcript_changed(self, transcript: TranscriptPublic) -> None:
         self.transcript = transcript
         self.state_label.set_text(self.state_text())
+        if transcript.state == TranscriptState.DONE and not self.recording.named:
+            background_tasks.create(self.take_auto_title(), name='auto title')
+
+    async def take_auto_title(self) -> None:
+        """A transcript names a recording the user did not (services/recordings/titles.py): the row shows it at once."""
+        try:
+            fresh = await run.io_bound(
+                self.services.recordings.get, user_id=self.user.id, recording_id=self.recording.id
+            )
+        except AppError:
+            return  # deleted meanwhile: the list will say so
+        if fresh is not None and fresh.title != self.recording.title:
+            self.recording = fresh
+            self.show_line()
 
     async def labels_changed(self, recording: Recording) -> None:
         self.recording = recording

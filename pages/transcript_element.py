@@ -5,7 +5,7 @@ from nicegui import ui
 from services.transcripts.shapes import SegmentPublic
 
 
-class TranscriptView(ui.element, component='../assets/transcript.js', dependencies=['../assets/duration.mjs']):
+class TranscriptView(ui.element, component='../assets/transcript.js', dependencies=['../assets/recorder/duration.mjs']):
     """Shows the words; a click plays the given audio element from that word, all in the browser."""
 
     def __init__(self, segments: list[SegmentPublic], audio: ui.audio) -> None:

@@ -3,7 +3,7 @@
 from nicegui import ui
 
 
-class Waveform(ui.element, component='../assets/waveform.js', dependencies=['../assets/duration.mjs']):
+class Waveform(ui.element, component='../assets/waveform.js', dependencies=['../assets/recorder/duration.mjs']):
     """Draws stored peaks (a flat line while there are none) and seeks the given audio element when clicked, dragged
     or moved by the keyboard, all in the browser, with no round trip."""
 

@@ -30,6 +30,8 @@ from services.storage.local import LocalStorage
 from services.storage.protocol import Storage
 from services.storage.s3 import S3Storage
 from services.storage.spool import SpooledStorage
+from services.transcripts.engine import Transcriber
+from services.transcripts.models import load_model, model_folder, model_spec
 from tests.support.audio_samples import live_webm, speech_wav, split
 from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
@@ -45,6 +47,20 @@ def speech_5s(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope='session')
 def webm_5s(speech_5s: Path) -> bytes:
     return live_webm(speech_5s, speech_5s.with_suffix('.webm'))
+
+
+@pytest.fixture(scope='session')
+def transcriber(tmp_path_factory: pytest.TempPathFactory) -> Transcriber:
+    """Whisper tiny.en, for what does not depend on the model (the worker, windows, search, files, imports): half
+    the CPU of the default, base, which the quality guards and the embedded workers' test use. Once per session
+    (and xdist worker), for every module."""
+    return Transcriber(load_model(model_folder(model_spec('tiny.en'), tmp_path_factory.mktemp('models'))))
+
+
+@pytest.fixture(scope='session')
+def base_transcriber(tmp_path_factory: pytest.TempPathFactory) -> Transcriber:
+    """The default model, Whisper base, joined into a data dir of the session's own."""
+    return Transcriber(load_model(model_folder(model_spec('base'), tmp_path_factory.mktemp('models'))))
 
 
 @pytest.fixture(scope='session')

@@ -66,7 +66,7 @@ def cable(server: AppServer) -> Iterator[TcpProxy]:
 
 def saved_recordings(server: AppServer) -> list[tuple[str, int]]:
     with sqlite3.connect(server.data_dir / 'voice-recorder.db') as database:
-        query = "SELECT title, duration_ms FROM recording WHERE status IN ('ready', 'ready_open')"
+        query = "SELECT title, duration_ms FROM recording WHERE status IN ('READY', 'READY_OPEN')"  # enum names
         return list(database.execute(query))
 
 
@@ -209,5 +209,7 @@ async def every_card_state_passes_axe(page: Page, files: dict[str, Path]) -> Non
     for dark in (False, True):
         await page.emulate_media(color_scheme='dark' if dark else 'light')
         await page.wait_for_function(f'document.body.classList.contains("body--dark") === {str(dark).lower()}')
+        # the colours change with a transition: axe reads them once it has ended
+        await page.wait_for_function('document.getAnimations().every(a => a.playState !== "running")')
         violations = await serious_violations(page, source)
         assert not violations, describe({'dark' if dark else 'light': violations})

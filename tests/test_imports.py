@@ -5,6 +5,7 @@ The files are made once with ffmpeg from the 5-s speech fixture; the round trips
 (one type also on PostgreSQL and S3), since what an import adds is the same on every backend.
 """
 
+import re
 import subprocess
 import uuid
 from pathlib import Path
@@ -15,12 +16,29 @@ import pytest
 
 from services.audio.ffmpeg import ffmpeg_executable
 from services.container import Services
+from services.transcripts.engine import Transcriber
+from services.transcripts.worker import TranscriptWorker
 from tests.conftest import UserFactory, fetch, stored_keys
 from tests.support.audio_samples import decoded_sha256, split
 
 pytestmark = pytest.mark.xdist_group('imports')
 
 SQLITE_LOCAL = pytest.mark.parametrize(('database_kind', 'storage_kind'), [('sqlite', 'local')], indirect=True)
+# The speech fixture's first five seconds (tests/support/audio_samples.py), as Whisper tiny.en may hear them.
+SPOKEN_AT_FIRST = {
+    'voice',
+    'recorder',
+    'keep',
+    'keeps',
+    'every',
+    'second',
+    'what',
+    'you',
+    'say',
+    'quick',
+    'brown',
+    'fox',
+}
 CHUNK = 64 * 1024  # the test settings' max_chunk_bytes
 CREATED = '2024-05-01T09:30:00+00:00'
 # type -> (declared mime type, ffmpeg output options, what is played, whether the original is kept apart)
@@ -139,6 +157,33 @@ def test_the_pages_download_of_an_import_is_the_file_as_it_came(
     assert '.wav' in download.headers['content-disposition']
     played = fetch(api, services.links.url(recording))
     assert played.headers['content-type'].startswith('audio/ogg') and played.content != data
+
+
+@SQLITE_LOCAL
+def test_every_type_imported_gets_a_transcript_of_its_words(
+    files: dict[str, Path], api: httpx.Client, make_user: UserFactory, services: Services, transcriber: Transcriber
+) -> None:
+    """The transcript is made from what the app plays (the file, a stream copy or the Opus copy), for each type."""
+    assert services.transcripts.queue is not None
+    worker = TranscriptWorker(
+        queue=services.transcripts.queue,
+        storage=services.storage,
+        transcriber=lambda: transcriber,
+        temp_dir=services.settings.data_dir / 'tmp',
+        timeout_s=120,
+    )
+    user, auth = make_user.with_auth()
+    imported = {}
+    for kind, (mime, *_rest) in TYPES.items():
+        rid, _answers = send(api, auth, mime, files[kind].read_bytes())
+        assert api.post(f'/api/recordings/{rid}/finalize', headers=auth).status_code == 200
+        imported[kind] = uuid.UUID(rid)
+    while worker.work_once():
+        pass
+    for kind, rid in imported.items():
+        transcript = services.transcripts.get(user_id=user.id, recording_id=rid)
+        said = set(re.findall(r'[a-z]+', ' '.join(segment.text for segment in transcript.segments).lower()))
+        assert len(SPOKEN_AT_FIRST & said) >= 4, (kind, transcript.state, said)
 
 
 @pytest.mark.parametrize(('database_kind', 'storage_kind'), [('postgresql', 's3')], indirect=True)

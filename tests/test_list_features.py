@@ -145,6 +145,12 @@ def test_a_recording_the_user_did_not_name_is_titled_by_its_words_and_never_agai
     assert titled.title == 'Well good morning everyone this is the weekly planning call'
     assert not titled.named, 'still the app’s title: a new transcript may replace it'
     assert services.recordings.get(user_id=owner, recording_id=given.id).title == 'Standup notes'
+    recorded = services.recordings.create(  # what the recorder sends: its own default, in the user's local time
+        user_id=owner, mime_type='audio/webm', title='Recording 2026-12-06 10:07', title_is_default=True
+    )
+    assert (recorded.title, recorded.named) == ('Recording 2026-12-06 10:07', False)
+    transcribe(services, recorded.id, LONG_SPEECH)
+    assert services.recordings.get(user_id=owner, recording_id=recorded.id).title.startswith('Well good morning')
 
     transcribe(services, unnamed.id, 'Pricing. Then lunch!')
     assert services.recordings.get(user_id=owner, recording_id=unnamed.id).title == 'Pricing. Then lunch'

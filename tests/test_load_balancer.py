@@ -96,6 +96,7 @@ async def sticky_instance(context: BrowserContext) -> str:
 async def delete_through_the_page(page: Page, base_url: str, recording_id: str) -> None:
     await page.goto(f'{base_url}/records')
     card = page.locator(f'[data-recording-id="{recording_id}"]')
+    await card.get_by_test_id('recording-toggle').click()  # the row opens to its actions
     await card.get_by_test_id('delete-button').click()
     await page.get_by_test_id('confirm-delete').click()
     await card.wait_for(state='detached')

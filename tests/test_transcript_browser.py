@@ -54,8 +54,18 @@ async def test_a_spoken_word_plays_from_its_moment_and_finds_its_recording(serve
         shown = await page.locator('.vr-transcript-text').first.inner_text()
         assert shown.lower().split() == spoken.split(), shown  # the words read apart, as spoken
         assert 'cheese' in spoken and 'apples' in spoken, spoken
+        title = page.locator('.vr-recording-title').first  # the recorder's default title gives way to the words
+        await page.wait_for_function(
+            'el => el.textContent.startsWith("Please remember")', arg=await title.element_handle(), timeout=10_000
+        )
+        title_text = (await title.inner_text()).strip()
+        assert 'morning' not in title_text.lower(), title_text  # cut at a word within 60 characters
 
         await page.get_by_test_id('recording-toggle').first.click()  # the row opens to its transcript
+        async with page.expect_download() as download:  # named after its title and day
+            await page.get_by_test_id('download-link').first.click()
+        day = time.strftime('%Y-%m-%d', time.gmtime())
+        assert (await download.value).suggested_filename == f'{title_text} – {day}.webm'
         word = words.filter(has_text='cheese').first
         start_s = int(await word.get_attribute('data-start') or 0) / 1000
         assert start_s > 0.5
@@ -78,11 +88,10 @@ async def test_a_spoken_word_plays_from_its_moment_and_finds_its_recording(serve
         await page.wait_for_timeout(800)  # the section's opening animation
         await screenshot(page, 'records-transcript')
 
-        await page.get_by_test_id('search-input').fill('cheese')
+        await page.get_by_test_id('search-input').fill('morning')  # spoken, and not in the title
         snippet = page.locator('.vr-snippet')
         await snippet.first.wait_for(timeout=10_000)
-        assert (await snippet.first.locator('mark').all_inner_texts())[0].lower().startswith('chees')
-        assert 'cheese' not in (await page.locator('.vr-recording-title').first.inner_text()).lower()
+        assert (await snippet.first.locator('mark').all_inner_texts())[0].lower().startswith('morning')
 
 
 async def test_spoken_words_appear_while_recording_and_the_full_transcript_replaces_them(

@@ -31,7 +31,6 @@ from services.transcripts.models import (
     TINY_EN_SHA256,
     TranscriberUnavailable,
     check_model,
-    load_model,
     model_folder,
     model_spec,
 )
@@ -53,19 +52,6 @@ PARAGRAPH = (
     'Our meeting about the garden project moved to Thursday afternoon. '
     'A gentle breeze carried the smell of fresh coffee down the street.'
 )
-
-
-@pytest.fixture(scope='session')
-def transcriber(tmp_path_factory: pytest.TempPathFactory) -> Transcriber:
-    """Whisper tiny.en, for what does not depend on the model (the worker, windows, search, files): half the CPU of
-    the default, base, which the quality guards below and the embedded workers' test use."""
-    return Transcriber(load_model(model_folder(model_spec('tiny.en'), tmp_path_factory.mktemp('models'))))
-
-
-@pytest.fixture(scope='session')
-def base_transcriber(tmp_path_factory: pytest.TempPathFactory) -> Transcriber:
-    """The default model, Whisper base, joined into a data dir of the session's own."""
-    return Transcriber(load_model(model_folder(model_spec('base'), tmp_path_factory.mktemp('models'))))
 
 
 @pytest.fixture(scope='session')

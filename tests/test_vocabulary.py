@@ -20,7 +20,6 @@ from services.core.config import Settings
 from services.core.errors import InvalidInput
 from services.transcripts.decoding import heard_as_speech
 from services.transcripts.engine import Transcriber
-from services.transcripts.models import load_model, model_folder, model_spec
 from services.transcripts.vocabulary import (
     PROMPT_BUDGET,
     VocabularyLimits,
@@ -182,9 +181,9 @@ def test_a_job_carries_its_owners_vocabulary_as_it_is_when_claimed(
 
 
 @pytest.fixture(scope='module')
-def base(tmp_path_factory: pytest.TempPathFactory) -> Transcriber:
-    """Whisper base, the default model."""
-    return Transcriber(load_model(model_folder(model_spec('base'), tmp_path_factory.mktemp('models'))))
+def base(base_transcriber: Transcriber) -> Transcriber:
+    """Whisper base, the default model: the session's (tests/conftest.py)."""
+    return base_transcriber
 
 
 @pytest.fixture(scope='module')

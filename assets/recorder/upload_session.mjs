@@ -87,8 +87,9 @@ export class UploadSession {
   async create() {
     if (this.creating || this.record.recordingId) return;
     this.creating = true;
-    const { mimeType, title, file } = this.record; // `file`: an import's size and date (assets/importer.js)
-    const answer = await this.ask("create", { mime_type: mimeType, title, ...file }, ACK_TIMEOUT_MS);
+    const { mimeType, title, titleIsDefault, file } = this.record; // `file`: an import's size and date (importer.js)
+    const payload = { mime_type: mimeType, title, ...(titleIsDefault ? { title_is_default: true } : {}), ...file };
+    const answer = await this.ask("create", payload, ACK_TIMEOUT_MS);
     this.creating = false;
     if (judge(answer) !== "ack") return this.failed(answer);
     this.record.recordingId = answer.recording_id;

@@ -87,10 +87,15 @@ class RecordingService:
         self.max_recordings_per_user = max_recordings_per_user
         self.tag_limits = tag_limits or TagLimits()
 
-    def create(self, *, user_id: uuid.UUID, mime_type: str, title: str | None = None) -> Recording:
+    def create(
+        self, *, user_id: uuid.UUID, mime_type: str, title: str | None = None, title_is_default: bool = False
+    ) -> Recording:
+        """A client's title is the user's, and no auto title replaces it, unless the client says it is only its own
+        default (the recorder's "Recording <local date and time>"): that one stands until the transcript names it."""
         fmt = audio_format(mime_type)
-        named = bool(title and title.strip())  # a client's title is the user's: no auto title replaces it
-        given = clean_title(title) if named and title else default_title(datetime.now(UTC))
+        has_title = bool(title and title.strip())
+        named = has_title and not title_is_default
+        given = clean_title(title) if has_title and title else default_title(datetime.now(UTC))
         recording = Recording(user_id=user_id, mime_type=fmt.mime_type, title=given, named=named)
         with self.database.session() as session:
             count = session.exec(select(func.count()).select_from(Recording).where(Recording.user_id == user_id)).one()
