@@ -71,5 +71,8 @@ class Filters:
         await self.changed()
 
     async def changed(self) -> None:
-        await self.show()
-        await self.on_change()
+        # The caller (a chip, or "Show all recordings" in the list) may be gone once the list is drawn again: what
+        # follows acts from the filters' own element, so the page's session is still found.
+        with self.area:
+            await self.show()
+            await self.on_change()

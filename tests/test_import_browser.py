@@ -182,7 +182,8 @@ async def after_a_reload_choosing_the_same_file_resumes_it(
     await page.get_by_test_id('import-input').set_input_files(tone)
     await card_state(page, 'long tone', 'done', timeout_s=120)
     sent = await page.evaluate('() => window.sentSeqs')
-    assert len(sent) == total - stored_at_reload, 'only what the server did not hold was sent'
+    # chunks in flight at the reload may land after it was counted: those are not sent again either
+    assert len(set(sent)) == len(sent) <= total - stored_at_reload, 'only what the server did not hold was sent'
 
 
 async def test_importing_files_in_a_real_browser(
