@@ -71,7 +71,9 @@ class Listener:
             self.advance()
 
     def words(self) -> list[str]:
-        return [word.text.lower().strip('.,') for piece in self.pieces for word in piece.words]
+        return [
+            word.text.lower().strip('.,?!;:') for piece in self.pieces for word in piece.words
+        ]  # as said, unpunctuated
 
     def said(self, *stems: str) -> list[str]:
         """Which of these word stems were heard, in the order heard ('sunday' for "Sundays", or tiny.en's "Sunday")."""
