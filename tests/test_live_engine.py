@@ -71,9 +71,8 @@ class Listener:
             self.advance()
 
     def words(self) -> list[str]:
-        return [
-            word.text.lower().strip('.,?!;:') for piece in self.pieces for word in piece.words
-        ]  # as said, unpunctuated
+        """The words as said, without the punctuation Whisper may or may not write after them."""
+        return [word.text.lower().strip('.,?!;:') for piece in self.pieces for word in piece.words]
 
     def said(self, *stems: str) -> list[str]:
         """Which of these word stems were heard, in the order heard ('sunday' for "Sundays", or tiny.en's "Sunday")."""
