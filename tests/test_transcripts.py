@@ -479,6 +479,7 @@ def test_workers_take_as_many_jobs_at_once_as_there_are_workers(
         wait_for(lambda: states() == {TranscriptState.TRANSCRIBING}, 60, 'both jobs being transcribed at once', log)
         workers = worker_children(pool.pid)
         assert len(workers) == 2 and [niceness(pid) for pid in workers] == [10, 10], log.read_text()[-3000:]
+        assert [os.sched_getscheduler(pid) for pid in workers] == [os.SCHED_IDLE] * 2, 'the CPU only when idle'
         wait_for(lambda: states() == {TranscriptState.DONE}, 120, 'both transcripts', log)
     finally:
         pool.terminate()
@@ -510,6 +511,8 @@ def test_the_app_runs_its_own_workers_and_stops_them(tmp_path: Path, clips: dict
         assert len(workers) == 2 and [niceness(pid) for pid in workers] == [10, 10], server.log()
         live_workers = worker_children(server.process.pid, live=True)  # and one live worker, above them
         assert [niceness(pid) for pid in live_workers] == [5], server.log()
+        policies = [os.sched_getscheduler(pid) for pid in [*workers, *live_workers]]
+        assert policies == [os.SCHED_IDLE] * 3, 'recording first: the workers get the CPU only when it is idle'
         workers += live_workers
         assert (tmp_path / 'data' / 'models' / 'whisper-base' / 'model.bin').is_file()
     finally:
