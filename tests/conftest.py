@@ -32,6 +32,7 @@ from services.storage.s3 import S3Storage
 from services.storage.spool import SpooledStorage
 from services.transcripts.engine import Transcriber
 from services.transcripts.models import load_model, model_folder, model_spec
+from services.transcripts.worker import TranscriptWorker
 from tests.support.audio_samples import live_webm, speech_wav, split
 from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
@@ -61,6 +62,18 @@ def transcriber(tmp_path_factory: pytest.TempPathFactory) -> Transcriber:
 def base_transcriber(tmp_path_factory: pytest.TempPathFactory) -> Transcriber:
     """The default model, Whisper base, joined into a data dir of the session's own."""
     return Transcriber(load_model(model_folder(model_spec('base'), tmp_path_factory.mktemp('models'))))
+
+
+def in_process_worker(services: Services, transcriber: Transcriber, timeout_s: float = 120) -> TranscriptWorker:
+    """The transcript worker's loop in the test's process, on its services, with a session's model."""
+    assert services.transcripts.queue is not None
+    return TranscriptWorker(
+        queue=services.transcripts.queue,
+        storage=services.storage,
+        transcriber=lambda: transcriber,
+        temp_dir=services.settings.data_dir / 'tmp',
+        timeout_s=timeout_s,
+    )
 
 
 @pytest.fixture(scope='session')

@@ -17,8 +17,7 @@ import pytest
 from services.audio.ffmpeg import ffmpeg_executable
 from services.container import Services
 from services.transcripts.engine import Transcriber
-from services.transcripts.worker import TranscriptWorker
-from tests.conftest import UserFactory, fetch, stored_keys
+from tests.conftest import UserFactory, fetch, in_process_worker, stored_keys
 from tests.support.audio_samples import decoded_sha256, split
 
 pytestmark = pytest.mark.xdist_group('imports')
@@ -164,14 +163,7 @@ def test_every_type_imported_gets_a_transcript_of_its_words(
     files: dict[str, Path], api: httpx.Client, make_user: UserFactory, services: Services, transcriber: Transcriber
 ) -> None:
     """The transcript is made from what the app plays (the file, a stream copy or the Opus copy), for each type."""
-    assert services.transcripts.queue is not None
-    worker = TranscriptWorker(
-        queue=services.transcripts.queue,
-        storage=services.storage,
-        transcriber=lambda: transcriber,
-        temp_dir=services.settings.data_dir / 'tmp',
-        timeout_s=120,
-    )
+    worker = in_process_worker(services, transcriber)
     user, auth = make_user.with_auth()
     imported = {}
     for kind, (mime, *_rest) in TYPES.items():

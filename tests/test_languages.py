@@ -27,7 +27,7 @@ from services.transcripts.languages import WHISPER_LANGUAGES, language_name
 from services.transcripts.models import load_model, model_folder, model_spec
 from services.transcripts.shapes import encode
 from services.transcripts.worker import TranscriptWorker
-from tests.conftest import UserFactory, record
+from tests.conftest import UserFactory, in_process_worker, record
 from tests.support.audio_samples import spoken_webm
 from tests.test_pages import SERVER_WORK_RETRIES
 
@@ -125,14 +125,7 @@ def test_an_english_only_model_hears_english_whatever_it_is_told(models_dir: Pat
 
 @pytest.fixture
 def worker(services: Services, multilingual: Transcriber) -> TranscriptWorker:
-    assert services.transcripts.queue is not None
-    return TranscriptWorker(
-        queue=services.transcripts.queue,
-        storage=services.storage,
-        transcriber=lambda: multilingual,
-        temp_dir=services.settings.data_dir / 'tmp',
-        timeout_s=120,
-    )
+    return in_process_worker(services, multilingual)
 
 
 def found(services: Services, user_id: uuid.UUID, query: str) -> set[uuid.UUID]:

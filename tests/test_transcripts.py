@@ -36,7 +36,7 @@ from services.transcripts.models import (
 )
 from services.transcripts.search import fts5_match, tsquery_text
 from services.transcripts.worker import TranscriptWorker
-from tests.conftest import UserFactory, record, settings_env
+from tests.conftest import UserFactory, in_process_worker, record, settings_env
 from tests.support.app_server import ROOT, AppServer
 from tests.support.audio_samples import live_webm, require, spoken_wav, spoken_webm
 
@@ -64,14 +64,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 @pytest.fixture
 def worker(services: Services, transcriber: Transcriber) -> TranscriptWorker:
     """The worker's loop in this process, with the session's model."""
-    assert services.transcripts.queue is not None
-    return TranscriptWorker(
-        queue=services.transcripts.queue,
-        storage=services.storage,
-        transcriber=lambda: transcriber,
-        temp_dir=services.settings.data_dir / 'tmp',
-        timeout_s=120,
-    )
+    return in_process_worker(services, transcriber)
 
 
 def transcribed(services: Services, worker: TranscriptWorker, audio: bytes, user_id: uuid.UUID, title: str) -> Any:

@@ -26,8 +26,7 @@ from services.transcripts.vocabulary import (
     checked_vocabulary,
     vocabulary_prompt,
 )
-from services.transcripts.worker import TranscriptWorker
-from tests.conftest import UserFactory, record
+from tests.conftest import UserFactory, in_process_worker, record
 from tests.support.audio_samples import spoken_webm
 from tests.test_pages import SERVER_WORK_RETRIES, onboard, user_id_named
 
@@ -202,14 +201,7 @@ def heard_words(api: httpx.Client, recording_id: object, auth: dict[str, str]) -
 def test_a_made_up_name_is_spelled_right_with_the_vocabulary_and_was_not_without(
     services: Services, make_user: UserFactory, api: httpx.Client, base: Transcriber, names_clip: bytes
 ) -> None:
-    assert services.transcripts.queue is not None
-    worker = TranscriptWorker(
-        queue=services.transcripts.queue,
-        storage=services.storage,
-        transcriber=lambda: base,
-        temp_dir=services.settings.data_dir / 'tmp',
-        timeout_s=300,
-    )
+    worker = in_process_worker(services, base, timeout_s=300)
     with_it, with_auth = make_user.with_auth('Priya')
     assert api.patch(f'/api/profile/{with_it.id}', json={'vocabulary': VOCABULARY}, headers=with_auth).is_success
     without, without_auth = make_user.with_auth('Sam')
