@@ -14,6 +14,7 @@ import uuid
 import wave
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -25,7 +26,7 @@ from services.audio.formats import FORMATS
 from services.container import Services
 from services.core.models import Transcript, TranscriptState
 from services.transcripts.decoding import FULL_PASS
-from services.transcripts.engine import Transcriber
+from services.transcripts.engine import Transcriber, guarded_words
 from services.transcripts.languages import SQLITE_TOKENIZERS
 from services.transcripts.models import (
     TINY_EN_SHA256,
@@ -365,6 +366,22 @@ def test_a_sound_that_repeats_is_not_written_down_as_a_loop(base_transcriber: Tr
     heard = [w.text for s in base_transcriber.transcribe_samples(audio, language='en').segments for w in s.words]
     assert 'young man' in ' '.join(heard).lower(), heard
     assert heard[-1].lower().startswith('man') and len(heard) <= 12, heard  # unguarded: 26 more words, "N", "-N", …
+
+
+def test_a_sentence_and_a_loop_in_one_segment_keep_the_sentence() -> None:
+    """Whisper sometimes gives the sentence and the loop after it as one segment (it did on an AVX2 machine, where
+    the whole segment was judged a loop and dropped): the loop is cut off before the segment is judged."""
+    said = ['And', 'the', 'young', 'man', 'left.']
+    loop = ['N-N-N-N-N-N-N-N'] * 6
+    words = [SimpleNamespace(start=i * 0.4, end=i * 0.4 + 0.3, word=f' {w}') for i, w in enumerate(said + loop)]
+    segment = SimpleNamespace(
+        start=0.0, end=len(words) * 0.4, text=' '.join(said + loop), no_speech_prob=0.1, words=words
+    )
+    kept = guarded_words(segment, 1000, FULL_PASS)
+    assert kept is not None and [word.text for word in kept.words] == said
+    assert kept.end_ms == 1000 + round(4 * 0.4 * 1000 + 300), 'it ends with its last word, not the loop'
+    only_loop = SimpleNamespace(start=0.0, end=2.4, text=' '.join(loop), no_speech_prob=0.1, words=words[len(said) :])
+    assert guarded_words(only_loop, 0, FULL_PASS) is None
 
 
 def test_a_wrong_or_missing_model_is_refused_plainly(tmp_path: Path) -> None:

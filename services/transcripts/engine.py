@@ -143,13 +143,16 @@ class Transcriber:
 
 def guarded_words(segment: Any, offset_ms: int, decoding: Decoding, hotwords: str | None = None) -> Segment | None:
     """faster-whisper's segment in ms, with its words' times, less what Whisper invented (decoding.py's quality
-    guards; `hotwords`: the ones the model was given, if any): None when nothing of it was said."""
-    if not heard_as_speech(segment.text, no_speech_prob=segment.no_speech_prob, decoding=decoding, hotwords=hotwords):
-        log.info('dropped what Whisper invented at %.1f s: %r', segment.start, segment.text[:80])
-        return None
+    guards; `hotwords`: the ones the model was given, if any): None when nothing of it was said.
+
+    A loop at the end is cut off before the segment is judged: "…young man, N-N-N-N…" keeps "…young man"."""
     words = [(float(w.start), float(w.end), clean_word(w.word)) for w in segment.words or ()]
     timed = tuple(Word(offset_ms + _ms(s), offset_ms + _ms(e), w) for s, e, w in words if w)
     kept = timed[: words_before_a_loop([word.text for word in timed])]
+    text = segment.text if len(kept) == len(timed) else ' '.join(word.text for word in kept)
+    if not heard_as_speech(text, no_speech_prob=segment.no_speech_prob, decoding=decoding, hotwords=hotwords):
+        log.info('dropped what Whisper invented at %.1f s: %r', segment.start, segment.text[:80])
+        return None
     if not kept:
         return None
     end_ms = offset_ms + _ms(float(segment.end))
