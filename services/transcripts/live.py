@@ -34,7 +34,9 @@ CLOSE_TIMEOUT_S = 5.0
 FEED_TIMEOUT_S = 5.0  # a chunk is a few KB and the pipe holds 64 KB: ffmpeg that takes none for this long is stuck
 # Not told the language, the first words wait until Whisper names it surely from the speech so far (tried every
 # DETECTION_EVERY_S), or DETECTION_S after speech began (two sentences): pieces of 2-7 s of German espeak speech
-# were named Norwegian, Thai and Latin, with probabilities of 0.13 to 0.48.
+# were named Norwegian, Thai and Latin, with probabilities of 0.13 to 0.48. Never sure by then, it takes the language
+# with the most probability over all its tries: on an AVX2 machine the same German was named de 0.45, th 0.26,
+# la 0.32 and de 0.41 as it grew, and any one try alone could be wrong.
 SURE_LANGUAGE, DETECTION_EVERY_S, DETECTION_S = 0.8, 2, 8
 TOKENS_PER_S = 15  # a piece's text is at most this long (a loop is cut short, not decoded to 448 tokens)
 MIN_TOKENS, MAX_TOKENS = 40, 200  # MAX_TOKENS plus the longest hotwords prompt stay within Whisper's 448
@@ -221,6 +223,7 @@ class LiveStream:
         self._committed_ms = 0  # the words before this are committed: heard again for context, they are left out
         self._last: Word | None = None  # the last word committed
         self._detection_tried = 0  # samples of speech the language was last tried on
+        self._language_votes: dict[str, float] = {}  # each language's probabilities over the tries, added up
         self._pcm = _Pcm(max_pending_s * SAMPLE_RATE)
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed with ffmpeg) a file: ffmpeg never blocks on it
         pipe = subprocess.PIPE
@@ -327,16 +330,26 @@ class LiveStream:
             if span - self._detection_tried < DETECTION_EVERY_S * SAMPLE_RATE:
                 return Step(None, first)
             self._detection_tried = span
-            language, probability, _all = self.model.detect_language(audio=audio[first:], vad_filter=True)
-            if probability < SURE_LANGUAGE:
+            if not self._detect(audio[first:], decide=False):
                 return Step(None, first)
-            self.language = str(language)
         return Step((first, audio.size), first, going_on=True)
+
+    def _detect(self, audio: np.ndarray, *, decide: bool) -> bool:
+        """One more try at the language: kept if Whisper is sure of it, or (`decide`) the one most probable over
+        every try so far. Whether the language is known now."""
+        language, probability, probabilities = self.model.detect_language(audio=audio, vad_filter=True)
+        for name, share in probabilities:
+            self._language_votes[name] = self._language_votes.get(name, 0.0) + share
+        if probability >= SURE_LANGUAGE:
+            self.language = str(language)
+        elif decide:
+            self.language = max(self._language_votes, key=lambda name: self._language_votes[name])
+        return self.language is not None
 
     def _hear(self, audio: np.ndarray, offset: int) -> list[Segment]:
         offset_ms = offset * 1000 // SAMPLE_RATE
-        if self.language is None:  # as `transcribe` detects it (without the VAD, German was read as Latin)
-            self.language = str(self.model.detect_language(audio=audio, vad_filter=True)[0])
+        if self.language is None:  # with the VAD, as `transcribe` detects it (without, German was read as Latin)
+            self._detect(audio, decide=True)
             log.info('live: heard %s', self.language)
         tokens = min(MAX_TOKENS, max(MIN_TOKENS, TOKENS_PER_S * audio.size // SAMPLE_RATE))
         options = {**self.decoding.options(), 'max_new_tokens': tokens, 'hotwords': self.prompt}
