@@ -30,6 +30,7 @@ SMALL_TARGETS = """() => [...document.querySelectorAll(
     .map(([e, box]) => `${e.dataset.testid || e.getAttribute('aria-label') || e.textContent.trim().slice(0, 30)
         || e.className} ${Math.round(box.width)}×${Math.round(box.height)}`)"""
 
+HOVER_TINTED = 'button => getComputedStyle(button.querySelector(".q-focus-helper")).opacity === "0.15"'
 FOCUSED = """() => {
     const e = document.activeElement, style = getComputedStyle(e);
     return [`${e.tagName} ${(e.textContent || '').trim().slice(0, 20)}`,
@@ -107,6 +108,9 @@ async def test_no_serious_axe_violation_anywhere(
     await audit.check('/recorder recording', targets=phone)
     await page.get_by_test_id('pause-button').click()
     await page.get_by_test_id('resume-button').wait_for()
+    await page.get_by_test_id('resume-button').hover()  # where the pointer is after Pause: a hovered button's tint
+    if not phone:  # Quasar tints a hovered button on a desktop, fading it in over 0.4 s
+        await page.wait_for_function(HOVER_TINTED, arg=await page.get_by_test_id('resume-button').element_handle())
     await audit.check('/recorder paused', targets=phone)
     await page.get_by_test_id('stop-button').click()
     await page.get_by_test_id('saved-link').wait_for(timeout=20_000)
