@@ -13,6 +13,7 @@ from services.audio.exports import ExportService
 from services.audio.waveforms import WaveformService
 from services.core.config import Settings
 from services.core.database import Database
+from services.core.priority import background_ffmpeg_niceness
 from services.core.schema import upgrade
 from services.core.user_slots import UserSlots
 from services.recordings.chunk_batches import ChunkBatches
@@ -130,6 +131,7 @@ def build_exports(settings: Settings, database: Database, storage: Storage, quot
         max_queued_exports=settings.max_queued_exports,
         quota=quota,
         ffmpeg_timeout_s=settings.ffmpeg_timeout_s,
+        niceness=background_ffmpeg_niceness(settings.background_priority),
     )
 
 
@@ -150,6 +152,7 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         storage=storage,
         temp_dir=settings.data_dir / 'tmp',
         ffmpeg_timeout_s=settings.ffmpeg_timeout_s,
+        niceness=background_ffmpeg_niceness(settings.background_priority),
     )
     transcripts = build_transcripts(settings, database)
     quota = StorageQuota(database=database, max_bytes_per_user=settings.max_bytes_per_user)

@@ -74,8 +74,10 @@ class ExportService:
         max_queued_exports: int = 32,
         ffmpeg_timeout_s: float = DEFAULT_FFMPEG_TIMEOUT_S,
         quota: StorageQuota | None = None,
+        niceness: int = 0,
     ) -> None:
         self.database = database
+        self.niceness = niceness
         self.quota = quota
         self.storage = storage
         self.temp_dir = temp_dir
@@ -171,7 +173,8 @@ class ExportService:
             output = ('-map', '0:a:0', '-ac', '1', '-c:a', 'libmp3lame', '-q:a', '5', '-progress', 'pipe:1')
             total_us = max(1, (recording.duration_ms or 1) * 1000)
             command = ffmpeg_reading(source, fmt, *output, '-f', 'mp3', local_url(target))
-            run = run_ffmpeg(command, timeout_s=self.ffmpeg_timeout_s, read_output=_progress_reader(total_us, progress))
+            read = _progress_reader(total_us, progress)
+            run = run_ffmpeg(command, timeout_s=self.ffmpeg_timeout_s, read_output=read, niceness=self.niceness)
             if run.returncode != 0 or not target.exists():
                 raise processing_failed(run, fmt, 'the MP3 could not be made')
             size = target.stat().st_size

@@ -19,6 +19,7 @@ from typing import IO
 
 from services.audio.formats import AudioFormat, format_of_file
 from services.core.errors import AudioProcessingFailed
+from services.core.priority import lower_priority
 
 log = logging.getLogger(__name__)
 _DURATION = re.compile(r'Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)')
@@ -57,13 +58,20 @@ class FfmpegRun:
 
 
 def run_ffmpeg(
-    command: list[str], *, timeout_s: float, read_output: Callable[[IO[bytes]], None] | None = None
+    command: list[str],
+    *,
+    timeout_s: float,
+    read_output: Callable[[IO[bytes]], None] | None = None,
+    niceness: int = 0,
 ) -> FfmpegRun:
-    """Run to the end, or kill it at `timeout_s`; `read_output` streams its stdout while it runs."""
+    """Run to the end, or kill it at `timeout_s`; `read_output` streams its stdout while it runs. Work nobody waits
+    on at once runs at a `niceness` of its own, below the web process that starts it (core/priority.py)."""
     expired = threading.Event()
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a chatty ffmpeg can never block on it
         stdout = subprocess.PIPE if read_output else subprocess.DEVNULL
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=stdout, stderr=errors)
+        if niceness:  # set from here, not in the child (preexec_fn is unsafe in a process with threads)
+            lower_priority('low', niceness, process.pid)
 
         def expire() -> None:
             expired.set()

@@ -24,6 +24,7 @@ def compute_peaks(
     *,
     fmt: AudioFormat | None = None,
     timeout_s: float = DEFAULT_FFMPEG_TIMEOUT_S,
+    niceness: int = 0,
 ) -> list[float]:
     """`count` values from 0 to 1: the loudest sample of each equal slice of the recording.
 
@@ -33,7 +34,7 @@ def compute_peaks(
     expected = max(1, duration_ms * SAMPLE_RATE // 1000)
     peaks = _Peaks(per_bucket=max(1, math.ceil(expected / count)))
     output = ('-map', '0:a:0', '-ac', '1', '-ar', str(SAMPLE_RATE), '-f', 's16le', 'pipe:1')
-    run = run_ffmpeg(ffmpeg_reading(path, fmt, *output), timeout_s=timeout_s, read_output=peaks.read)
+    run = run_ffmpeg(ffmpeg_reading(path, fmt, *output), timeout_s=timeout_s, read_output=peaks.read, niceness=niceness)
     if run.returncode != 0:
         raise processing_failed(run, fmt, 'the audio could not be decoded for its waveform')
     found = peaks.finish()

@@ -31,8 +31,10 @@ class WaveformService:
         storage: Storage,
         temp_dir: Path,
         ffmpeg_timeout_s: float = DEFAULT_FFMPEG_TIMEOUT_S,
+        niceness: int = 0,
     ) -> None:
         self.database = database
+        self.niceness = niceness
         self.storage = storage
         self.temp_dir = temp_dir
         self.ffmpeg_timeout_s = ffmpeg_timeout_s
@@ -54,7 +56,8 @@ class WaveformService:
             self.storage.copy_to(recording_audio_key(recording), cast(BinaryIO, handle))
             handle.flush()
             # our own remuxed file, but read as the recording's container all the same: never a guess
-            peaks = compute_peaks(Path(handle.name), recording.duration_ms, fmt=fmt, timeout_s=self.ffmpeg_timeout_s)
+            path, timeout_s = Path(handle.name), self.ffmpeg_timeout_s
+            peaks = compute_peaks(path, recording.duration_ms, fmt=fmt, timeout_s=timeout_s, niceness=self.niceness)
         self._store(recording_id, json.dumps(peaks))
         return peaks
 

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.core.priority import BackgroundPriority
 from services.transcripts.languages import WHISPER_LANGUAGES
 from services.transcripts.models import DEFAULT_MODEL, model_spec
 from services.transcripts.vocabulary import (
@@ -102,6 +103,11 @@ class Settings(BaseSettings):
     )
     transcribe_language: str | None = Field(
         default=None, description="the language spoken, for users who chose none; default: detected (one of Whisper's)"
+    )
+    background_priority: BackgroundPriority = Field(
+        default='idle',
+        description='transcript workers, waveforms and MP3 copies: idle (the CPU only when recording leaves it), '
+        'low (nice only) or normal',
     )
     transcribe_timeout_s: float = Field(default=3600, gt=0, description='one recording; longer ones fail')
     transcribe_lease_s: float = Field(

@@ -3,8 +3,9 @@ one CPU thread, which measured more work done than fewer processes with more thr
 starts and stops them; `python main.py worker` runs them for an external deployment (one in its own process, or a
 pool of child processes).
 
-Every worker runs at a lower CPU priority (nice 10, and SCHED_IDLE on Linux) and, when the app or a pool started it,
-ends when its parent is gone, even if the parent was killed and never said goodbye.
+Every worker runs at a lower CPU priority (nice 10, and SCHED_IDLE on Linux; `VR_BACKGROUND_PRIORITY`, see
+core/priority.py) and, when the app or a pool started it, ends when its parent is gone, even if the parent was killed
+and never said goodbye.
 """
 
 import logging
@@ -19,6 +20,7 @@ from pathlib import Path
 from services.container import build_storage
 from services.core.config import Settings
 from services.core.database import Database
+from services.core.priority import lower_priority
 from services.core.schema import upgrade
 from services.transcripts.engine import Transcriber
 from services.transcripts.live_store import LiveTranscripts
@@ -45,7 +47,7 @@ def run_workers(settings: Settings, *, main_file: Path, child: bool = False) -> 
     if child or settings.transcribe_workers == 1:
         run_worker(settings, child=child)
         return
-    lower_priority()  # the children start at this priority too
+    lower_priority(settings.background_priority, WORKER_NICENESS)  # the children start at this priority too
     model_folder(model_spec(settings.transcribe_model), settings.data_dir)  # a bad model is said once, here
     stop = stop_on_signals()
     pool = WorkerPool(main_file, settings.transcribe_workers)
@@ -57,7 +59,7 @@ def run_workers(settings: Settings, *, main_file: Path, child: bool = False) -> 
 
 def run_worker(settings: Settings, *, child: bool = False) -> None:
     """One worker in this process, until SIGTERM or SIGINT (or, `child`, until the process that started it is gone)."""
-    lower_priority()
+    lower_priority(settings.background_priority, WORKER_NICENESS)
     spec = model_spec(settings.transcribe_model)
     folder = model_folder(spec, settings.data_dir)  # a missing or damaged model is said now, before any job is taken
     database = migrated_database(settings)
@@ -89,7 +91,7 @@ def run_live_worker(settings: Settings, *, child: bool = False) -> None:
     if not settings.transcribe or settings.live_transcripts == 0:
         log.info('live transcripts are off (VR_TRANSCRIBE=false or VR_LIVE_TRANSCRIPTS=0): nothing to do')
         return
-    lower_priority(LIVE_NICENESS)
+    lower_priority(settings.background_priority, LIVE_NICENESS)
     spec = model_spec(settings.transcribe_model)
     folder = model_folder(spec, settings.data_dir)
     database = migrated_database(settings)
@@ -119,23 +121,6 @@ def migrated_database(settings: Settings) -> Database:
     if settings.auto_migrate:
         upgrade(database.engine)
     return database
-
-
-def lower_priority(niceness: int = WORKER_NICENESS) -> None:
-    """Set rather than added (os.nice adds up): a pool's children start at its priority and stay there.
-
-    On Linux the worker also runs under SCHED_IDLE, which its threads and ffmpeg children inherit: it gets the CPU only
-    when nothing else wants it, so a chunk's acknowledgement never waits behind Whisper (nice alone still gave the
-    worker about a quarter of a busy core: ingest p99 beside four live recordings 234 ms, against 6 ms alone). The
-    niceness stays, to order the workers among themselves where SCHED_IDLE is missing.
-    """
-    try:
-        if os.getpriority(os.PRIO_PROCESS, 0) < niceness:
-            os.setpriority(os.PRIO_PROCESS, 0, niceness)
-        if hasattr(os, 'SCHED_IDLE'):
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except OSError:
-        log.warning('could not lower the worker priority')
 
 
 def stop_on_signals() -> threading.Event:

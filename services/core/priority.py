@@ -1,0 +1,38 @@
+"""How background work yields the CPU to recording: one setting, `VR_BACKGROUND_PRIORITY`, for the transcript workers
+and for the ffmpeg runs nobody is waiting on at that moment (waveforms, MP3 copies).
+
+- `idle` (the default): the workers run under Linux's SCHED_IDLE besides their niceness, so they get the CPU only
+  when nothing else wants it; a chunk's acknowledgement never waits behind Whisper. On a server that is busy all the
+  time they may fall behind for as long as it is.
+- `low`: niceness only. The workers still get a share of a busy CPU (measured: about a quarter of a core).
+- `normal`: nothing is lowered.
+"""
+
+import logging
+import os
+from typing import Literal
+
+log = logging.getLogger(__name__)
+BackgroundPriority = Literal['idle', 'low', 'normal']
+BACKGROUND_FFMPEG_NICENESS = 19
+
+
+def lower_priority(priority: BackgroundPriority, niceness: int, pid: int = 0) -> None:
+    """Process `pid` (0: this one) at `niceness` and, for `idle`, under SCHED_IDLE; its threads and the children it
+    starts afterwards inherit both. Set rather than added (os.nice adds up), and never raised."""
+    if priority == 'normal':
+        return
+    try:
+        if os.getpriority(os.PRIO_PROCESS, pid) < niceness:
+            os.setpriority(os.PRIO_PROCESS, pid, niceness)
+        if priority == 'idle' and hasattr(os, 'SCHED_IDLE'):
+            os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+    except ProcessLookupError:
+        pass  # it has ended already
+    except OSError:
+        log.warning('could not lower the priority of process %s', pid or os.getpid())
+
+
+def background_ffmpeg_niceness(priority: BackgroundPriority) -> int:
+    """Waveform decodes and MP3 encodes: niceness, never SCHED_IDLE (someone may be waiting for an MP3)."""
+    return 0 if priority == 'normal' else BACKGROUND_FFMPEG_NICENESS
