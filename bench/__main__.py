@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from bench import (
+    background,
+    day,
     finalize,
     footprint,
     imports,
@@ -23,7 +25,6 @@ from bench import (
     playback,
     records,
     scale_out,
-    soak,
     transcripts,
 )
 from bench.report import ResultsFile, Row, load_average, machine, table
@@ -40,6 +41,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     'live': live.run,
     'live_ingest': live_ingest.run,
     'imports': imports.run,
+    'day': day.run,
+    'background': background.run,
 }
 NOTES = [
     'Ingest: each simulated recorder loads /recorder with its own signed-in browser identity (made through '
@@ -91,7 +94,24 @@ NOTES = [
     'acknowledgement, then finalize (an MP3 is played as it came: joined, its packets counted, stored). The web '
     "process's RSS is sampled every 5 ms from before the first chunk to the finalize's answer. The baseline is the "
     'same bytes as one streamed HTTP PUT to a bare starlette endpoint writing them to disk and fsyncing.',
+    'Day: one app as a self-hoster runs it (embedded workers, Whisper base). 100 recorders (the ingest clients) make '
+    'recordings one after another, nine in ten of 1-6 minutes and one in ten of 30-60, each ended by Stop (`finalize` '
+    'over the websocket, timed until the answer that it is playable) and followed by a 5-30 s pause; every tenth '
+    'recorder speaks (espeak and LibriVox sentences), the others send pink noise, which the voice detection skips, so '
+    'the workers transcribe as much speech as 2 cores can while recording goes on. 10 listeners (API users with two '
+    'spoken recordings each) act every 5-25 s: list, play, seek (first bytes), search a word, make an MP3, or load a '
+    "recorder's /records page until its list shows. Transcript lag runs from the job's queueing at Stop to its end; "
+    "the backlog (transcripts queued or under way) is sampled every 30 s with the web process's RSS, threads and open "
+    'files. The baseline is the same recorders sending chunks with nothing else going on, on the same server first. '
+    'Then shorter runs with more recorders, while the goals hold. The server is SIGKILLed at the end: a finished '
+    "recording counts as lost unless it is playable with all its chunks; the others' acknowledged chunks are sought.",
+    'Background: 200 recorders (the ingest clients) with the transcript workers idle, then with 4 ten-minute spoken '
+    'recordings queued for them and their MP3 copies asked for (web-process ffmpeg) while the recorders send; the same '
+    'run for each VR_BACKGROUND_PRIORITY, each on a fresh app start.',
 ]
+
+
+SOAK_MINUTES = 120
 
 
 def say(text: str) -> None:
@@ -103,10 +123,14 @@ def main() -> None:
     parser.add_argument('--quick', action='store_true', help='fewer and shorter cases, about two minutes')
     parser.add_argument('--only', choices=BENCHMARKS, action='append', help='run only these benchmarks')
     parser.add_argument('--keep', action='store_true', help='keep the temporary workspace')
-    parser.add_argument('--soak', action='store_true', help=f'only the soak: {soak.RECORDERS} recorders for an hour')
-    parser.add_argument('--soak-minutes', type=int, default=60, help='how long the soak runs (default 60)')
+    parser.add_argument(
+        '--soak', action='store_true', help='only the soak: the day (mixed load) for two hours, then the background row'
+    )
+    parser.add_argument('--soak-minutes', type=int, default=SOAK_MINUTES, help=f'the soak (default {SOAK_MINUTES})')
+    day_default = f'default {day.DAY_S // 60}, quick {day.QUICK_DAY_S // 60}'
+    parser.add_argument('--day-minutes', type=int, help=f'how long the day runs ({day_default})')
     args = parser.parse_args()
-    chosen = ['soak'] if args.soak else args.only or list(BENCHMARKS)
+    chosen = ['day', 'background'] if args.soak else args.only or list(BENCHMARKS)
     lacking = parts.missing(chosen)
     if lacking:  # said before the first measurement, not minutes into the run
         print(parts.missing_line(lacking), file=sys.stderr)
@@ -134,8 +158,9 @@ def run_all(chosen: list[str], results: ResultsFile, workspace: Path, args: argp
     for name in chosen:
         try:
             measured: Iterable[Row]
-            if name == 'soak':
-                measured = soak.run(workspace, minutes=args.soak_minutes, say=say)
+            minutes = args.soak_minutes if getattr(args, 'soak', False) else getattr(args, 'day_minutes', None)
+            if name == 'day' and minutes:
+                measured = day.run(workspace, quick=args.quick, say=say, seconds=minutes * 60)
             else:
                 measured = BENCHMARKS[name](workspace, quick=args.quick, say=say)
             for row in measured:  # a generator gives its rows as it measures them

@@ -21,7 +21,11 @@ def loop_source(folder: Path) -> Path:
 
 def live_webm(folder: Path, seconds: int) -> bytes:
     """`seconds` of audio as a live WebM stream: exactly what the server receives, concatenated."""
-    source = loop_source(folder)
+    return looped(loop_source(folder), seconds)
+
+
+def looped(source: Path, seconds: int) -> bytes:
+    """A WebM file repeated to `seconds` by stream copy, as one live stream."""
     return _ffmpeg('-stream_loop', '-1', '-i', str(source), '-t', str(seconds), '-c', 'copy', '-f', 'webm', 'pipe:1')
 
 

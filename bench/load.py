@@ -47,6 +47,9 @@ class LoadResult:
     server_cpu_pcts: list[float]  # each server process, in the order given
     server_rss_mbs: list[float]
     support_cpu_pcts: dict[str, float]  # each supporting part (database, storage, ...) with its child processes
+    stop_ms: list[float]  # a day's Stops: each until the recording was playable
+    finalized: dict[str, int]  # a day's finished recordings: id → chunk count
+    stop_failures: list[str]
 
 
 @dataclass
@@ -69,19 +72,28 @@ def run_load(
     duration_s: float,
     closed_loop: bool = False,
     support_pids: Mapping[str, int] | None = None,
+    plans: list[list[tuple[int, float]]] | None = None,
+    speech: list[bytes] | None = None,
+    speech_every: int = 0,
 ) -> LoadResult:
     """All recorders set up first, then every worker starts sending at one common moment.
 
     `server_pid` may be several app instances, each measured on its own; `support_pids` names the parts they share
     (PostgreSQL, S3, ...), each measured with its child processes, so the rest of the machine is not charged to them.
+    `plans` makes it a day (see bench/loadgen.py): one plan per identity; every `speech_every`-th recorder sends
+    `speech` instead of `chunks`.
     """
     count = min(WORKERS, len(identities))
     slices = [identities[i::count] for i in range(count)]
     starts = [sum(len(s) for s in slices[:i]) for i in range(count)]
     context = multiprocessing.get_context('spawn')
     pipes, processes = [], []
-    for identities_slice, first in zip(slices, starts, strict=True):
-        spec = WorkerSpec(base_url, bare, identities_slice, first, len(identities), chunks, duration_s, closed_loop)
+    for i, (identities_slice, first) in enumerate(zip(slices, starts, strict=True)):
+        plan_slice = plans[i::count] if plans else None
+        spec = WorkerSpec(
+            base_url, bare, identities_slice, first, len(identities), chunks, duration_s, closed_loop,
+            plan_slice, speech, speech_every,
+        )  # fmt: skip
         parent, child = context.Pipe()
         process = context.Process(target=worker_main, args=(spec, child), daemon=True)
         process.start()
@@ -174,6 +186,9 @@ def _combine(results: list[WorkerResult], ready: int, duration_s: float, window:
         server_cpu_pcts=[100 * seconds / duration_s for seconds in window.server_s],
         server_rss_mbs=window.server_rss,
         support_cpu_pcts={name: 100 * seconds / duration_s for name, seconds in window.support_s.items()},
+        stop_ms=[value for result in results for value in result.stop_ms],
+        finalized={rid: count for result in results for rid, count in result.finalized.items()},
+        stop_failures=[failure for result in results for failure in result.stop_failures],
     )
 
 

@@ -2,7 +2,9 @@
 
 Open loop (the browser's pattern): recorder i sends chunk k at start + k seconds + its phase, whether or not earlier
 acknowledgements came back, and times each send → acknowledgement. Closed loop: each recorder sends its next chunk
-as soon as the previous one is acknowledged, to find the most chunks per second a server takes.
+as soon as the previous one is acknowledged, to find the most chunks per second a server takes. A day (`plans`):
+each recorder makes recordings of the lengths its plan gives, open loop; at the end of each it presses Stop (the
+`finalize` event, timed until the recording is playable), waits the plan's pause, and starts the next.
 """
 
 import asyncio
@@ -33,6 +35,9 @@ class WorkerSpec:
     chunks: list[bytes]
     duration_s: float
     closed_loop: bool = False
+    plans: list[list[tuple[int, float]]] | None = None  # per recorder of this worker: (seconds, pause after) each
+    speech: list[bytes] | None = None  # what every `speech_every`-th recorder (by its index in `total`) sends
+    speech_every: int = 0
 
 
 @dataclass
@@ -48,6 +53,9 @@ class WorkerResult:
     refusals: dict[str, int] = field(default_factory=dict)  # the server's answer -> how often
     acked_seqs: dict[str, list[int]] = field(default_factory=dict)
     cpu_s: float = 0.0
+    stop_ms: list[float] = field(default_factory=list)  # Stop → the answer that the recording is playable
+    finalized: dict[str, int] = field(default_factory=dict)  # recording id → its chunk count
+    stop_failures: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -57,6 +65,7 @@ class Recorder:
     recording_id: str
     acked: list[int] = field(default_factory=list)
     backoff_s: float = FIRST_BACKOFF_S
+    chunks: list[bytes] | None = None  # its own audio, else the spec's
 
 
 def worker_main(spec: WorkerSpec, conn: Connection) -> None:
@@ -72,12 +81,11 @@ async def _run(spec: WorkerSpec, conn: Connection) -> WorkerResult:
         conn.send(('ready', len(recorders)))
         start_at = await asyncio.to_thread(conn.recv)  # in a thread: the loop must keep answering pings
         cpu_before = psutil.Process().cpu_times()
-        runs = [_closed(spec, r, start_at, result) if spec.closed_loop else _open(spec, i, r, start_at, result)
-                for i, r in enumerate(recorders)]  # fmt: skip
+        runs = [_runner(spec)(spec, i, r, start_at, result) for i, r in enumerate(recorders)]
         await asyncio.gather(*runs)
         cpu_after = psutil.Process().cpu_times()
         result.cpu_s = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
-        result.acked_seqs = {r.recording_id: r.acked for r in recorders}
+        result.acked_seqs.update({r.recording_id: r.acked for r in recorders})
         await asyncio.gather(*(r.socket.disconnect() for r in recorders), return_exceptions=True)
     return result
 
@@ -94,6 +102,14 @@ async def _set_up(spec: WorkerSpec, http: aiohttp.ClientSession, result: WorkerR
                 return None
 
     made = await asyncio.gather(*(one(identity) for identity in spec.identities))
+    for index, recorder in enumerate(made):
+        if (
+            recorder is not None
+            and spec.speech
+            and spec.speech_every
+            and (spec.first_index + index) % spec.speech_every == 0
+        ):
+            recorder.chunks = spec.speech
     return [recorder for recorder in made if recorder is not None]
 
 
@@ -105,18 +121,24 @@ async def _open_recorder(spec: WorkerSpec, http: aiohttp.ClientSession, identity
             page = await load_page(browser, f'{spec.base_url}/recorder')
         token = page.elements[page.element_id(recoverOnly=False)]['props']['uploadToken']
     socket = await connect(spec.base_url, page, http, upload_token=token)
+    recording_id = await _create(socket)
+    return Recorder(socket, {'recording_id': recording_id}, recording_id)
+
+
+async def _create(socket: socketio.AsyncClient) -> str:
     create = {'mime_type': 'audio/webm;codecs=opus', 'title': 'bench', 'time_zone': 'UTC'}
     answer = await socket.call('create', create, namespace=AUDIO_NAMESPACE, timeout=30)
     if not answer.get('ok'):
         raise RuntimeError(f'create refused: {answer}')
-    return Recorder(socket, {'recording_id': answer['recording_id']}, answer['recording_id'])
+    return str(answer['recording_id'])
 
 
 async def _send(spec: WorkerSpec, recorder: Recorder, seq: int, result: WorkerResult) -> None:
     """Like the browser: a chunk the server answers "retry" for (busy, rate-limited) or does not answer in time is
     sent again after a backoff, until acknowledged or the run's drain deadline; its latency runs from the first
     send to the acknowledgement, so a retry shows as the wait it was."""
-    payload = {**recorder.payload, 'seq': seq, 'data': spec.chunks[seq % len(spec.chunks)]}
+    chunks = recorder.chunks or spec.chunks
+    payload = {**recorder.payload, 'seq': seq, 'data': chunks[seq % len(chunks)]}
     result.sent += 1
     sent_at = time.perf_counter()
     deadline = time.time() + spec.duration_s + DRAIN_S
@@ -144,6 +166,10 @@ async def _send(spec: WorkerSpec, recorder: Recorder, seq: int, result: WorkerRe
     recorder.acked.append(seq)
 
 
+def _runner(spec: WorkerSpec) -> Any:
+    return _day if spec.plans else _closed if spec.closed_loop else _open
+
+
 async def _open(spec: WorkerSpec, index: int, recorder: Recorder, start_at: float, result: WorkerResult) -> None:
     phase = (spec.first_index + index) / spec.total  # recorders are spread evenly over each second
     sends = []
@@ -155,7 +181,63 @@ async def _open(spec: WorkerSpec, index: int, recorder: Recorder, start_at: floa
     await asyncio.gather(*sends)
 
 
-async def _closed(spec: WorkerSpec, recorder: Recorder, start_at: float, result: WorkerResult) -> None:
+async def _day(spec: WorkerSpec, index: int, recorder: Recorder, start_at: float, result: WorkerResult) -> None:
+    """Recordings one after another as the plan gives them; the one under way when the window ends is left as it
+    is (the loss check looks for its chunks, the others' for their playable files)."""
+    assert spec.plans is not None
+    end = start_at + spec.duration_s
+    due = start_at + (spec.first_index + index) / spec.total
+    for seconds, pause in spec.plans[index]:
+        sends = []
+        for seq in range(seconds):
+            if due >= end:
+                break
+            await asyncio.sleep(max(0.0, due - time.time()))
+            result.send_lag_ms.append(max(0.0, time.time() - due) * 1000)
+            sends.append(asyncio.create_task(_send(spec, recorder, seq, result)))
+            due += 1
+        await asyncio.gather(*sends)
+        if len(sends) < seconds:
+            return
+        await _stop(recorder, seconds, result)
+        due = max(due, time.time()) + pause
+        if due >= end:
+            return
+        try:
+            recording_id = await _create(recorder.socket)
+        except Exception as error:  # counted, and this recorder's day ends here
+            result.stop_failures.append(f'start again: {type(error).__name__}: {error}')
+            return
+        recorder.recording_id, recorder.payload, recorder.acked = recording_id, {'recording_id': recording_id}, []
+
+
+async def _stop(recorder: Recorder, chunk_count: int, result: WorkerResult) -> None:
+    """Stop as the page does: `finalize` with the chunk count, sent again after a "retry" answer; timed from the first
+    send to the answer that the recording is playable."""
+    result.acked_seqs[recorder.recording_id] = recorder.acked
+    if len(recorder.acked) != chunk_count:
+        result.stop_failures.append(f'{chunk_count - len(recorder.acked)} chunks never acknowledged')
+        return
+    payload = {'recording_id': recorder.recording_id, 'chunk_count': chunk_count}
+    started, backoff = time.perf_counter(), FIRST_BACKOFF_S
+    while True:
+        try:
+            answer = await recorder.socket.call('finalize', payload, namespace=AUDIO_NAMESPACE, timeout=120)
+        except (socketio.exceptions.SocketIOError, ConnectionError) as error:
+            answer = {'ok': False, 'retry': False, 'error': f'{type(error).__name__}: {error}'}
+        if answer.get('ok') or not answer.get('retry') or time.perf_counter() - started > 120:
+            break
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, MAX_BACKOFF_S)
+    if answer.get('ok'):
+        result.stop_ms.append((time.perf_counter() - started) * 1000)
+        result.finalized[recorder.recording_id] = chunk_count
+    else:
+        result.stop_failures.append(f'finalize: {answer.get("status")} {answer.get("error")}')
+
+
+async def _closed(spec: WorkerSpec, index: int, recorder: Recorder, start_at: float, result: WorkerResult) -> None:
+    del index
     await asyncio.sleep(max(0.0, start_at - time.time()))
     seq = 0
     while time.time() < start_at + spec.duration_s and recorder.socket.connected:

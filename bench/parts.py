@@ -49,7 +49,8 @@ NEEDS: dict[str, tuple[Part, ...]] = {
     'transcripts': SPEECH,
     'live': SPEECH,
     'live_ingest': SPEECH,
-    'soak': (FFMPEG,),
+    'day': SPEECH,
+    'background': SPEECH,
 }
 
 

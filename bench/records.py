@@ -109,7 +109,7 @@ def _time_requests(
     del page_user
     with httpx.Client(base_url=base_url, timeout=30, headers={'Authorization': f'Bearer {token}'}) as client:
         api = [_timed_api(client, f'/api/records/{api_user}') for _ in range(count)]
-    shown = [asyncio.run(_time_page(base_url, cookie)) for _ in range(count)]
+    shown = [asyncio.run(time_page(base_url, cookie, 'Seeded recording')) for _ in range(count)]
     return {'api': api, 'page': [ms for ms, _ in shown], 'in_html': [float(in_html) for _, in_html in shown]}
 
 
@@ -122,17 +122,18 @@ def _timed_api(client: httpx.Client, path: str) -> float:
     return elapsed
 
 
-async def _time_page(base_url: str, cookie: str) -> tuple[float, bool]:
-    """Milliseconds until the list is on the page; if the HTML came without it, the list arrives by websocket."""
+async def time_page(base_url: str, cookie: str, title: str) -> tuple[float, bool]:
+    """Milliseconds until the list, known by a recording's `title`, is on the /records page; if the HTML came
+    without it, the list arrives by websocket."""
     async with aiohttp.ClientSession(cookies={'session': cookie}) as http:
         started = time.perf_counter()
         page = await load_page(http, f'{base_url}/records')
-        if 'Seeded recording' in json.dumps(page.elements):
+        if title in json.dumps(page.elements):
             return (time.perf_counter() - started) * 1000, True
         updated: asyncio.Future[float] = asyncio.get_running_loop().create_future()
 
         def on_update(data: dict[str, Any]) -> None:
-            if 'Seeded recording' in json.dumps(data) and not updated.done():
+            if title in json.dumps(data) and not updated.done():
                 updated.set_result(time.perf_counter())
 
         socket = await connect(base_url, page, http, {'update': on_update})

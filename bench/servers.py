@@ -79,6 +79,20 @@ def cpu_seconds(process: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
+def workers_of(app_pid: int) -> list[psutil.Process]:
+    """The app's transcript worker processes (full pass and live), not its passing ffmpeg children."""
+    return [child for child in psutil.Process(app_pid).children() if 'worker' in child.cmdline()]
+
+
+def total_cpu_seconds(processes: list[psutil.Process]) -> float:
+    """Their CPU seconds; one that has ended (a worker restarted) counts no more."""
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += cpu_seconds(process)
+    return total
+
+
 def rss_mb(process: psutil.Process) -> float:
     return float(process.memory_info().rss / MB)
 
