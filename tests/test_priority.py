@@ -3,7 +3,9 @@ SCHED_IDLE for `idle`) and the ffmpeg runs nobody waits on at once (waveforms, M
 
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -12,7 +14,7 @@ import pytest
 from services.audio.ffmpeg import run_ffmpeg
 from services.container import build_services
 from services.core.config import Settings
-from services.core.priority import BackgroundPriority, lower_priority
+from services.core.priority import BackgroundPriority, database_priority, in_new_thread, lower_priority
 
 
 @pytest.fixture
@@ -48,6 +50,33 @@ def test_a_process_that_ended_is_no_error() -> None:
     process = subprocess.Popen(['true'])
     process.wait()
     lower_priority('idle', 10, process.pid)
+
+
+def own_policy() -> tuple[int, int]:
+    """The calling thread's scheduling policy and niceness (on Linux, pid 0 is the calling thread for both)."""
+    return os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def test_work_on_a_lowered_thread_and_what_it_starts_get_its_priority_and_the_caller_keeps_its_own() -> None:
+    """How a worker loads its model: the model's threads are made as it loads, and inherit the loading thread's."""
+
+    def policy_of_a_thread_started_here() -> tuple[int, int]:
+        seen: list[tuple[int, int]] = []
+        started = threading.Thread(
+            target=lambda: seen.append((os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)))
+        )
+        started.start()
+        started.join()
+        return seen[0]
+
+    assert in_new_thread(policy_of_a_thread_started_here, partial(lower_priority, 'idle', 10)) == (os.SCHED_IDLE, 10)
+    assert own_policy() == (os.SCHED_OTHER, 0), 'the caller'
+    with pytest.raises(ZeroDivisionError):
+        in_new_thread(lambda: 1 // 0, None)
+
+
+def test_database_threads_are_never_idle() -> None:
+    assert [database_priority(p) for p in ('idle', 'low', 'normal')] == ['low', 'low', 'normal']
 
 
 def test_background_ffmpeg_runs_below_the_process_that_starts_it() -> None:

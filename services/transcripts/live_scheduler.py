@@ -38,9 +38,12 @@ class LiveScheduler:
         max_streams: int | None = None,
         max_lag_s: float = MAX_LAG_S,
         over_for_s: float = OVER_FOR_S,
+        on_thread_start: Callable[[], None] | None = None,
     ) -> None:
         """`on_pieces(key, pieces)` hears a stream's new pieces, in order, on a compute thread (keep it short);
-        `on_broken(key, error)` a stream given up (ffmpeg could not decode it), already closed and removed."""
+        `on_broken(key, error)` a stream given up (ffmpeg could not decode it), already closed and removed;
+        `on_thread_start()` runs first on each compute thread (to lower its priority)."""
+        self.on_thread_start = on_thread_start
         self.on_pieces, self.on_broken = on_pieces, on_broken
         self.threads = threads or os.cpu_count() or 1
         self.max_streams = max_streams or STREAMS_PER_THREAD * self.threads
@@ -128,6 +131,8 @@ class LiveScheduler:
             return None
 
     def _work(self) -> None:
+        if self.on_thread_start is not None:
+            self.on_thread_start()
         while (taken := self._next()) is not None:
             key, stream, stretch = taken
             error: Exception | None = None

@@ -2,8 +2,11 @@
 
 It runs in a worker process (worker_process.py), never the web process. Each poll it renews its leases and lets go of
 the recordings that stopped, takes up new requests while it has room, and feeds every stream the chunks stored since
-the last poll, in order; the scheduler's compute threads hear the audio and hand back the words, written at once
-(live_store.py), where the owner's recorder page reads them. No second audio stream comes from the browser.
+the last poll, in order; the scheduler's compute threads hear the audio and hand back the words, which a writer thread
+writes at once (live_store.py), where the owner's recorder page reads them. No second audio stream comes from the
+browser. The compute threads (and the model's, made on a thread like them) run at `compute_priority`; the threads
+that write to the database do not (core/priority.py: a SCHED_IDLE thread holding SQLite's write lock would hold up the
+web process's commits).
 
 Past its capacity (the scheduler's lag stays over its bound) it pauses the live words of its newest recording, whose
 page then says so; the full transcript after Stop hears everything either way.
@@ -11,6 +14,7 @@ page then says so; the full transcript after Stop hears everything either way.
 
 import logging
 import os
+import queue
 import socket
 import threading
 import time
@@ -22,6 +26,7 @@ from typing import Any
 from services.audio.formats import audio_format
 from services.core.errors import AppError
 from services.core.models import LiveState
+from services.core.priority import in_new_thread
 from services.storage.keys import chunk_key, legacy_chunk_key
 from services.storage.ordered_fetch import read_object
 from services.storage.protocol import Storage
@@ -55,6 +60,7 @@ class LiveWorker:
         max_streams: int,
         language: str | None = None,
         poll_s: float = 0.25,
+        compute_priority: Callable[[], None] | None = None,
     ) -> None:
         """`model`: loads the shared faster-whisper model (once, on first need); `threads`: compute threads, one per
         core; `max_streams`: recordings heard at once; `language`: the server's default for users who chose none."""
@@ -62,14 +68,22 @@ class LiveWorker:
         self._load_model, self._model = model, None
         self.language, self.poll_s = language, poll_s
         self.name = f'{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}'[:64]
+        self._compute_priority = compute_priority
         self.scheduler = LiveScheduler(
-            on_pieces=self._write, on_broken=self._broken, threads=threads, max_streams=max_streams
+            on_pieces=self._hand_to_writer,
+            on_broken=self._broken,
+            threads=threads,
+            max_streams=max_streams,
+            on_thread_start=compute_priority,
         )
+        self._writes: queue.SimpleQueue[tuple[Any, list[LivePiece]] | None] = queue.SimpleQueue()
         self.max_streams = max_streams
         self._heard: dict[uuid.UUID, Heard] = {}
         self._lock = threading.Lock()
 
     def run(self, stop: threading.Event) -> None:
+        writer = threading.Thread(target=self._write_in_order, daemon=True, name='live-writer')
+        writer.start()
         self.scheduler.start()
         next_renewal = 0.0
         try:
@@ -86,6 +100,8 @@ class LiveWorker:
                 stop.wait(self.poll_s)
         finally:
             self.scheduler.stop()
+            self._writes.put(None)
+            writer.join()
             for recording_id in list(self._heard):
                 self.store.release(self.name, recording_id, LiveState.WAITING)  # another worker may go on
 
@@ -135,6 +151,17 @@ class LiveWorker:
                     break
                 heard.fed_seq = chunk.seq
 
+    def _hand_to_writer(self, key: Any, pieces: list[LivePiece]) -> None:
+        """On a compute thread: no database write there."""
+        self._writes.put((key, pieces))
+
+    def _write_in_order(self) -> None:
+        while (item := self._writes.get()) is not None:
+            try:
+                self._write(*item)
+            except AppError as error:  # the database is down: these words are lost, the full pass has them
+                log.warning('live transcripts: %s', error)
+
     def _write(self, key: Any, pieces: list[LivePiece]) -> None:
         heard = self._heard.get(key)
         if heard is None:
@@ -159,8 +186,8 @@ class LiveWorker:
             self.scheduler.remove(recording_id)
 
     def _shared_model(self) -> Any:
-        if self._model is None:
-            self._model = self._load_model()
+        if self._model is None:  # loaded on a thread like the compute threads: the model's own threads are made now
+            self._model = in_new_thread(self._load_model, self._compute_priority)
         return self._model
 
 

@@ -1,7 +1,10 @@
 """The transcription worker: a process of its own (`python main.py worker`), never the web process.
 
-One job at a time, at a lower CPU priority than the app, so recording and playback stay responsive while it works.
-When the queue is empty it queues a few recordings made before transcripts existed, newest first.
+One job at a time, at a lower CPU priority than the app, so recording and playback stay responsive while it works:
+the hearing runs on a compute thread of its own (`compute_priority`, SCHED_IDLE by default), while this process's
+other threads, which write the lease, the progress and the result to the database, keep a priority that never holds
+the web process's commits up (core/priority.py). When the queue is empty it queues a few recordings made before
+transcripts existed, newest first.
 """
 
 import logging
@@ -9,6 +12,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -23,6 +27,13 @@ from services.transcripts.shapes import encode
 
 log = logging.getLogger(__name__)
 BACKFILL_EVERY_S = 30.0
+PROGRESS_EVERY_S = 1.0
+
+
+class Progress:
+    """The fraction heard so far, set by the compute thread and written by the lease thread."""
+
+    value: float | None = None
 
 
 class Stopped(Exception):
@@ -39,7 +50,9 @@ class TranscriptWorker:
         temp_dir: Path,
         timeout_s: float,
         poll_s: float = 2.0,
+        compute_priority: Callable[[], None] | None = None,
     ) -> None:
+        """`compute_priority` lowers the thread that hears the audio (and what it starts) when it begins."""
         self.queue = queue
         self.database = queue.database
         self.storage = storage
@@ -48,6 +61,7 @@ class TranscriptWorker:
         self.temp_dir = temp_dir
         self.timeout_s = timeout_s
         self.poll_s = poll_s
+        self._compute = ThreadPoolExecutor(1, thread_name_prefix='transcribe', initializer=compute_priority)
 
     def run(self, stop: threading.Event) -> None:
         next_backfill = 0.0
@@ -62,26 +76,27 @@ class TranscriptWorker:
             except AppError as error:  # the database is away: wait and try again
                 log.warning('transcription worker: %s', error.message)
             stop.wait(self.poll_s)
+        self._compute.shutdown(wait=False)
 
     def work_once(self, stop: threading.Event | None = None) -> bool:
         """Claim one job and see it through; False when there was none."""
         job = self.queue.claim()
         if job is None:
             return False
-        lost = threading.Event()
-        heartbeat = threading.Thread(target=self._keep_lease, args=(job, lost), daemon=True)
+        lost, progress = threading.Event(), Progress()
+        heartbeat = threading.Thread(target=self._keep_lease, args=(job, lost, progress), daemon=True)
         heartbeat.start()
         try:
-            self._run(job, lambda: lost.is_set() or bool(stop and stop.is_set()))
+            self._run(job, lambda: lost.is_set() or bool(stop and stop.is_set()), progress)
         finally:
             lost.set()
             heartbeat.join()
         return True
 
-    def _run(self, job: Job, given_up: Callable[[], bool]) -> None:
+    def _run(self, job: Job, given_up: Callable[[], bool], progress: Progress) -> None:
         started = time.monotonic()
         try:
-            recording, heard = self._transcribe(job, given_up)
+            recording, heard = self._compute.submit(self._transcribe, job, given_up, progress).result()
         except Stopped:
             if not self.queue.release(job):
                 log.info('transcript of %s was queued again or deleted while it was being made', job.recording_id)
@@ -110,7 +125,10 @@ class TranscriptWorker:
                 heard.language or 'no language (no speech)',
             )
 
-    def _transcribe(self, job: Job, given_up: Callable[[], bool]) -> tuple[Recording, Transcription]:
+    def _transcribe(
+        self, job: Job, given_up: Callable[[], bool], progress: Progress
+    ) -> tuple[Recording, Transcription]:
+        """On the compute thread: no database write here (only reads), see the module's docstring."""
         with self.database.session() as session:
             recording = session.get(Recording, job.recording_id)
         if recording is None:
@@ -118,16 +136,11 @@ class TranscriptWorker:
         if recording.duration_ms is None:
             raise TranscriptionFailed('there is no audio to transcribe')
         fmt = audio_format(recording.mime_type)
-        last_report = 0.0
 
-        def progress(done: float) -> None:
-            nonlocal last_report
-            if given_up():
+        def heard_so_far(done: float) -> None:
+            if given_up():  # the lease thread found the job no longer ours, or the worker is stopping
                 raise Stopped
-            if time.monotonic() - last_report >= 1.0:
-                last_report = time.monotonic()
-                if not self.queue.renew(job, progress=done):
-                    raise Stopped
+            progress.value = done
 
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=self.temp_dir, prefix='transcribe-', suffix=f'.{fmt.extension}') as audio:
@@ -141,7 +154,7 @@ class TranscriptWorker:
                 vocabulary=job.vocabulary,
                 duration_ms=recording.duration_ms,
                 timeout_s=self.timeout_s,
-                on_progress=progress,
+                on_progress=heard_so_far,
             )
         return recording, heard
 
@@ -151,11 +164,17 @@ class TranscriptWorker:
             self._transcriber = self._make_transcriber()
         return self._transcriber
 
-    def _keep_lease(self, job: Job, lost: threading.Event) -> None:
+    def _keep_lease(self, job: Job, lost: threading.Event, progress: Progress) -> None:
+        """The lease renewed every third of it, and the progress written each second it moved."""
         interval = max(0.2, self.queue.lease.total_seconds() / 3)
-        while not lost.wait(interval):
+        renewed_at, written = time.monotonic(), progress.value
+        while not lost.wait(min(interval, PROGRESS_EVERY_S)):
+            done = progress.value
+            if done == written and time.monotonic() - renewed_at < interval:
+                continue
             try:
-                if not self.queue.renew(job):
+                if not self.queue.renew(job, progress=done if done != written else None):
                     lost.set()
+                renewed_at, written = time.monotonic(), done
             except AppError as error:
                 log.warning('could not renew the lease on %s: %s', job.recording_id, error.message)

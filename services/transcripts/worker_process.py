@@ -3,9 +3,9 @@ one CPU thread, which measured more work done than fewer processes with more thr
 starts and stops them; `python main.py worker` runs them for an external deployment (one in its own process, or a
 pool of child processes).
 
-Every worker runs at a lower CPU priority (nice 10, and SCHED_IDLE on Linux; `VR_BACKGROUND_PRIORITY`, see
-core/priority.py) and, when the app or a pool started it, ends when its parent is gone, even if the parent was killed
-and never said goodbye.
+Every worker runs at a lower CPU priority (nice 10, its compute threads also under SCHED_IDLE on Linux;
+`VR_BACKGROUND_PRIORITY`, see core/priority.py) and, when the app or a pool started it, ends when its parent is
+gone, even if the parent was killed and never said goodbye.
 """
 
 import logging
@@ -15,12 +15,13 @@ import subprocess
 import sys
 import threading
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from services.container import build_storage
 from services.core.config import Settings
 from services.core.database import Database
-from services.core.priority import lower_priority
+from services.core.priority import database_priority, lower_priority
 from services.core.schema import upgrade
 from services.transcripts.engine import Transcriber
 from services.transcripts.live_store import LiveTranscripts
@@ -47,7 +48,7 @@ def run_workers(settings: Settings, *, main_file: Path, child: bool = False) -> 
     if child or settings.transcribe_workers == 1:
         run_worker(settings, child=child)
         return
-    lower_priority(settings.background_priority, WORKER_NICENESS)  # the children start at this priority too
+    lower_priority(database_priority(settings.background_priority), WORKER_NICENESS)  # the children start at it
     model_folder(model_spec(settings.transcribe_model), settings.data_dir)  # a bad model is said once, here
     stop = stop_on_signals()
     pool = WorkerPool(main_file, settings.transcribe_workers)
@@ -59,7 +60,7 @@ def run_workers(settings: Settings, *, main_file: Path, child: bool = False) -> 
 
 def run_worker(settings: Settings, *, child: bool = False) -> None:
     """One worker in this process, until SIGTERM or SIGINT (or, `child`, until the process that started it is gone)."""
-    lower_priority(settings.background_priority, WORKER_NICENESS)
+    lower_priority(database_priority(settings.background_priority), WORKER_NICENESS)
     spec = model_spec(settings.transcribe_model)
     folder = model_folder(spec, settings.data_dir)  # a missing or damaged model is said now, before any job is taken
     database = migrated_database(settings)
@@ -73,6 +74,7 @@ def run_worker(settings: Settings, *, child: bool = False) -> None:
         transcriber=lambda: Transcriber(load_model(model_folder(spec, settings.data_dir))),
         temp_dir=settings.data_dir / 'tmp',
         timeout_s=settings.transcribe_timeout_s,
+        compute_priority=partial(lower_priority, settings.background_priority, WORKER_NICENESS),
     )
     stop = stop_on_signals()
     if child:
@@ -91,7 +93,7 @@ def run_live_worker(settings: Settings, *, child: bool = False) -> None:
     if not settings.transcribe or settings.live_transcripts == 0:
         log.info('live transcripts are off (VR_TRANSCRIBE=false or VR_LIVE_TRANSCRIPTS=0): nothing to do')
         return
-    lower_priority(settings.background_priority, LIVE_NICENESS)
+    lower_priority(database_priority(settings.background_priority), LIVE_NICENESS)
     spec = model_spec(settings.transcribe_model)
     folder = model_folder(spec, settings.data_dir)
     database = migrated_database(settings)
@@ -103,6 +105,7 @@ def run_live_worker(settings: Settings, *, child: bool = False) -> None:
         max_streams=settings.live_transcripts,
         language=settings.transcribe_language,
         poll_s=min(settings.live_poll_s, 0.25),
+        compute_priority=partial(lower_priority, settings.background_priority, LIVE_NICENESS),
     )
     stop = stop_on_signals()
     if child:
