@@ -26,7 +26,10 @@ LIBRIVOX = Path('/usr/share/pocketsphinx/test/data/librivox')  # human reading, 
 # he was not an ill disposed young man / unless to be rather cold hearted and rather selfish is to be ill disposed"
 CLIPS = ('0870', '0880', '0890')
 KEY_STEMS = ['dashwood', 'prudently', 'young', 'selfish']
+# Opened with a greeting: on an AVX2 machine (AMD EPYC) Whisper base names the plumber sentence alone Latin or Thai
+# as often as German, however long it listens; the full pass hears it as German (test_languages.py).
 GERMAN = (
+    'Guten Morgen, meine Damen und Herren. '
     'Der Klempner kommt morgen um neun Uhr und repariert die Heizung im Keller. '
     'Wir fahren am Wochenende mit dem Zug nach Hamburg.'
 )

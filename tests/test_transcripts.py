@@ -365,7 +365,10 @@ def test_a_sound_that_repeats_is_not_written_down_as_a_loop(base_transcriber: Tr
     audio = np.concatenate((speech, np.tile(speech[-8_000:], 20)))
     heard = [w.text for s in base_transcriber.transcribe_samples(audio, language='en').segments for w in s.words]
     assert 'young man' in ' '.join(heard).lower(), heard
-    assert heard[-1].lower().startswith('man') and len(heard) <= 12, heard  # unguarded: 26 more words, "N", "-N", …
+    # Unguarded: 26 more words, "N", "-N", …; Whisper's fallback samples at random, so a word of the sentence may come
+    # out otherwise or once more ("… young man and"), but no word of the loop is kept.
+    assert not [word for word in heard if re.fullmatch(r'[\W_]*(n[\W_]*)+', word.lower())], heard
+    assert len(heard) <= 14, heard
 
 
 def test_a_sentence_and_a_loop_in_one_segment_keep_the_sentence() -> None:
@@ -473,6 +476,19 @@ def niceness(pid: int) -> int:
     return os.getpriority(os.PRIO_PROCESS, pid)
 
 
+def idle_threads(pid: int) -> list[int]:
+    """The threads of `pid` under SCHED_IDLE: those that hear audio. Its main thread writes to the database and
+    must not be one (a SCHED_IDLE thread holding SQLite's write lock holds up the web process's commits)."""
+    found = []
+    for task in Path(f'/proc/{pid}/task').iterdir():
+        try:
+            if os.sched_getscheduler(int(task.name)) == os.SCHED_IDLE:
+                found.append(int(task.name))
+        except OSError:
+            continue  # ended meanwhile
+    return found
+
+
 @LOCAL_ONLY
 @SQLITE_ONLY
 def test_workers_take_as_many_jobs_at_once_as_there_are_workers(
@@ -489,7 +505,8 @@ def test_workers_take_as_many_jobs_at_once_as_there_are_workers(
         wait_for(lambda: states() == {TranscriptState.TRANSCRIBING}, 60, 'both jobs being transcribed at once', log)
         workers = worker_children(pool.pid)
         assert len(workers) == 2 and [niceness(pid) for pid in workers] == [10, 10], log.read_text()[-3000:]
-        assert [os.sched_getscheduler(pid) for pid in workers] == [os.SCHED_IDLE] * 2, 'the CPU only when idle'
+        assert [os.sched_getscheduler(pid) for pid in workers] == [os.SCHED_OTHER] * 2, 'its database writes'
+        assert all(idle_threads(pid) for pid in workers), 'what hears the audio gets the CPU only when idle'
         wait_for(lambda: states() == {TranscriptState.DONE}, 120, 'both transcripts', log)
     finally:
         pool.terminate()
@@ -522,7 +539,9 @@ def test_the_app_runs_its_own_workers_and_stops_them(tmp_path: Path, clips: dict
         live_workers = worker_children(server.process.pid, live=True)  # and one live worker, above them
         assert [niceness(pid) for pid in live_workers] == [5], server.log()
         policies = [os.sched_getscheduler(pid) for pid in [*workers, *live_workers]]
-        assert policies == [os.SCHED_IDLE] * 3, 'recording first: the workers get the CPU only when it is idle'
+        assert policies == [os.SCHED_OTHER] * 3, 'the threads that write to the database are never SCHED_IDLE'
+        hearing = [idle_threads(pid) for pid in [*workers, *live_workers]]
+        assert any(hearing[:2]) and hearing[2], 'recording first: what hears the audio gets the CPU only when idle'
         workers += live_workers
         assert (tmp_path / 'data' / 'models' / 'whisper-base' / 'model.bin').is_file()
     finally:

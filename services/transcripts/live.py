@@ -35,9 +35,11 @@ FEED_TIMEOUT_S = 5.0  # a chunk is a few KB and the pipe holds 64 KB: ffmpeg tha
 # Not told the language, the first words wait until Whisper names it surely from the speech so far (tried every
 # DETECTION_EVERY_S), or DETECTION_S after speech began (two sentences): pieces of 2-7 s of German espeak speech
 # were named Norwegian, Thai and Latin, with probabilities of 0.13 to 0.48. Never sure by then, it takes the language
-# with the most probability over all its tries: on an AVX2 machine the same German was named de 0.45, th 0.26,
-# la 0.32 and de 0.41 as it grew, and any one try alone could be wrong.
+# with the most probability over all its tries, each weighed by its length: on an AVX2 machine the same German was
+# named nn 0.13, la 0.29, de 0.60 and la 0.26 as it grew, and any one try alone could be wrong.
 SURE_LANGUAGE, DETECTION_EVERY_S, DETECTION_S = 0.8, 2, 8
+# Short tries can be sure and wrong (2.5 s of espeak Spanish: Thai 0.82), so none under this is taken as sure.
+SURE_AFTER_S = 4
 TOKENS_PER_S = 15  # a piece's text is at most this long (a loop is cut short, not decoded to 448 tokens)
 MIN_TOKENS, MAX_TOKENS = 40, 200  # MAX_TOKENS plus the longest hotwords prompt stay within Whisper's 448
 SETTLE_MS = 1_000  # speech going on that Whisper heard nothing in is heard again from this long before its end
@@ -336,11 +338,12 @@ class LiveStream:
 
     def _detect(self, audio: np.ndarray, *, decide: bool) -> bool:
         """One more try at the language: kept if Whisper is sure of it, or (`decide`) the one most probable over
-        every try so far. Whether the language is known now."""
+        every try so far, each weighed by its seconds. Whether the language is known now."""
         language, probability, probabilities = self.model.detect_language(audio=audio, vad_filter=True)
+        seconds = audio.size / SAMPLE_RATE  # a longer try tells more: its say weighs more
         for name, share in probabilities:
-            self._language_votes[name] = self._language_votes.get(name, 0.0) + share
-        if probability >= SURE_LANGUAGE:
+            self._language_votes[name] = self._language_votes.get(name, 0.0) + share * seconds
+        if probability >= SURE_LANGUAGE and seconds >= SURE_AFTER_S:
             self.language = str(language)
         elif decide:
             self.language = max(self._language_votes, key=lambda name: self._language_votes[name])
