@@ -18,7 +18,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import numpy as np
 
@@ -40,6 +40,9 @@ FEED_TIMEOUT_S = 5.0  # a chunk is a few KB and the pipe holds 64 KB: ffmpeg tha
 SURE_LANGUAGE, DETECTION_EVERY_S, DETECTION_S = 0.8, 2, 8
 # Short tries can be sure and wrong (2.5 s of espeak Spanish: Thai 0.82), so none under this is taken as sure.
 SURE_AFTER_S = 4
+# Past DETECTION_S the language most probable over the tries is taken once it weighs CLEAR_LEAD times the next one;
+# without so clear a lead the tries go on, to MAX_DETECTION_S (or the end of the recording), when the leader is taken.
+CLEAR_LEAD, MAX_DETECTION_S = 2.0, 16
 TOKENS_PER_S = 15  # a piece's text is at most this long (a loop is cut short, not decoded to 448 tokens)
 MIN_TOKENS, MAX_TOKENS = 40, 200  # MAX_TOKENS plus the longest hotwords prompt stay within Whisper's 448
 SETTLE_MS = 1_000  # speech going on that Whisper heard nothing in is heard again from this long before its end
@@ -325,34 +328,35 @@ class LiveStream:
             self._pcm.data = bytearray()
 
     def _until_the_language_is_known(self, audio: np.ndarray, first: int) -> Step:
-        """All the speech since it began, once Whisper names its language surely or it has gone on DETECTION_S;
-        until then, nothing is heard."""
+        """All the speech since it began, once Whisper names its language surely, or the tries so far clearly (from
+        DETECTION_S on), or it has gone on MAX_DETECTION_S; until then, nothing is heard."""
         span = audio.size - first
-        if span < DETECTION_S * SAMPLE_RATE:
+        if span < MAX_DETECTION_S * SAMPLE_RATE:
             if span - self._detection_tried < DETECTION_EVERY_S * SAMPLE_RATE:
                 return Step(None, first)
             self._detection_tried = span
-            if not self._detect(audio[first:], decide=False):
+            if not self._detect(audio[first:], decide='if clear' if span >= DETECTION_S * SAMPLE_RATE else 'no'):
                 return Step(None, first)
         return Step((first, audio.size), first, going_on=True)
 
-    def _detect(self, audio: np.ndarray, *, decide: bool) -> bool:
-        """One more try at the language: kept if Whisper is sure of it, or (`decide`) the one most probable over
-        every try so far, each weighed by its seconds. Whether the language is known now."""
+    def _detect(self, audio: np.ndarray, *, decide: Literal['no', 'if clear', 'yes']) -> bool:
+        """One more try at the language: kept if Whisper is sure of it; otherwise, as `decide` says, the one most
+        probable over every try so far, each weighed by its seconds. Whether the language is known now."""
         language, probability, probabilities = self.model.detect_language(audio=audio, vad_filter=True)
         seconds = audio.size / SAMPLE_RATE  # a longer try tells more: its say weighs more
         for name, share in probabilities:
             self._language_votes[name] = self._language_votes.get(name, 0.0) + share * seconds
+        ranked = [*sorted(self._language_votes.values(), reverse=True), 0.0]
         if probability >= SURE_LANGUAGE and seconds >= SURE_AFTER_S:
             self.language = str(language)
-        elif decide:
+        elif decide == 'yes' or (decide == 'if clear' and ranked[0] >= CLEAR_LEAD * ranked[1]):
             self.language = max(self._language_votes, key=lambda name: self._language_votes[name])
         return self.language is not None
 
     def _hear(self, audio: np.ndarray, offset: int) -> list[Segment]:
         offset_ms = offset * 1000 // SAMPLE_RATE
         if self.language is None:  # with the VAD, as `transcribe` detects it (without, German was read as Latin)
-            self._detect(audio, decide=True)
+            self._detect(audio, decide='yes')
             log.info('live: heard %s', self.language)
         tokens = min(MAX_TOKENS, max(MIN_TOKENS, TOKENS_PER_S * audio.size // SAMPLE_RATE))
         options = {**self.decoding.options(), 'max_new_tokens': tokens, 'hotwords': self.prompt}
