@@ -49,10 +49,14 @@ async def test_record_stop_and_play_back_with_seeking(
         await page.wait_for_timeout(2500)
         assert await status.inner_text() in ('All audio saved', 'Saving…')
         await page.wait_for_timeout(2500)
+        before = time.monotonic() - started
         timer = await page.get_by_test_id('recording-timer').inner_text()
+        after = time.monotonic() - started
         await page.get_by_test_id('stop-button').click()
         recorded_s = time.monotonic() - started
-        assert timer in ('0:04', '0:05')
+        # the clock shows the time that passed, within a second, however long a busy machine took to read it
+        minutes, seconds = timer.split(':')
+        assert int(before) - 1 <= int(minutes) * 60 + int(seconds) <= int(after) + 1, (timer, before, after)
 
         await page.get_by_test_id('saved-link').wait_for(timeout=20_000)
         assert await status.inner_text() == 'All audio saved'

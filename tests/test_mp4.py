@@ -107,9 +107,9 @@ async def test_a_recorder_that_delivers_only_at_stop_saves_everything_and_says_s
             await page.add_init_script(TIMESLICE_IGNORED)
             await onboard(page, server.url, 'Safari Sol')
             await page.goto(f'{server.url}/recorder')
+            started = time.monotonic()  # before the click: recording starts after it, however late the page shows it
             await page.get_by_test_id('record-button').click()
             await page.get_by_test_id('pause-button').wait_for(state='visible')
-            started = time.monotonic()
             status = page.get_by_test_id('upload-status')
             await status.get_by_text('only when you press Stop').wait_for(timeout=6000)
             assert await status.inner_text() == (
