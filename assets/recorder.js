@@ -149,6 +149,11 @@ export default {
       recorder.onstop = () => session.stop();
       recorder.onerror = (event) => this.fail(`Recording failed: ${event.error?.message || "unknown error"}`);
       this.elapsedBefore = 0;
+      // The clock runs from the click, then from when MediaRecorder really starts capturing (its `start` event, up
+      // to 0.4 s later on a busy machine): it shows the audio there is, not the wait for the microphone.
+      recorder.onstart = () => {
+        if (this.state === "recording") this.segmentStart = this.lastDataAt = performance.now();
+      };
       recorder.start(this.timesliceMs);
       this.segmentStart = this.lastDataAt = performance.now();
       this.meter.start(stream);

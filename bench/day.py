@@ -190,7 +190,8 @@ class Listener:
                 if action == 'mp3':
                     self.api.post(f'/api/recordings/{recording["id"]}/mp3').raise_for_status()
                 else:
-                    seek = {'Range': f'bytes={rng.randint(0, 90)}000-'} if action == 'seek' else {}
+                    where = int(rng.uniform(0.1, 0.9) * (recording['size_bytes'] or 1))  # within the file
+                    seek = {'Range': f'bytes={where}-'} if action == 'seek' else {}
                     with self.api.stream('GET', recording['audio_url'], headers=seek) as response:
                         next(response.iter_raw())
                         response.raise_for_status()
