@@ -350,13 +350,20 @@ class LiveStream:
         if probability >= SURE_LANGUAGE and seconds >= SURE_AFTER_S:
             self.language = str(language)
         elif decide == 'yes' or (decide == 'if clear' and ranked[0] >= CLEAR_LEAD * ranked[1]):
-            self.language = max(self._language_votes, key=lambda name: self._language_votes[name])
+            self.language = self._leader()
         return self.language is not None
+
+    def _leader(self) -> str:
+        """The language most probable over the tries so far, each weighed by its seconds."""
+        return max(self._language_votes, key=lambda name: self._language_votes[name])
 
     def _hear(self, audio: np.ndarray, offset: int) -> list[Segment]:
         offset_ms = offset * 1000 // SAMPLE_RATE
-        if self.language is None:  # with the VAD, as `transcribe` detects it (without, German was read as Latin)
-            self._detect(audio, decide='yes')
+        if self.language is None:
+            if self._language_votes and audio.size == self._detection_tried:  # the last try heard this audio
+                self.language = self._leader()
+            else:  # with the VAD, as `transcribe` detects it (without, German was read as Latin)
+                self._detect(audio, decide='yes')
             log.info('live: heard %s', self.language)
         tokens = min(MAX_TOKENS, max(MIN_TOKENS, TOKENS_PER_S * audio.size // SAMPLE_RATE))
         options = {**self.decoding.options(), 'max_new_tokens': tokens, 'hotwords': self.prompt}
