@@ -13,7 +13,7 @@ from services.container import Services, build_services
 from services.core.config import Settings
 from services.core.models import Recording, RecordingStatus
 from tests.support.app_server import AppServer
-from tests.support.browser import chromium, fake_microphone
+from tests.support.browser import chromium, fake_microphone, fonts_settled
 from tests.test_loss import READ_INDEXED_DB, SECRET, ready_recordings, start_recording
 from tests.test_signed_out_pages import arrive_at_records, sign_up
 
@@ -70,6 +70,7 @@ async def test_audio_held_at_a_sign_out_everywhere_is_uploaded_after_signing_in_
 
             await page.get_by_text('Already use Voice Recorder on another device?').click()
             await page.get_by_test_id('recovery-key-input').fill(key)
+            await fonts_settled(page)
             await page.get_by_test_id('recovery-submit').click()
             await arrive_at_records(page)
             saved = await finished_recording(stored)
