@@ -95,16 +95,17 @@ NOTES = [
     "process's RSS is sampled every 5 ms from before the first chunk to the finalize's answer. The baseline is the "
     'same bytes as one streamed HTTP PUT to a bare starlette endpoint writing them to disk and fsyncing.',
     'Day: one app as a self-hoster runs it (embedded workers, Whisper base). 100 recorders (the ingest clients) make '
-    'recordings one after another, nine in ten of 1-6 minutes and one in ten of 30-60, each ended by Stop (`finalize` '
-    'over the websocket, timed until the answer that it is playable) and followed by a 5-30 s pause; every tenth '
-    'recorder speaks (espeak and LibriVox sentences), the others send pink noise, which the voice detection skips, so '
-    'the workers transcribe as much speech as 2 cores can while recording goes on. 10 listeners (API users with two '
-    'spoken recordings each) act every 5-25 s: list, play, seek (first bytes), search a word, make an MP3, or load a '
-    "recorder's /records page until its list shows. Transcript lag runs from the job's queueing at Stop to its end; "
-    "the backlog (transcripts queued or under way) is sampled every 30 s with the web process's RSS, threads and open "
-    'files. The baseline is the same recorders sending chunks with nothing else going on, on the same server first. '
-    'Then shorter runs with more recorders, while the goals hold. The server is SIGKILLed at the end: a finished '
-    "recording counts as lost unless it is playable with all its chunks; the others' acknowledged chunks are sought.",
+    'recordings one after another, nine in ten of 1-6 minutes and one in ten of 30-60, each ended by Stop (`finalize`'
+    ' over the websocket, timed until the answer that it is playable) and followed by a 5-30 s pause; one recorder in'
+    ' 50 speaks (espeak and LibriVox sentences), the others send pink noise, which the voice detection skips: about '
+    'as much speech as 2 cores hear with Whisper base beside the recording (bench/day.py says why). 10 listeners (API'
+    ' users with two spoken recordings each) act every 5-25 s: list, play, seek (first bytes), search a word, make an'
+    " MP3, or load a recorder's /records page until its list shows. Transcript lag runs from the job's queueing at "
+    "Stop to its end; the backlog (transcripts queued or under way) is sampled every 30 s with the web process's RSS,"
+    ' threads and open files. The baseline is the same recorders sending chunks with nothing else going on, on the '
+    'same server first. Then shorter runs with more recorders, while the goals hold. The server is SIGKILLed at the '
+    "end: a finished recording counts as lost unless it is playable with all its chunks; the others' acknowledged "
+    'chunks are sought.',
     'Background: 200 recorders (the ingest clients) with the transcript workers idle, then with 4 ten-minute spoken '
     'recordings queued for them and their MP3 copies asked for (web-process ffmpeg) while the recorders send; the same '
     'run for each VR_BACKGROUND_PRIORITY, each on a fresh app start.',
@@ -129,8 +130,13 @@ def main() -> None:
     parser.add_argument('--soak-minutes', type=int, default=SOAK_MINUTES, help=f'the soak (default {SOAK_MINUTES})')
     day_default = f'default {day.DAY_S // 60}, quick {day.QUICK_DAY_S // 60}'
     parser.add_argument('--day-minutes', type=int, help=f'how long the day runs ({day_default})')
+    parser.add_argument(
+        '--trace-memory',
+        action='store_true',
+        help='only the day, its app under tracemalloc: what grew goes to bench/memory.md (its latencies are off)',
+    )
     args = parser.parse_args()
-    chosen = ['day', 'background'] if args.soak else args.only or list(BENCHMARKS)
+    chosen = ['day'] if args.trace_memory else ['day', 'background'] if args.soak else args.only or list(BENCHMARKS)
     lacking = parts.missing(chosen)
     if lacking:  # said before the first measurement, not minutes into the run
         print(parts.missing_line(lacking), file=sys.stderr)
@@ -138,7 +144,7 @@ def main() -> None:
     load_at_start = load_average()
     workspace = Path(tempfile.mkdtemp(prefix='vr-bench-'))
     print(f'machine: {machine()}, load average {load_at_start}\nworkspace: {workspace}', flush=True)
-    mode = 'soak' if args.soak else 'quick' if args.quick else 'partial' if args.only else 'full'
+    mode = 'soak' if args.soak else 'quick' if args.quick else 'partial' if args.only or args.trace_memory else 'full'
     results = ResultsFile(mode=mode, notes=NOTES, load_at_start=load_at_start)
     try:
         failed = run_all(chosen, results, workspace, args)
@@ -159,8 +165,10 @@ def run_all(chosen: list[str], results: ResultsFile, workspace: Path, args: argp
         try:
             measured: Iterable[Row]
             minutes = args.soak_minutes if getattr(args, 'soak', False) else getattr(args, 'day_minutes', None)
-            if name == 'day' and minutes:
-                measured = day.run(workspace, quick=args.quick, say=say, seconds=minutes * 60)
+            trace_memory = getattr(args, 'trace_memory', False)
+            if name == 'day' and (minutes or trace_memory):
+                seconds = minutes * 60 if minutes else None
+                measured = day.run(workspace, quick=args.quick, say=say, seconds=seconds, trace_memory=trace_memory)
             else:
                 measured = BENCHMARKS[name](workspace, quick=args.quick, say=say)
             for row in measured:  # a generator gives its rows as it measures them

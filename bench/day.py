@@ -30,7 +30,7 @@ import httpx
 import psutil
 from sqlmodel import col, select
 
-from bench import identities
+from bench import identities, memory_trace
 from bench.audio import live_webm, looped, split
 from bench.finalize import open_services
 from bench.live import speech_sequence
@@ -47,7 +47,11 @@ from tests.support.audio_samples import live_webm as speech_webm
 RECORDERS = 100
 DAY_S, QUICK_DAY_S = 30 * 60, 4 * 60
 BASELINE_S, QUICK_BASELINE_S = 180, 60
-SPEECH_EVERY = 10
+# One recorder in 50 speaks, the others send pink noise. 2 cores with Whisper base hear about 3 s of speech a second
+# beside 100 recorders (measured: 0.15 CPU-s per second of speech, 0.008 per second of noise, whose voice detection
+# finds nothing; the noise of 98 recorders alone takes 0.7 of a core): 1 in 10 speaking, as first tried, is three
+# times that, and its backlog grows by arithmetic, not by any fault.
+SPEECH_EVERY = 50
 LISTENERS = 10
 LISTENER_PAUSE_S = (5.0, 25.0)  # between one listener's actions
 SAMPLE_EVERY_S = 30.0
@@ -76,14 +80,26 @@ class Listening:
         self.times.setdefault(action, []).append(ms)
 
 
-def run(workspace: Path, *, quick: bool, say: Callable[[str], None], seconds: int | None = None) -> Iterator[Row]:
+def run(
+    workspace: Path,
+    *,
+    quick: bool,
+    say: Callable[[str], None],
+    seconds: int | None = None,
+    trace_memory: bool = False,
+) -> Iterator[Row]:
+    """`trace_memory` runs the app under tracemalloc (bench/traced_app.py), snapshots it where the memory row starts
+    and at the end, and writes what grew between them to bench/memory.md; its latencies are then not the app's."""
     day_s = seconds or (QUICK_DAY_S if quick else DAY_S)
     baseline_s = QUICK_BASELINE_S if quick else BASELINE_S
     noise = split(live_webm(workspace, min(day_s, 3600) + 60))
     speech = speech_chunks(workspace, min(day_s, 3600) + 60)
     browsers = identities.ensure(workspace, RECORDERS if quick else max(RECORDERS, *LEVELS))
     say('day: starting the app with its transcript workers (Whisper base)')
-    server = app_server(workspace, VR_TRANSCRIBE='true').start(timeout=180)
+    snapshots = snapshot_folder(workspace)
+    script = 'bench/traced_app.py' if trace_memory else 'main.py'
+    server = app_server(workspace, script=script, VR_TRANSCRIBE='true', VR_BENCH_SNAPSHOTS=str(snapshots))
+    server.start(timeout=180)
     levels: list[tuple[int, DayResult]] = []
     try:
         say(f'day: baseline, {RECORDERS} recorders sending chunks and nothing else, {baseline_s} s')
@@ -91,8 +107,10 @@ def run(workspace: Path, *, quick: bool, say: Callable[[str], None], seconds: in
         alone = load(identities=browsers[:RECORDERS], duration_s=baseline_s)
         listeners = [Listener(server.url, f'Day listener {i}', speech) for i in range(LISTENERS)]
         say(f'day: {RECORDERS} recorders, {LISTENERS} listeners, for {day_s / 60:.0f} min')
-        day = _day(workspace, load, pid_of(server), speech, listeners, browsers[:RECORDERS], day_s)
-        for count in () if quick else LEVELS:  # the most recorders for which the goals still hold
+        marks = (memory_start_s(day_s), None) if trace_memory else ()
+        recorders = browsers[: RECORDERS // 2 if trace_memory else RECORDERS]  # tracing slows the app
+        day = _day(workspace, load, pid_of(server), speech, listeners, recorders, day_s, marks)
+        for count in () if quick or trace_memory else LEVELS:  # the most recorders for which the goals still hold
             say(f'day: {count} recorders, {LISTENERS} listeners, for {LEVEL_S / 60:.0f} min')
             level = _day(workspace, load, pid_of(server), speech, listeners, browsers[:count], LEVEL_S)
             levels.append((count, level))
@@ -101,8 +119,10 @@ def run(workspace: Path, *, quick: bool, say: Callable[[str], None], seconds: in
     finally:
         server.kill()
     lost = count_lost(workspace, alone.acked_seqs) + _lost_of_day(workspace, day.load)
-    yield _row(RECORDERS, day, _transcript_lags(workspace, day.load), lost, day_s, alone)
+    yield _row(len(recorders), day, _transcript_lags(workspace, day.load), lost, day_s, alone)
     yield _memory_row(day.samples, day_s)
+    if trace_memory:
+        yield memory_trace.report(snapshots, memory_start_s(day_s), day_s)
     for count, level in levels:
         yield _row(count, level, _transcript_lags(workspace, level.load), _lost_of_day(workspace, level.load), LEVEL_S)
 
@@ -208,13 +228,21 @@ def _day(
     listeners: list[Listener],
     browsers: list[str],
     seconds: int,
+    snapshot_at: tuple[float | None, ...] = (),
 ) -> 'DayResult':
+    """`snapshot_at`: seconds into the window at which the traced app writes a snapshot; None is the end."""
+    snapshots = snapshot_folder(workspace)
     done = threading.Event()
     samples, listening = Samples(), Listening()
     web = psutil.Process(server_pid)
     workers = workers_of(server_pid)
     cpu_before = {'web': cpu_seconds(web), 'workers': total_cpu_seconds(workers)}
     threads = [threading.Thread(target=_sample, args=(workspace, web, samples, done), daemon=True)]
+    threads += [
+        threading.Thread(target=memory_trace.snapshot_after, args=(web, snapshots, at, done), daemon=True)
+        for at in snapshot_at
+        if at is not None
+    ]
     for number, listener in enumerate(listeners):
         loop = _listen(listener, random.Random(number), listening, browsers, done)
         threads.append(threading.Thread(target=loop, daemon=True))
@@ -232,6 +260,8 @@ def _day(
         done.set()
         for thread in threads:
             thread.join(timeout=120)
+    if None in snapshot_at:
+        memory_trace.snapshot_now(web, snapshots)
     cpu = {
         'web': cpu_seconds(web) - cpu_before['web'],
         'workers': total_cpu_seconds(workers) - cpu_before['workers'],
@@ -386,7 +416,7 @@ def _memory_row(samples: Samples, seconds: int) -> Row:
     rss, threads, files = samples.web_rss_mb, samples.web_threads, samples.web_files
     if not rss:
         return Row('10 day', 'memory', 'no samples', '', '')
-    start = next((i for i, (at, _) in enumerate(rss) if at >= min(600, seconds / 3)), 0)
+    start = next((i for i, (at, _) in enumerate(rss) if at >= memory_start_s(seconds)), 0)
     first, last = rss[start][1], rss[-1][1]
     trace = ', '.join(f'{at / 60:.0f}: {mb:.0f}' for at, mb in rss[start::4])
     return Row(
@@ -397,6 +427,15 @@ def _memory_row(samples: Samples, seconds: int) -> Row:
         '',
         f'goal: < 5 % growth, threads and files flat; RSS by minute: {trace}',
     )
+
+
+def snapshot_folder(workspace: Path) -> Path:
+    return workspace / 'snapshots'
+
+
+def memory_start_s(seconds: int) -> float:
+    """Where growth is measured from: minute 10, or a third into a shorter window (start-up is done by then)."""
+    return min(600, seconds / 3)
 
 
 def _first(failures: list[str]) -> str:

@@ -17,7 +17,7 @@ BENCH_SECRET = 'bench-secret-of-at-least-32-characters'
 MB = 1024 * 1024
 
 
-def app_server(workspace: Path, data_dir: Path | None = None, **env: str) -> AppServer:
+def app_server(workspace: Path, data_dir: Path | None = None, script: str = 'main.py', **env: str) -> AppServer:
     """The real app (main.py) on the workspace; NiceGUI's browser storage lives there too, so identities persist.
 
     `data_dir` (default: the workspace's `data`) lets several instances share one, each with its own NiceGUI
@@ -31,7 +31,7 @@ def app_server(workspace: Path, data_dir: Path | None = None, **env: str) -> App
         'VR_VR_CONNECTS_PER_ADDRESS_PER_MINUTE': '1000000',
         **env,
     }
-    return AppServer(data_dir or workspace / 'data', env=settings)
+    return AppServer(data_dir or workspace / 'data', env=settings, script=script)
 
 
 class BaselineServer:
