@@ -7,6 +7,7 @@ from commands import run_command
 from services.container import build_services
 from services.core.config import load_settings
 from services.core.errors import AppError
+from services.core.memory import limit_malloc_arenas
 
 log = logging.getLogger('voice_recorder')
 
@@ -18,6 +19,7 @@ def main() -> None:
         settings = load_settings()
         if run_command(settings, sys.argv[1:]):
             return
+        limit_malloc_arenas()  # the web process's, before any of its threads starts (services/core/memory.py)
         services = build_services(settings)
     except (AppError, ValueError) as error:  # a bad setting or an unreachable database: one clear line
         log.error('cannot start: %s', error)
