@@ -26,7 +26,7 @@ from services.audio.formats import FORMATS
 from services.container import Services
 from services.core.models import Transcript, TranscriptState
 from services.transcripts.decoding import FULL_PASS
-from services.transcripts.engine import Transcriber, guarded_words
+from services.transcripts.engine import Transcriber, Transcription, guarded_words
 from services.transcripts.languages import SQLITE_TOKENIZERS
 from services.transcripts.models import (
     TINY_EN_SHA256,
@@ -354,6 +354,41 @@ def test_silence_the_vad_lets_through_gets_no_words(base_transcriber: Transcribe
     """The guards behind the VAD: given 10 s of silence whole, Whisper base says "You" (and tiny.en too); dropped."""
     unfiltered = Transcriber(base_transcriber.model, decoding=replace(FULL_PASS, vad_filter=False))
     assert unfiltered.transcribe_samples(np.zeros(16_000 * 10, np.float32), language='en').segments == []
+
+
+class CountedModel:
+    """The real model, counting how often it is asked to transcribe (the outcome of a skipped pass is the same
+    empty transcript, so only the count can show that the pass was skipped)."""
+
+    def __init__(self, model: Any) -> None:
+        self.real, self.passes = model, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def transcribe(self, *args: Any, **kwargs: Any) -> Any:
+        self.passes += 1
+        return self.real.transcribe(*args, **kwargs)
+
+
+def test_a_window_without_speech_runs_no_language_detection(base_transcriber: Transcriber, tmp_path: Path) -> None:
+    """faster-whisper detects the language even of a window its voice detection emptied (a 30-s encoder pass: 3
+    minutes of noise cost 3.7 CPU-s instead of 0.8), so a window with no speech is not given to it while the
+    language is unknown; speech still is, and its language is heard."""
+    counted = CountedModel(base_transcriber.model)
+    transcriber = Transcriber(counted)
+    rng = np.random.default_rng(1)
+    hiss = (rng.standard_normal(16_000 * 20) * 0.01).astype(np.float32)
+    assert transcriber.transcribe_samples(hiss, language=None) == Transcription([], None)
+    assert counted.passes == 0
+    said = tmp_path / 'said-16k.wav'
+    subprocess.run(
+        [require('sox'), str(spoken_wav(PELICANS, tmp_path / 'said.wav')), '-r', '16000', str(said)], check=True
+    )
+    with wave.open(str(said)) as audio:
+        speech = np.frombuffer(audio.readframes(audio.getnframes()), '<i2').astype(np.float32) / 32768
+    heard = transcriber.transcribe_samples(np.concatenate((hiss, speech)), language=None)
+    assert counted.passes == 1 and heard.language == 'en' and heard.segments
 
 
 def test_a_sound_that_repeats_is_not_written_down_as_a_loop(base_transcriber: Transcriber) -> None:
