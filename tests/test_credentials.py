@@ -20,7 +20,7 @@ from services.core.config import Settings
 from services.core.errors import Unauthorized
 from tests.conftest import UserFactory
 from tests.support.app_server import AppServer
-from tests.test_pages import onboard, user_id_named
+from tests.test_pages import SERVER_WORK_RETRIES, onboard, user_id_named
 from tests.test_socket_input import SECRET, call, connect
 
 # One xdist worker runs this module, so its module-scoped server starts once.
@@ -40,6 +40,7 @@ async def test_sign_out_on_every_device_ends_this_and_other_sessions(user: User,
     key = await onboard(user, 'Everywhere')
     user_id = user_id_named(page_services, 'Everywhere')
     other_browser_version = page_services.users.get(user_id).credential_version
+    await user.should_see(marker='sign-out-everywhere', retries=SERVER_WORK_RETRIES)  # built after the list
     user.find(marker='sign-out-everywhere').click()
     await user.should_see(marker='name-input')
     with pytest.raises(Exception, match='signed out'):
