@@ -47,14 +47,6 @@ async def chromium(microphone_wav: Path, *, allow_microphone: bool = True) -> As
             await browser.close()
 
 
-async def fonts_settled(page: Page) -> None:
-    """Waits for the font faces the page has asked for: content just shown (an expansion, a dialog) can need a face
-    not loaded yet, and when it arrives the page reflows. On a busy machine that reflow can land between a click's
-    press and release, which moves the button away from the pointer and loses the click (seen: the 'Sign in' below
-    the recovery key dropped 16 px mid-click)."""
-    await page.evaluate('document.fonts.ready.then(() => true)')
-
-
 async def onboard(page: Page, base_url: str, name: str) -> None:
     await page.goto(f'{base_url}/recorder')
     await page.wait_for_url('**/onboard')
