@@ -11,6 +11,7 @@ from pathlib import Path
 import psutil
 
 from bench.report import Row
+from bench.traced_app import FRAMES
 
 MEMORY_FILE = Path(__file__).parent / 'memory.md'
 TOP_LINES = 25
@@ -56,8 +57,9 @@ def report(folder: Path, start_s: float, seconds: int) -> Row:
         for stat in by_trace[:TOP_TRACES]
     ]
     MEMORY_FILE.write_text(
-        f'# What grew in the web process\n\nThe day benchmark under tracemalloc ({FRAMES_NOTE}), snapshots at '
-        f'minute {start_s / 60:.0f} and {seconds / 60:.0f}: Python allocations grew {grown / 2**20:+.1f} MiB.\n\n'
+        f'# What grew in the web process\n\nThe day benchmark under tracemalloc (each block traced to {FRAMES} '
+        f'frames), snapshots at minute {start_s / 60:.0f} and {seconds / 60:.0f}: Python allocations grew '
+        f'{grown / 2**20:+.1f} MiB.\n\n'
         f'## By line\n\n' + '\n'.join(lines[:TOP_LINES]) + '\n\n## By call path\n\n' + '\n\n'.join(traces) + '\n'
     )
     return Row(
@@ -68,9 +70,6 @@ def report(folder: Path, start_s: float, seconds: int) -> Row:
         '',
         'most: ' + '; '.join(line.removeprefix('- ') for line in lines[:3]) + '; the rest in bench/memory.md',
     )
-
-
-FRAMES_NOTE = 'each block traced to 5 frames'
 
 
 def _where(stat: tracemalloc.StatisticDiff) -> str:

@@ -21,10 +21,12 @@ if sys.argv[1] == 'capped':
     assert limit_malloc_arenas()
 def work():
     kept = [bytearray(size) for size in range(600, 60_000, 600)]  # above pymalloc's 512 bytes: glibc's malloc
+    allocated.release()
     done.wait()
-done = threading.Event()
+done, allocated = threading.Event(), threading.Semaphore(0)
 threads = [threading.Thread(target=work) for _ in range(32)]
 for thread in threads: thread.start()
+for thread in threads: allocated.acquire()  # every thread has its memory before the map is read
 print(open('/proc/self/maps').read(), flush=True)
 done.set()
 """
