@@ -28,6 +28,7 @@ from services.core.errors import AppError
 from services.transcripts.decoding import LIVE_PASS, Decoding, spoken_form
 from services.transcripts.engine import ENGLISH, SAMPLE_RATE, Segment, Word, guarded_words
 
+Decide = Literal['no', 'if clear', 'yes']  # whether a try at the language takes the leader
 log = logging.getLogger(__name__)
 MAX_PENDING_S = 30  # audio not yet heard, at most; past it the oldest is cut (the full pass after Stop hears it)
 CLOSE_TIMEOUT_S = 5.0
@@ -227,7 +228,7 @@ class LiveStream:
         self.language = language if model.model.is_multilingual else ENGLISH
         self._committed_ms = 0  # the words before this are committed: heard again for context, they are left out
         self._last: Word | None = None  # the last word committed
-        self._detection_tried = 0  # samples of speech the language was last tried on
+        self._detection_tried = 0  # samples of speech the language was last tried on (a grid of them)
         self._language_votes: dict[str, float] = {}  # each language's probabilities over the tries, added up
         self._pcm = _Pcm(max_pending_s * SAMPLE_RATE)
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed with ffmpeg) a file: ffmpeg never blocks on it
@@ -330,18 +331,34 @@ class LiveStream:
     def _until_the_language_is_known(self, audio: np.ndarray, first: int) -> Step:
         """All the speech since it began, once Whisper names its language surely, or the tries so far clearly (from
         DETECTION_S on), or it has gone on MAX_DETECTION_S; until then, nothing is heard."""
-        span = audio.size - first
-        if span < MAX_DETECTION_S * SAMPLE_RATE:
-            if span - self._detection_tried < DETECTION_EVERY_S * SAMPLE_RATE:
-                return Step(None, first)
-            self._detection_tried = span
-            if not self._detect(audio[first:], decide='if clear' if span >= DETECTION_S * SAMPLE_RATE else 'no'):
-                return Step(None, first)
+        if not self._try_languages(audio[first:]):
+            return Step(None, first)
         return Step((first, audio.size), first, going_on=True)
 
-    def _detect(self, audio: np.ndarray, *, decide: Literal['no', 'if clear', 'yes']) -> bool:
+    def _try_languages(self, speech: np.ndarray, *, ended: bool = False) -> bool:
+        """The tries due in `speech` (from its start): one on each first DETECTION_EVERY_S, 2·DETECTION_EVERY_S, …
+        seconds, however the audio arrived. A busy server that takes 12 s at once makes the same tries as one that
+        took it second by second, so the language depends on the speech alone (the tries on a test's German said Thai,
+        German, German, Latin 0.24, then German; tried wherever the audio had got to, a busy run once took Latin).
+        `ended`: no more
+        speech comes, so what is past the last try is tried too and the leader taken. Whether the language is known."""
+        step, most = DETECTION_EVERY_S * SAMPLE_RATE, MAX_DETECTION_S * SAMPLE_RATE
+        while self.language is None and self._detection_tried + step <= min(speech.size, most):
+            self._detection_tried += step
+            span = self._detection_tried
+            decide: Decide = 'yes' if span >= most else 'if clear' if span >= DETECTION_S * SAMPLE_RATE else 'no'
+            self._detect(speech[:span], decide=decide)
+        if self.language is None and ended:
+            if speech.size > self._detection_tried and self._detection_tried < most:
+                self._detect(speech[:most], decide='yes')
+            else:
+                self.language = self._leader()
+        return self.language is not None
+
+    def _detect(self, audio: np.ndarray, *, decide: Decide) -> bool:
         """One more try at the language: kept if Whisper is sure of it; otherwise, as `decide` says, the one most
         probable over every try so far, each weighed by its seconds. Whether the language is known now."""
+        # with the VAD, as `transcribe` detects it (without, German was read as Latin)
         language, probability, probabilities = self.model.detect_language(audio=audio, vad_filter=True)
         seconds = audio.size / SAMPLE_RATE  # a longer try tells more: its say weighs more
         for name, share in probabilities:
@@ -360,10 +377,7 @@ class LiveStream:
     def _hear(self, audio: np.ndarray, offset: int) -> list[Segment]:
         offset_ms = offset * 1000 // SAMPLE_RATE
         if self.language is None:
-            if self._language_votes and audio.size == self._detection_tried:  # the last try heard this audio
-                self.language = self._leader()
-            else:  # with the VAD, as `transcribe` detects it (without, German was read as Latin)
-                self._detect(audio, decide='yes')
+            self._try_languages(audio, ended=True)
             log.info('live: heard %s', self.language)
         tokens = min(MAX_TOKENS, max(MIN_TOKENS, TOKENS_PER_S * audio.size // SAMPLE_RATE))
         options = {**self.decoding.options(), 'max_new_tokens': tokens, 'hotwords': self.prompt}
