@@ -337,11 +337,11 @@ class LiveStream:
 
     def _try_languages(self, speech: np.ndarray, *, ended: bool = False) -> bool:
         """The tries due in `speech` (from its start): one on each first DETECTION_EVERY_S, 2·DETECTION_EVERY_S, …
-        seconds, however the audio arrived. A busy server that takes 12 s at once makes the same tries as one that
-        took it second by second, so the language depends on the speech alone (the tries on a test's German said Thai,
-        German, German, Latin 0.24, then German; tried wherever the audio had got to, a busy run once took Latin).
-        `ended`: no more
-        speech comes, so what is past the last try is tried too and the leader taken. Whether the language is known."""
+        seconds, however the audio arrived. A busy server that takes 12 s at once tries the same spans as one that took
+        it second by second, so the language depends on the speech, not on the server's load (the tries on a test's
+        German said Thai, German, German, Latin 0.24, then German; tried wherever the audio had got to, a busy run
+        once took Latin). `ended`: no more speech comes, so what is past the last try is tried too and the leader
+        taken. Whether the language is known."""
         step, most = DETECTION_EVERY_S * SAMPLE_RATE, MAX_DETECTION_S * SAMPLE_RATE
         while self.language is None and self._detection_tried + step <= min(speech.size, most):
             self._detection_tried += step
