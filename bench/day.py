@@ -92,8 +92,11 @@ def run(
     and at the end, and writes what grew between them to bench/memory.md; its latencies are then not the app's."""
     day_s = seconds or (QUICK_DAY_S if quick else DAY_S)
     baseline_s = QUICK_BASELINE_S if quick else BASELINE_S
-    noise = split(live_webm(workspace, min(day_s, 3600) + 60))
-    speech = speech_chunks(workspace, min(day_s, 3600) + 60)
+    # As long as the longest window a recording can fill (the day, or a level after a shorter day): a recording past
+    # its audio's end would start its timestamps again, and its Stop be refused (a 1-minute day's 5-minute levels were).
+    audio_s = min(max(day_s, 0 if quick else LEVEL_S), 3600) + 60
+    noise = split(live_webm(workspace, audio_s))
+    speech = speech_chunks(workspace, audio_s)
     browsers = identities.ensure(workspace, RECORDERS if quick else max(RECORDERS, *LEVELS))
     say('day: starting the app with its transcript workers (Whisper base)')
     snapshots = snapshot_folder(workspace)
