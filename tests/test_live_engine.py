@@ -18,6 +18,7 @@ from services.transcripts.live import DETECTION_EVERY_S, LivePiece, LiveStream, 
 from services.transcripts.live_scheduler import LiveScheduler
 from services.transcripts.models import load_model, model_folder, model_spec
 from tests.support.audio_samples import live_webm, require, split, spoken_webm
+from tests.support.model_calls import ModelCalls
 
 WEBM = FORMATS['audio/webm']
 ONE_SECOND = 4_000  # bytes of 32 kbit/s Opus: about what MediaRecorder's 1-second timeslice hands over
@@ -162,27 +163,13 @@ def test_the_audio_kept_unheard_stays_under_its_cap(tiny_en: Any, spoken: tuple[
     assert listener.pieces[0].start_ms >= stream.skipped_ms - 100, (listener.pieces, stream.skipped_ms)
 
 
-class LanguageTries:
-    """The real model, noting the length of each try at the language."""
-
-    def __init__(self, model: Any) -> None:
-        self.real, self.lengths = model, list[int]()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
-
-    def detect_language(self, *, audio: Any, **options: Any) -> Any:
-        self.lengths.append(audio.size)
-        return self.real.detect_language(audio=audio, **options)
-
-
 def test_the_language_is_told_from_the_first_seconds_of_speech_the_same_however_they_arrive(tmp_path: Path) -> None:
     """Whisper base, not told the language: the first words wait for two sentences to tell it by (a piece of 2-3 s of
     this German was heard as Norwegian or Thai), then come out in German. A server too busy to listen second by
     second, which finds 10 s waiting, tries on the same first 2, 4, 6 … s of speech, and names the same language."""
     base = load_model(model_folder(model_spec('base'), tmp_path / 'models'))
     german = split(spoken_webm(GERMAN, tmp_path, 'german', voice='de'), ONE_SECOND)
-    second_by_second = LanguageTries(base)
+    second_by_second = ModelCalls(base)
     stream = LiveStream(second_by_second, WEBM)
     listener = Listener(stream)
     for chunk in german:
@@ -195,7 +182,7 @@ def test_the_language_is_told_from_the_first_seconds_of_speech_the_same_however_
     assert {'aufnahme', 'deutsch', 'morgen'} & first_piece, listener.pieces[0]
     assert len({'aufnahme', 'deutsch', 'morgen', 'heizung', 'keller', 'zug', 'hamburg'} & set(listener.words())) >= 4
 
-    all_at_once = LanguageTries(base)
+    all_at_once = ModelCalls(base)
     busy, arrived = LiveStream(all_at_once, WEBM), threading.Event()
     busy.on_audio = arrived.set
     for chunk in german:
@@ -207,8 +194,8 @@ def test_the_language_is_told_from_the_first_seconds_of_speech_the_same_however_
     Listener(busy).until(lambda: busy.finished)
     busy.close()
     assert busy.language == stream.language
-    assert len(all_at_once.lengths) >= 3, all_at_once.lengths  # not one try on all it found
-    assert all(length % (DETECTION_EVERY_S * SAMPLE_RATE) == 0 for length in all_at_once.lengths), all_at_once.lengths
+    assert len(all_at_once.detected) >= 3, all_at_once.detected  # not one try on all it found
+    assert all(length % (DETECTION_EVERY_S * SAMPLE_RATE) == 0 for length in all_at_once.detected), all_at_once.detected
 
 
 def test_the_scheduler_hears_each_stream_in_order_and_gives_up_a_broken_one(

@@ -40,6 +40,7 @@ from services.transcripts.worker import TranscriptWorker
 from tests.conftest import UserFactory, in_process_worker, record, settings_env
 from tests.support.app_server import ROOT, AppServer
 from tests.support.audio_samples import live_webm, require, spoken_wav, spoken_webm
+from tests.support.model_calls import ModelCalls
 
 LOCAL_ONLY = pytest.mark.parametrize('storage_kind', ['local'], indirect=True)
 LIBRIVOX = Path('/usr/share/pocketsphinx/test/data/librivox')  # human reading, from pocketsphinx-testdata
@@ -356,31 +357,16 @@ def test_silence_the_vad_lets_through_gets_no_words(base_transcriber: Transcribe
     assert unfiltered.transcribe_samples(np.zeros(16_000 * 10, np.float32), language='en').segments == []
 
 
-class CountedModel:
-    """The real model, counting how often it is asked to transcribe (the outcome of a skipped pass is the same
-    empty transcript, so only the count can show that the pass was skipped)."""
-
-    def __init__(self, model: Any) -> None:
-        self.real, self.passes = model, 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
-
-    def transcribe(self, *args: Any, **kwargs: Any) -> Any:
-        self.passes += 1
-        return self.real.transcribe(*args, **kwargs)
-
-
 def test_a_window_without_speech_runs_no_language_detection(base_transcriber: Transcriber, tmp_path: Path) -> None:
     """faster-whisper detects the language even of a window its voice detection emptied (a 30-s encoder pass: 3
     minutes of noise cost 3.7 CPU-s instead of 0.8), so a window with no speech is not given to it while the
     language is unknown; speech still is, and its language is heard."""
-    counted = CountedModel(base_transcriber.model)
+    counted = ModelCalls(base_transcriber.model)  # a skipped pass and an empty one give the same empty transcript
     transcriber = Transcriber(counted)
     rng = np.random.default_rng(1)
     hiss = (rng.standard_normal(16_000 * 20) * 0.01).astype(np.float32)
     assert transcriber.transcribe_samples(hiss, language=None) == Transcription([], None)
-    assert counted.passes == 0
+    assert counted.transcribed == []
     said = tmp_path / 'said-16k.wav'
     subprocess.run(
         [require('sox'), str(spoken_wav(PELICANS, tmp_path / 'said.wav')), '-r', '16000', str(said)], check=True
@@ -388,7 +374,7 @@ def test_a_window_without_speech_runs_no_language_detection(base_transcriber: Tr
     with wave.open(str(said)) as audio:
         speech = np.frombuffer(audio.readframes(audio.getnframes()), '<i2').astype(np.float32) / 32768
     heard = transcriber.transcribe_samples(np.concatenate((hiss, speech)), language=None)
-    assert counted.passes == 1 and heard.language == 'en' and heard.segments
+    assert len(counted.transcribed) == 1 and heard.language == 'en' and heard.segments
 
 
 def test_a_sound_that_repeats_is_not_written_down_as_a_loop(base_transcriber: Transcriber) -> None:
