@@ -26,7 +26,7 @@ from services.audio.formats import FORMATS
 from services.container import Services
 from services.core.models import Transcript, TranscriptState
 from services.transcripts.decoding import FULL_PASS
-from services.transcripts.engine import Transcriber, Transcription, guarded_words
+from services.transcripts.engine import SegmentGuard, Transcriber, Transcription, guarded_words
 from services.transcripts.languages import SQLITE_TOKENIZERS
 from services.transcripts.models import (
     TINY_EN_SHA256,
@@ -387,7 +387,8 @@ def test_a_sound_that_repeats_is_not_written_down_as_a_loop(base_transcriber: Tr
     heard = [w.text for s in base_transcriber.transcribe_samples(audio, language='en').segments for w in s.words]
     assert 'young man' in ' '.join(heard).lower(), heard
     # Unguarded: 26 more words, "N", "-N", …; Whisper's fallback samples at random, so a word of the sentence may come
-    # out otherwise or once more ("… young man and"), but no word of the loop is kept.
+    # out otherwise or once more ("… young man and"), or the loop may be the sentence again (the tests above), but no
+    # word of the loop is kept.
     assert not [word for word in heard if re.fullmatch(r'[\W_]*(n[\W_]*)+', word.lower())], heard
     assert len(heard) <= 14, heard
 
@@ -406,6 +407,49 @@ def test_a_sentence_and_a_loop_in_one_segment_keep_the_sentence() -> None:
     assert kept.end_ms == 1000 + round(4 * 0.4 * 1000 + 300), 'it ends with its last word, not the loop'
     only_loop = SimpleNamespace(start=0.0, end=2.4, text=' '.join(loop), no_speech_prob=0.1, words=words[len(said) :])
     assert guarded_words(only_loop, 0, FULL_PASS) is None
+
+
+def whisper_segment(start_s: float, said: list[str]) -> SimpleNamespace:
+    """A segment as faster-whisper gives it: its words 0.4 s apart, with their times."""
+    words = [
+        SimpleNamespace(start=start_s + i * 0.4, end=start_s + i * 0.4 + 0.3, word=f' {w}') for i, w in enumerate(said)
+    ]
+    return SimpleNamespace(
+        start=start_s, end=start_s + len(said) * 0.4, text=' '.join(said), no_speech_prob=0.1, words=words
+    )
+
+
+def test_a_sentence_written_over_and_over_keeps_its_first_saying() -> None:
+    """Whisper base's temperature fallback once wrote the reader's sentence again and again over a buzz (28 words for
+    8, no "N" among them): a phrase said three times in a row is a loop, as one word five times is."""
+    sentence = ['He', 'was', 'not', 'an', 'ill-disposed', 'young', 'man.']
+    kept = guarded_words(whisper_segment(0.0, sentence * 3 + sentence[:4]), 0, FULL_PASS)
+    assert kept is not None and [word.text for word in kept.words] == sentence
+    said_twice = ['Go', 'team,', 'go', 'team!', 'We', 'won', 'the', 'cup.']
+    kept = guarded_words(whisper_segment(0.0, said_twice), 0, FULL_PASS)
+    assert kept is not None and [word.text for word in kept.words] == said_twice, 'twice may be said'
+
+
+def test_a_segment_that_only_says_the_one_before_again_is_dropped() -> None:
+    """The same loop across segments: the sentence, then a segment of it again (whole or in part, once or more)."""
+    sentence = ['He', 'was', 'not', 'an', 'ill-disposed', 'young', 'man.']
+    guard = SegmentGuard(0, FULL_PASS)
+    heard = [
+        guard.keep(whisper_segment(0.0, sentence)),
+        guard.keep(whisper_segment(3.0, sentence + sentence[:3])),
+        guard.keep(whisper_segment(8.0, sentence[:4])),
+        guard.keep(whisper_segment(10.0, ['Yes.'])),
+        guard.keep(whisper_segment(11.0, ['Yes.'])),
+        guard.keep(whisper_segment(12.0, ['His', 'wife', 'was', 'not', 'so.'])),
+    ]
+    assert [' '.join(w.text for w in s.words) if s else None for s in heard] == [
+        ' '.join(sentence),
+        None,
+        None,
+        'Yes.',
+        'Yes.',
+        'His wife was not so.',
+    ]
 
 
 def test_a_wrong_or_missing_model_is_refused_plainly(tmp_path: Path) -> None:

@@ -69,6 +69,8 @@ HOTWORD_ECHO_NO_SPEECH = 0.3
 MIN_LOOP_CHARS = 24  # shorter text always zips badly
 MIN_LOOP_WORDS = 4  # "no, no" is taken as said; "N, N, N, N" is not
 MIN_LOOP_RUN = 5  # one word this many times in a row ends what was said: "no, no, no, no" may be said, five times not
+MAX_LOOP_PHRASE = 16  # words: a sentence said over and over is a loop too
+MIN_PHRASE_REPEATS = 3  # "go team, go team" may be said; three times in a row is taken as a loop
 
 
 def heard_as_speech(
@@ -101,17 +103,32 @@ def is_loop(text: str, threshold: float) -> bool:
 
 
 def words_before_a_loop(words: list[str]) -> int:
-    """How many of a segment's words come before a loop at its end ("…young man, N -N -N -N -N …"): the loop starts
-    where one word follows itself MIN_LOOP_RUN times; a word may hold several ("an-an-an")."""
-    run_start, run_word, run = 0, '', 0
-    for index, word in enumerate(words):
-        for token in spoken_form(word).split():
-            if token != run_word:
-                run_start, run_word, run = index, token, 0
-            run += 1
-            if run >= MIN_LOOP_RUN:
-                return run_start
+    """How many of a segment's words come before a loop at its end. A loop starts where one word follows itself
+    MIN_LOOP_RUN times ("…young man, N -N -N -N -N …"; a word may hold several: "an-an-an"), all of it dropped; or
+    where a phrase of up to MAX_LOOP_PHRASE words is said MIN_PHRASE_REPEATS times in a row ("…young man. He was
+    not an ill-disposed young man. He was not…", what the temperature fallback wrote over a buzz once), of which
+    the first saying is kept."""
+    tokens = [(token, index) for index, word in enumerate(words) for token in spoken_form(word).split()]
+    said = [token for token, _index in tokens]
+    for start in range(len(said)):
+        if said[start : start + MIN_LOOP_RUN] == [said[start]] * MIN_LOOP_RUN:
+            return tokens[start][1]
+        for length in range(2, MAX_LOOP_PHRASE + 1):
+            if start + length * MIN_PHRASE_REPEATS > len(said):
+                break
+            phrase = said[start : start + length]
+            if all(said[start + n * length : start + (n + 1) * length] == phrase for n in range(1, MIN_PHRASE_REPEATS)):
+                return tokens[start + length][1]
     return len(words)
+
+
+def says_again(before: list[str], said: list[str]) -> bool:
+    """Whether a segment's words (`said`, in spoken form) only say the segment before it (`before`) again, in whole
+    or in part, once or over and over: Whisper's loop across segments. Both of at least MIN_LOOP_WORDS words, so
+    "Yes. Yes." stays."""
+    if len(before) < MIN_LOOP_WORDS or len(said) < MIN_LOOP_WORDS:
+        return False
+    return all(word == before[index % len(before)] for index, word in enumerate(said))
 
 
 def spoken_form(text: str) -> str:

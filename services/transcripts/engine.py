@@ -18,7 +18,14 @@ from faster_whisper.vad import VadOptions, get_speech_timestamps
 from services.audio.ffmpeg import ffmpeg_reading, processing_failed, run_ffmpeg
 from services.audio.formats import AudioFormat
 from services.core.errors import AppError
-from services.transcripts.decoding import FULL_PASS, Decoding, heard_as_speech, words_before_a_loop
+from services.transcripts.decoding import (
+    FULL_PASS,
+    Decoding,
+    heard_as_speech,
+    says_again,
+    spoken_form,
+    words_before_a_loop,
+)
 from services.transcripts.vocabulary import vocabulary_prompt
 
 log = logging.getLogger(__name__)
@@ -132,9 +139,9 @@ class Transcriber:
             return Transcription([], language)
         hotwords = vocabulary_prompt(vocabulary)
         found, info = self.model.transcribe(audio, language=language, hotwords=hotwords, **self.decoding.options())
-        segments = []
+        segments, guard = [], SegmentGuard(offset_ms, self.decoding, hotwords)
         for segment in found:
-            if (kept := guarded_words(segment, offset_ms, self.decoding, hotwords)) is not None:
+            if (kept := guard.keep(segment)) is not None:
                 segments.append(kept)
             heard(offset_ms + _ms(float(segment.end)))
         if language is None and segments:
@@ -168,6 +175,28 @@ def guarded_words(segment: Any, offset_ms: int, decoding: Decoding, hotwords: st
         log.info('dropped a loop at %.1f s: %r', timed[len(kept)].start_ms / 1000, segment.text[-80:])
         end_ms = kept[-1].end_ms
     return Segment(offset_ms + _ms(float(segment.start)), end_ms, kept)
+
+
+class SegmentGuard:
+    """The quality guards over one pass's segments in their order: each segment's own (`guarded_words`), and a
+    segment that only says the one kept before it again (`says_again`) is dropped."""
+
+    def __init__(self, offset_ms: int, decoding: Decoding, hotwords: str | None = None) -> None:
+        self.offset_ms = offset_ms
+        self.decoding = decoding
+        self.hotwords = hotwords
+        self._before: list[str] = []
+
+    def keep(self, segment: Any) -> Segment | None:
+        kept = guarded_words(segment, self.offset_ms, self.decoding, self.hotwords)
+        if kept is None:
+            return None
+        said = spoken_form(' '.join(word.text for word in kept.words)).split()
+        if says_again(self._before, said):
+            log.info('dropped a segment saying the one before again at %.1f s: %r', segment.start, segment.text[:80])
+            return None
+        self._before = said
+        return kept
 
 
 def keep_whole(found: list[Segment], start_ms: int, end_ms: int, final: bool) -> tuple[list[Segment], int]:

@@ -26,7 +26,7 @@ from services.audio.ffmpeg import STDERR_KEPT, ffmpeg_executable
 from services.audio.formats import AudioFormat
 from services.core.errors import AppError
 from services.transcripts.decoding import LIVE_PASS, Decoding, spoken_form
-from services.transcripts.engine import ENGLISH, SAMPLE_RATE, Segment, Word, guarded_words
+from services.transcripts.engine import ENGLISH, SAMPLE_RATE, Segment, SegmentGuard, Word
 
 Decide = Literal['no', 'if clear', 'yes']  # whether a try at the language takes the leader
 log = logging.getLogger(__name__)
@@ -382,8 +382,8 @@ class LiveStream:
         tokens = min(MAX_TOKENS, max(MIN_TOKENS, TOKENS_PER_S * audio.size // SAMPLE_RATE))
         options = {**self.decoding.options(), 'max_new_tokens': tokens, 'hotwords': self.prompt}
         found, _info = self.model.transcribe(audio, language=self.language, **options)
-        guarded = (guarded_words(segment, offset_ms, self.decoding, self.prompt) for segment in found)
-        return [segment for segment in guarded if segment is not None]
+        guard = SegmentGuard(offset_ms, self.decoding, self.prompt)
+        return [kept for segment in found if (kept := guard.keep(segment)) is not None]
 
     def _broken(self, what: str) -> LiveStreamBroken:
         """ffmpeg ended (killed if need be); its own words go to the log (they may name server paths)."""
