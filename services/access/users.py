@@ -4,7 +4,7 @@ import hashlib
 import logging
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import timedelta
 from typing import Any, TypedDict
 
@@ -24,11 +24,11 @@ log = logging.getLogger(__name__)
 MAX_NAME_LENGTH = 50
 _USERS: sqlalchemy.Table = User.__table__  # type: ignore[attr-defined]
 _ENDED: sqlalchemy.Table = EndedSession.__table__  # type: ignore[attr-defined]
-# One indexed read: the user's credential version, and the ids of its browser sessions signed out one by one.
+# One indexed read: users' credential versions, and the ids of their browser sessions signed out one by one.
 _CREDENTIALS = (
-    sqlalchemy.select(_USERS.c.credential_version, _ENDED.c.id)
+    sqlalchemy.select(_USERS.c.id, _USERS.c.credential_version, _ENDED.c.id)
     .select_from(_USERS.outerjoin(_ENDED, _ENDED.c.user_id == _USERS.c.id))
-    .where(_USERS.c.id == sqlalchemy.bindparam('user_id'))
+    .where(_USERS.c.id.in_(sqlalchemy.bindparam('user_ids', expanding=True)))
 )
 RevocationListener = Callable[[uuid.UUID, uuid.UUID | None], None]
 
@@ -150,15 +150,20 @@ class UserService:
     ) -> None:
         """`current` without loading the user: Unauthorized once the key was rotated, the user signed out everywhere
         or (with `session_id`) that browser signed out."""
-        self.read_credentials(user_id).verify(credential_version, session_id)
+        self.read_credentials((user_id,)).get(user_id, Credentials(None)).verify(credential_version, session_id)
 
-    def read_credentials(self, user_id: uuid.UUID) -> Credentials:
-        """One prepared query on a plain connection: pages and audio connections ask this often (via the cache)."""
+    def read_credentials(self, user_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Credentials]:
+        """One prepared query on a plain connection for many users: pages and audio connections ask this often (via
+        the cache, which reads the users falling due together). A user who does not exist is left out."""
         with self.database.connection() as connection:
-            rows = connection.execute(_CREDENTIALS, {'user_id': user_id}).all()
-        if not rows:
-            return Credentials(None)
-        return Credentials(rows[0][0], frozenset(ended for _, ended in rows if ended is not None))
+            rows = connection.execute(_CREDENTIALS, {'user_ids': list(user_ids)}).all()
+        versions: dict[uuid.UUID, int] = {}
+        ended: dict[uuid.UUID, set[uuid.UUID]] = {}
+        for user_id, version, session_id in rows:
+            versions[user_id] = version
+            if session_id is not None:
+                ended.setdefault(user_id, set()).add(session_id)
+        return {user: Credentials(version, frozenset(ended.get(user, ()))) for user, version in versions.items()}
 
     def set_language(self, user_id: uuid.UUID, language: str | None) -> User:
         """The language the user speaks (one of Whisper's codes; None: each recording's is detected): their recordings
