@@ -108,6 +108,8 @@ def run_load(
             pipe.send(start_at)
         window = _measure(servers, support, start_at, duration_s)
         results: list[WorkerResult] = [_receive(pipe, ACK_TIMEOUT_S + 120) for pipe in pipes]
+        for pipe in pipes:
+            pipe.send('leave')  # together, once every answer is in (loadgen.worker_main)
     finally:
         for process in processes:
             process.join(timeout=30)
