@@ -5,7 +5,6 @@ import sys
 
 from commands import run_command
 from services.container import build_services
-from services.core.collector import tune_collector
 from services.core.config import load_settings
 from services.core.errors import AppError
 from services.core.memory import limit_malloc_arenas
@@ -28,7 +27,6 @@ def main() -> None:
     import web  # only to serve: a worker or `migrate` never loads NiceGUI, FastAPI and uvicorn
 
     web.build_app(services)
-    tune_collector()  # built: what is alive now lives as long as the process (services/core/collector.py)
     web.serve(settings)
 
 
