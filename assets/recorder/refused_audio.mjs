@@ -1,6 +1,7 @@
 // Audio the server refused for good: listed on the page with "save it to a file" and "discard it", and kept in the
 // store until the user decides (without IndexedDB it lives only in its session's memory).
 
+import { unsentFileParts } from "./unsent_file.mjs";
 import { fileExtension, fileStamp, plainReason } from "./wording.mjs";
 
 export class RefusedAudio {
@@ -27,7 +28,7 @@ export class RefusedAudio {
     const inMemory = !this.store().db && session;
     const held = () => [...session.pending].map(([seq, chunk]) => ({ seq, ...chunk }));
     const chunks = inMemory ? held() : await this.store().chunks(localId);
-    downloadFile(record, chunks);
+    downloadFile(record, await unsentFileParts(record.mimeType, chunks));
   }
   async discard(localId) {
     if (!window.confirm("Discard this audio? It is not on the server, so it cannot be brought back.")) return;
@@ -42,11 +43,9 @@ export class RefusedAudio {
   }
 }
 
-function downloadFile(record, chunks) {
-  // The chunks this browser still holds, in seq order: the first one, with the file's header, is among them.
-  const ordered = [...chunks].sort((a, b) => a.seq - b.seq);
+function downloadFile(record, parts) {
   const link = document.createElement("a");
-  link.href = URL.createObjectURL(new Blob(ordered.map((chunk) => chunk.blob), { type: record.mimeType }));
+  link.href = URL.createObjectURL(new Blob(parts, { type: record.mimeType }));
   const started = fileStamp(record.startedAt || record.updatedAt || Date.now());
   link.download = `unsent-recording-${started}.${fileExtension(record.mimeType)}`;
   document.body.append(link);
