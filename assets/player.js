@@ -3,6 +3,7 @@
 // left open for hours: a URL near the end of its lifetime is swapped for a fresh one before playing, and a load that
 // fails (a 403 once it expired) is retried with a fresh one, resuming at the same moment.
 import { clock } from "duration";
+import { signedAt } from "signed_url";
 
 const SPEEDS = [1, 1.25, 1.5, 2, 0.75];
 const RETRIES = 2; // fresh URLs asked for in a row after errors, before the page says it cannot play
@@ -27,7 +28,7 @@ export default {
     return { playing: false, position: 0, duration: (this.durationMs || 0) / 1000, rate: 1, failed: false };
   },
   mounted() {
-    this.issued = Date.now();
+    this.issued = Date.now(); // when the URL was signed: taken from the URL itself once the <audio> is attached
     this.retries = 0;
     this.handlers = {
       timeupdate: () => (this.position = this.audio.currentTime),
@@ -55,6 +56,7 @@ export default {
       if (!audio || audio === this.audio) return;
       this.detach();
       this.audio = audio;
+      this.issued = signedAt(audio.src, this.lifetimeS, this.askedAt || performance.timeOrigin);
       for (const [name, handler] of Object.entries(this.handlers)) audio.addEventListener(name, handler);
       if (audio.error) this.recover(); // it failed before this element was there to hear it
     },
@@ -102,12 +104,13 @@ export default {
       this.resumeAt = { position, play };
       if (this.asking) return;
       this.asking = true;
+      this.askedAt = Date.now();
       this.$emit("refresh");
     },
     useUrl(url) {
       const audio = this.audio;
       this.asking = false;
-      this.issued = Date.now();
+      this.issued = signedAt(url, this.lifetimeS, this.askedAt);
       if (!audio) return;
       const { position, play } = this.resumeAt || { position: audio.currentTime, play: false };
       this.resumeAt = null;

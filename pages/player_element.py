@@ -5,7 +5,11 @@ from collections.abc import Awaitable, Callable
 from nicegui import ui
 
 
-class AudioPlayer(ui.element, component='../assets/player.js', dependencies=['../assets/recorder/duration.mjs']):
+class AudioPlayer(
+    ui.element,
+    component='../assets/player.js',
+    dependencies=['../assets/recorder/duration.mjs', '../assets/recorder/signed_url.mjs'],
+):
     """Play/pause, 15 s back and forward, the speed and the time. The audio URL it plays is signed and expires
     (`VR_AUDIO_URL_EXPIRY_S`): the browser asks for a fresh one before that, or when loading fails, through
     `fresh_url` (None: refused, e.g. the session ended), and goes on from the same moment."""
