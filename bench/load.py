@@ -4,7 +4,7 @@ import contextlib
 import multiprocessing
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -83,6 +83,32 @@ def run_load(
     `plans` makes it a day (see bench/loadgen.py): one plan per identity; every `speech_every`-th recorder sends
     `speech` instead of `chunks`.
     """
+    (result,) = run_windows(
+        base_url, server_pid, bare=bare, identities=identities, chunks=chunks, durations_s=[duration_s],
+        closed_loop=closed_loop, support_pids=support_pids, plans=plans, speech=speech, speech_every=speech_every,
+    )  # fmt: skip
+    return result
+
+
+def run_windows(
+    base_url: str,
+    server_pid: int | Sequence[int],
+    *,
+    bare: bool,
+    identities: list[str],
+    chunks: list[bytes],
+    durations_s: Sequence[float],
+    between: Callable[[int], None] = lambda window: None,
+    closed_loop: bool = False,
+    support_pids: Mapping[str, int] | None = None,
+    plans: list[list[tuple[int, float]]] | None = None,
+    speech: list[bytes] | None = None,
+    speech_every: int = 0,
+) -> list[LoadResult]:
+    """`run_load` for several windows on the same pages, each measured on its own; `between(n)` runs before window
+    n > 0 while the recorders wait, connected. Opening pages is not what a window measures: 200 of them opened at
+    once grow the heap enough for CPython's full collections (bench/results.md, "Background work beside ingest")."""
+    assert len(durations_s) == 1 or not (plans or closed_loop), 'only the open loop goes on over several windows'
     count = min(WORKERS, len(identities))
     slices = [identities[i::count] for i in range(count)]
     starts = [sum(len(s) for s in slices[:i]) for i in range(count)]
@@ -91,7 +117,7 @@ def run_load(
     for i, (identities_slice, first) in enumerate(zip(slices, starts, strict=True)):
         plan_slice = plans[i::count] if plans else None
         spec = WorkerSpec(
-            base_url, bare, identities_slice, first, len(identities), chunks, duration_s, closed_loop,
+            base_url, bare, identities_slice, first, len(identities), chunks, tuple(durations_s), closed_loop,
             plan_slice, speech, speech_every,
         )  # fmt: skip
         parent, child = context.Pipe()
@@ -99,15 +125,20 @@ def run_load(
         process.start()
         pipes.append(parent)
         processes.append(process)
+    combined = []
     try:
         ready = sum(_receive(pipe, SETUP_TIMEOUT_S)[1] for pipe in pipes)
         servers = [psutil.Process(pid) for pid in ([server_pid] if isinstance(server_pid, int) else server_pid)]
         support = {name: psutil.Process(pid) for name, pid in (support_pids or {}).items()}
-        start_at = time.time() + 1.0
-        for pipe in pipes:
-            pipe.send(start_at)
-        window = _measure(servers, support, start_at, duration_s)
-        results: list[WorkerResult] = [_receive(pipe, ACK_TIMEOUT_S + 120) for pipe in pipes]
+        for number, duration_s in enumerate(durations_s):
+            if number:
+                between(number)
+            start_at = time.time() + 1.0
+            for pipe in pipes:
+                pipe.send(start_at)
+            window = _measure(servers, support, start_at, duration_s)
+            results: list[WorkerResult] = [_receive(pipe, ACK_TIMEOUT_S + 120) for pipe in pipes]
+            combined.append(_combine(results, ready, duration_s, window))
         for pipe in pipes:
             pipe.send('leave')  # together, once every answer is in (loadgen.worker_main)
     finally:
@@ -115,7 +146,7 @@ def run_load(
             process.join(timeout=30)
             if process.is_alive():
                 process.terminate()
-    return _combine(results, ready, duration_s, window)
+    return combined
 
 
 def _receive(pipe: Connection, timeout_s: float) -> Any:

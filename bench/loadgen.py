@@ -33,7 +33,7 @@ class WorkerSpec:
     first_index: int  # this worker's recorders are first_index.. of `total`, which spreads their send phases
     total: int
     chunks: list[bytes]
-    duration_s: float
+    durations_s: tuple[float, ...]  # the sending windows, on the same pages; only the open loop takes more than one
     closed_loop: bool = False
     plans: list[list[tuple[int, float]]] | None = None  # per recorder of this worker: (seconds, pause after) each
     speech: list[bytes] | None = None  # what every `speech_every`-th recorder (by its index in `total`) sends
@@ -58,6 +58,13 @@ class WorkerResult:
     stop_failures: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Window:
+    start_at: float
+    duration_s: float
+    first_seq: int  # an open-loop recorder goes on where the window before left off
+
+
 @dataclass
 class Recorder:
     socket: socketio.AsyncClient
@@ -69,10 +76,10 @@ class Recorder:
 
 
 def worker_main(spec: WorkerSpec, conn: Connection) -> None:
-    """Process entry point: set up, report ready, wait for the common start time, run, send the result back, then
-    leave (disconnect) only when told, all workers together: a worker done first used to leave while the others
-    still waited for their last answers, so those answers waited on the server closing its pages (the last second
-    of a window had its highest latencies, 71-147 ms against 10-30 ms in the seconds before)."""
+    """Process entry point: set up, report ready, then for each window wait for its common start time, run, and send
+    its result back; leave (disconnect) only when told, all workers together: a worker done first used to leave
+    while the others still waited for their last answers, so those answers waited on the server closing its pages
+    (the last second of a window had its highest latencies, 71-147 ms against 10-30 ms in the seconds before)."""
     asyncio.run(_run(spec, conn))
 
 
@@ -82,14 +89,20 @@ async def _run(spec: WorkerSpec, conn: Connection) -> None:
     async with aiohttp.ClientSession(connector=connector) as http:
         recorders = await _set_up(spec, http, result)
         conn.send(('ready', len(recorders)))
-        start_at = await asyncio.to_thread(conn.recv)  # in a thread: the loop must keep answering pings
-        cpu_before = psutil.Process().cpu_times()
-        runs = [_runner(spec)(spec, i, r, start_at, result) for i, r in enumerate(recorders)]
-        await asyncio.gather(*runs)
-        cpu_after = psutil.Process().cpu_times()
-        result.cpu_s = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
-        result.acked_seqs.update({r.recording_id: r.acked for r in recorders})
-        conn.send(result)
+        first_seq = 0
+        for duration_s in spec.durations_s:
+            start_at = await asyncio.to_thread(conn.recv)  # in a thread: the loop must keep answering pings
+            window = Window(start_at, duration_s, first_seq)
+            for recorder in recorders:
+                recorder.acked = []
+            cpu_before = psutil.Process().cpu_times()
+            await asyncio.gather(*(_runner(spec)(spec, i, r, window, result) for i, r in enumerate(recorders)))
+            cpu_after = psutil.Process().cpu_times()
+            result.cpu_s = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+            result.acked_seqs.update({r.recording_id: r.acked for r in recorders})
+            conn.send(result)
+            result = WorkerResult()
+            first_seq += int(duration_s)
         await asyncio.to_thread(conn.recv)  # every worker is done: leave
         await asyncio.gather(*(r.socket.disconnect() for r in recorders), return_exceptions=True)
 
@@ -137,7 +150,7 @@ async def _create(socket: socketio.AsyncClient) -> str:
     return str(answer['recording_id'])
 
 
-async def _send(spec: WorkerSpec, recorder: Recorder, seq: int, result: WorkerResult) -> None:
+async def _send(spec: WorkerSpec, recorder: Recorder, seq: int, result: WorkerResult, window: Window) -> None:
     """Like the browser: a chunk the server answers "retry" for (busy, rate-limited) or does not answer in time is
     sent again after a backoff, until acknowledged or the run's drain deadline; its latency runs from the first
     send to the acknowledgement, so a retry shows as the wait it was."""
@@ -145,7 +158,7 @@ async def _send(spec: WorkerSpec, recorder: Recorder, seq: int, result: WorkerRe
     payload = {**recorder.payload, 'seq': seq, 'data': chunks[seq % len(chunks)]}
     result.sent += 1
     sent_at = time.perf_counter()
-    deadline = time.time() + spec.duration_s + DRAIN_S
+    deadline = time.time() + window.duration_s + DRAIN_S
     while True:
         try:
             answer = await recorder.socket.call('chunk', payload, namespace=AUDIO_NAMESPACE, timeout=ACK_TIMEOUT_S)
@@ -174,23 +187,24 @@ def _runner(spec: WorkerSpec) -> Any:
     return _day if spec.plans else _closed if spec.closed_loop else _open
 
 
-async def _open(spec: WorkerSpec, index: int, recorder: Recorder, start_at: float, result: WorkerResult) -> None:
+async def _open(spec: WorkerSpec, index: int, recorder: Recorder, window: Window, result: WorkerResult) -> None:
     phase = (spec.first_index + index) / spec.total  # recorders are spread evenly over each second
     sends = []
-    for seq in range(int(spec.duration_s)):
-        due = start_at + phase + seq
+    for second in range(int(window.duration_s)):
+        due = window.start_at + phase + second
         await asyncio.sleep(max(0.0, due - time.time()))
         result.send_lag_ms.append(max(0.0, time.time() - due) * 1000)
-        sends.append(asyncio.create_task(_send(spec, recorder, seq, result)))
+        seq = window.first_seq + second
+        sends.append(asyncio.create_task(_send(spec, recorder, seq, result, window)))
     await asyncio.gather(*sends)
 
 
-async def _day(spec: WorkerSpec, index: int, recorder: Recorder, start_at: float, result: WorkerResult) -> None:
+async def _day(spec: WorkerSpec, index: int, recorder: Recorder, window: Window, result: WorkerResult) -> None:
     """Recordings one after another as the plan gives them; the one under way when the window ends is left as it
     is (the loss check looks for its chunks, the others' for their playable files)."""
     assert spec.plans is not None
-    end = start_at + spec.duration_s
-    due = start_at + (spec.first_index + index) / spec.total
+    end = window.start_at + window.duration_s
+    due = window.start_at + (spec.first_index + index) / spec.total
     for seconds, pause in spec.plans[index]:
         sends = []
         for seq in range(seconds):
@@ -198,7 +212,7 @@ async def _day(spec: WorkerSpec, index: int, recorder: Recorder, start_at: float
                 break
             await asyncio.sleep(max(0.0, due - time.time()))
             result.send_lag_ms.append(max(0.0, time.time() - due) * 1000)
-            sends.append(asyncio.create_task(_send(spec, recorder, seq, result)))
+            sends.append(asyncio.create_task(_send(spec, recorder, seq, result, window)))
             due += 1
         await asyncio.gather(*sends)
         if len(sends) < seconds:
@@ -240,10 +254,10 @@ async def _stop(recorder: Recorder, chunk_count: int, result: WorkerResult) -> N
         result.stop_failures.append(f'finalize: {answer.get("status")} {answer.get("error")}')
 
 
-async def _closed(spec: WorkerSpec, index: int, recorder: Recorder, start_at: float, result: WorkerResult) -> None:
+async def _closed(spec: WorkerSpec, index: int, recorder: Recorder, window: Window, result: WorkerResult) -> None:
     del index
-    await asyncio.sleep(max(0.0, start_at - time.time()))
-    seq = 0
-    while time.time() < start_at + spec.duration_s and recorder.socket.connected:
-        await _send(spec, recorder, seq, result)
+    await asyncio.sleep(max(0.0, window.start_at - time.time()))
+    seq = window.first_seq
+    while time.time() < window.start_at + window.duration_s and recorder.socket.connected:
+        await _send(spec, recorder, seq, result, window)
         seq += 1
