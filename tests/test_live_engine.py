@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 import pytest
 
@@ -109,6 +110,36 @@ def test_spoken_words_come_out_in_order_while_the_recording_goes_on(tiny_en: Any
     assert [start for start, _end in times] == sorted({start for start, _end in times}), times  # each once, in order
     assert times[-1][1] <= spoken[1], (times, spoken[1])
     assert ffmpeg_children() == before  # closed: its ffmpeg has ended
+
+
+def test_each_live_piece_is_encoded_on_a_window_sized_to_it_not_on_30_s(
+    tiny_en: Any, spoken: tuple[bytes, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """faster-whisper pads every call to 30 s; a live piece of a few seconds encodes on 10 s (encoder_window.py)."""
+    encoded_frames: list[int] = []
+    encode = tiny_en.encode
+
+    def measured(features: Any) -> Any:  # the real encode, watched
+        encoded_frames.append(tiny_en.encoder_window.trim(features).shape[-1])
+        return encode(features)
+
+    monkeypatch.setattr(tiny_en, 'encode', measured)
+    stream = LiveStream(tiny_en, WEBM)
+    listener = Listener(stream)
+    for chunk in split(spoken[0], ONE_SECOND):
+        listener.feed(chunk)
+    stream.end_input()
+    listener.until(lambda: stream.finished)
+    stream.close()
+    assert len(listener.said(*KEY_STEMS)) >= 3, listener.words()
+    pieces_s = [(piece.end_ms - piece.start_ms) / 1000 for piece in listener.pieces]
+    assert encoded_frames and all(1000 <= frames < 3000 for frames in encoded_frames), (encoded_frames, pieces_s)
+    monkeypatch.undo()
+    full: list[int] = []
+    monkeypatch.setattr(tiny_en, 'encode', lambda features: full.append(features.shape[-1]) or encode(features))
+    found, _info = tiny_en.transcribe(np.zeros(SAMPLE_RATE * 4, np.float32), language='en')
+    list(found)
+    assert full == [3000], 'outside a live piece, the 30 s Whisper was trained on'
 
 
 def test_silence_gives_no_words(tiny_en: Any, tmp_path: Path) -> None:

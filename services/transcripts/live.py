@@ -381,9 +381,12 @@ class LiveStream:
             log.info('live: heard %s', self.language)
         tokens = min(MAX_TOKENS, max(MIN_TOKENS, TOKENS_PER_S * audio.size // SAMPLE_RATE))
         options = {**self.decoding.options(), 'max_new_tokens': tokens, 'hotwords': self.prompt}
-        found, _info = self.model.transcribe(audio, language=self.language, **options)
         guard = SegmentGuard(offset_ms, self.decoding, self.prompt)
-        return [kept for segment in found if (kept := guard.keep(segment)) is not None]
+        # a window sized to the piece, not Whisper's 30 s: a third of the CPU (encoder_window.py); the segments are
+        # decoded as they are read, so inside it
+        with self.model.encoder_window.sized_to(audio.size / SAMPLE_RATE):
+            found, _info = self.model.transcribe(audio, language=self.language, **options)
+            return [kept for segment in found if (kept := guard.keep(segment)) is not None]
 
     def _broken(self, what: str) -> LiveStreamBroken:
         """ffmpeg ended (killed if need be); its own words go to the log (they may name server paths)."""

@@ -21,6 +21,7 @@ from typing import Any
 from filelock import FileLock
 
 from services.core.errors import AppError
+from services.transcripts.encoder_window import windowed
 
 log = logging.getLogger(__name__)
 DEFAULT_MODEL = 'base'
@@ -81,7 +82,7 @@ def load_model(folder: Path, *, workers: int = 1) -> Any:
     (MEASURED.md). `workers`: calls it can run at once, from as many threads (the live worker's compute threads)."""
     from faster_whisper import WhisperModel  # heavy (CTranslate2, onnxruntime): only in the process that transcribes
 
-    return WhisperModel(
+    return windowed(WhisperModel)(  # live pieces encode on a window sized to them (encoder_window.py)
         str(folder), device='cpu', compute_type='int8', cpu_threads=1, num_workers=workers, local_files_only=True
     )
 
