@@ -55,6 +55,7 @@ class Counting:
 
     def __init__(self, model: Any) -> None:
         self.wrapped, self.model, self.calls = model, model.model, 0
+        self.encoder_window = model.encoder_window  # the live pieces' (encoder_window.py)
 
     def transcribe(self, *args: Any, **kwargs: Any) -> Any:
         self.calls += 1

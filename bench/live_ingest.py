@@ -4,13 +4,13 @@ The app runs as users run it (embedded full-pass workers and the live worker, Wh
 REST client doing what the recorder page does: it asks for live words, sends a 1-second chunk of real speech each
 second (bench/live.py's streams) and reads the new words every 0.25 s as the page does; a word's delay runs from its
 end in the audio to the read that first returned it. The 100 recorders are the ingest benchmark's (bench/ingest.py);
-their chunk acknowledgements are measured alone first, then with the live recordings beside them, in the same run.
+their chunk acknowledgements are measured alone first, then with the live recordings beside them, in the same run,
+on the same pages.
 """
 
 import threading
 import time
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import httpx
@@ -18,7 +18,7 @@ import psutil
 
 from bench import identities, live
 from bench.audio import live_webm, split
-from bench.load import LoadResult, count_lost, run_load
+from bench.load import LoadResult, count_lost, run_windows
 from bench.report import Row, median, percentile
 from bench.servers import app_server, cpu_seconds, pid_of
 from services.transcripts.models import BUNDLED_MODELS, DEFAULT_MODEL, load_model, model_folder
@@ -26,6 +26,7 @@ from services.transcripts.models import BUNDLED_MODELS, DEFAULT_MODEL, load_mode
 LIVE_RECORDINGS = 4
 RECORDERS = 100
 POLL_S = 0.25
+WARM_UP_S = 10  # the recorders' first seconds on a fresh server, not measured (bench/background.py)
 
 
 class LiveClient:
@@ -74,37 +75,60 @@ def run(workspace: Path, *, quick: bool, say: Callable[[str], None]) -> list[Row
     model = load_model(model_folder(BUNDLED_MODELS[DEFAULT_MODEL], workspace / 'models'))
     recordings = [live.recording(workspace, i, seconds, model) for i in range(LIVE_RECORDINGS)]
     del model
-    chunks = split(live_webm(workspace, 60))
+    chunks = split(live_webm(workspace, WARM_UP_S + 2 * seconds + 10))
     browsers = identities.ensure(workspace, RECORDERS)
     server = app_server(workspace, VR_TRANSCRIBE='true').start(timeout=120)
-    try:
-        say(f'live beside ingest: {RECORDERS} recorders alone for {seconds} s')
-        load = partial(run_load, server.url, pid_of(server), bare=False, identities=browsers, chunks=chunks)
-        alone = load(duration_s=seconds)
+    beside_them = _LiveRecordings(server.url, pid_of(server), recordings)
+
+    def between(window_number: int) -> None:
+        if window_number == 1:
+            say(f'live beside ingest: {RECORDERS} recorders alone for {seconds} s')
+            return
         say(f'live beside ingest: the same with {LIVE_RECORDINGS} live recordings')
-        clients = [LiveClient(server.url, recordings[i], f'Live bench {i}') for i in range(LIVE_RECORDINGS)]
-        worker = live_worker_of(pid_of(server))
-        cpu_before = cpu_seconds(worker)
-        done = threading.Event()
-        started = time.monotonic() + 1.0
-        threads = [
-            threading.Thread(target=client.run, args=(started + i / LIVE_RECORDINGS, done), daemon=True)
-            for i, client in enumerate(clients)
-        ]
-        for thread in threads:
-            thread.start()
-        beside = run_load(
-            server.url, pid_of(server), bare=False, identities=browsers, chunks=chunks, duration_s=seconds
-        )
-        time.sleep(max(0.0, started + seconds + live.GRACE_S / 2 - time.monotonic()))  # the last words come
-        done.set()
-        for thread in threads:
-            thread.join()
-        live_cpu = cpu_seconds(worker) - cpu_before
+        beside_them.start()
+
+    try:
+        say(f'live beside ingest: opening {RECORDERS} recorder pages, then {WARM_UP_S} s of warming up')
+        _, alone, beside = run_windows(
+            server.url, pid_of(server), bare=False, identities=browsers, chunks=chunks,
+            durations_s=[WARM_UP_S, seconds, seconds], between=between,
+        )  # fmt: skip
+        live_cpu = beside_them.finish(seconds)
     finally:
         server.kill()
     lost = count_lost(workspace, alone.acked_seqs) + count_lost(workspace, beside.acked_seqs)
-    return [_row(alone, beside, clients, live_cpu, lost)]
+    return [_row(alone, beside, beside_them.clients, live_cpu, lost)]
+
+
+class _LiveRecordings:
+    """The live recordings, started as the second window is about to (the recorders' pages stay open through both
+    windows: opening 100 of them afresh set off full garbage collections in the window, bench/results.md)."""
+
+    def __init__(self, base_url: str, app_pid: int, recordings: list[live.Recording]) -> None:
+        self.base_url, self.app_pid, self.recordings = base_url, app_pid, recordings
+        self.clients: list[LiveClient] = []
+        self.threads: list[threading.Thread] = []
+        self.done = threading.Event()
+
+    def start(self) -> None:
+        self.clients = [LiveClient(self.base_url, r, f'Live bench {i}') for i, r in enumerate(self.recordings)]
+        self.worker = live_worker_of(self.app_pid)
+        self.cpu_before = cpu_seconds(self.worker)
+        self.started = time.monotonic() + 1.0  # with the window (run_windows starts it a second after this)
+        self.threads = [
+            threading.Thread(target=client.run, args=(self.started + i / len(self.clients), self.done), daemon=True)
+            for i, client in enumerate(self.clients)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def finish(self, seconds: float) -> float:
+        """Once the last words have had their time: the live worker's CPU seconds meanwhile."""
+        time.sleep(max(0.0, self.started + seconds + live.GRACE_S / 2 - time.monotonic()))
+        self.done.set()
+        for thread in self.threads:
+            thread.join()
+        return cpu_seconds(self.worker) - self.cpu_before
 
 
 def live_worker_of(app_pid: int) -> psutil.Process:
