@@ -19,7 +19,7 @@ import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.errors import Unsatisfiable
+from hypothesis.errors import FlakyStrategyDefinition, Unsatisfiable
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.media_types import MEDIA_TYPE_STRATEGIES
 from schemathesis.generation import GenerationMode
@@ -151,7 +151,13 @@ def test_no_workflow_causes_a_server_error_or_an_answer_off_the_schema(
             case.validate_response(response, checks=checks, transport_kwargs=kwargs or None, recorder=self.recorder)
             keep_signed_in(world, case, response)
 
-    Workflow.run(settings=settings(FUZZ, max_examples=WORKFLOWS, stateful_step_count=15))
+    try:
+        Workflow.run(settings=settings(FUZZ, max_examples=WORKFLOWS, stateful_step_count=15))
+    except FlakyStrategyDefinition:
+        # Not a finding: the workflows share one server whose state (recordings, limits) the earlier ones changed, so
+        # a prefix Hypothesis tries again can enable other steps, which its bookkeeping refuses (one CI run of
+        # ~15). A failed check raises something else. The whole run again, once, from fresh draws.
+        Workflow.run(settings=settings(FUZZ, max_examples=WORKFLOWS, stateful_step_count=15))
     assert not [record for record in caplog.records if record.exc_info], 'a traceback was logged'
 
 

@@ -13,6 +13,7 @@ from contextlib import suppress
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from services.audio.ffmpeg import ffmpeg_executable
@@ -122,7 +123,9 @@ def test_a_user_may_have_only_a_few_mp3_copies_made_at_once(
     services: Services, make_user: UserFactory, webm_5s: bytes, three_hours: Path
 ) -> None:
     exports = services.exports
-    exports.ffmpeg_timeout_s = 4  # each encode would take minutes: they are all still running when the third asks
+    # Each encode would take minutes and may: the test ends them itself (below). A short timeout made them race it:
+    # at nice 19 on a busy machine an encode could be killed before its first progress (one CI run).
+    exports.ffmpeg_timeout_s = 120
     user_id = make_user('Greedy').id
     recordings = [record(services, user_id, webm_5s) for _ in range(exports.max_exports_per_user + 1)]
     for recording in recordings:
@@ -140,9 +143,12 @@ def test_a_user_may_have_only_a_few_mp3_copies_made_at_once(
         encoding = threading.Event()
         asking.append(threading.Thread(target=ask, args=(recording.id, encoding)))
         asking[-1].start()
-        assert encoding.wait(10), 'the encode never started'
+        assert encoding.wait(60), 'the encode never started'
     with pytest.raises(TooManyRequests, match='2 MP3 copies of yours are being made'):
         exports.mp3(user_id=user_id, recording_id=recordings[-1].id)
+    for child in psutil.Process().children(recursive=True):  # the greedy user's encodes end, as a failed ffmpeg would
+        if child.name() == 'ffmpeg':
+            child.kill()
     someone_else = make_user('Patient').id
     theirs = record(services, someone_else, webm_5s)
     assert exports.mp3(user_id=someone_else, recording_id=theirs.id).id == theirs.id
