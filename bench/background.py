@@ -17,7 +17,7 @@ from pathlib import Path
 from bench import identities
 from bench.audio import live_webm, split
 from bench.day import api_user, speech_chunks, upload
-from bench.load import LoadResult, count_lost, run_windows
+from bench.load import LoadResult, count_lost, with_and_without
 from bench.report import Row
 from bench.servers import BENCH_SECRET, app_server, pid_of, total_cpu_seconds, workers_of
 from services.container import build_services
@@ -43,19 +43,16 @@ def run(workspace: Path, *, quick: bool, say: Callable[[str], None]) -> Iterator
         server = app_server(workspace, VR_TRANSCRIBE='true', VR_BACKGROUND_PRIORITY=priority).start(timeout=180)
         busy = _BusyWork(server.url, pid_of(server), speech, f'Background {priority}')
 
-        def between(window_number: int, priority: str = priority, busy: _BusyWork = busy) -> None:
-            if window_number == 1:
-                say(f'background ({priority}): {RECORDERS} recorders, the workers idle, {window} s')
-                return
+        def make_busy(priority: str = priority, busy: _BusyWork = busy) -> None:
             say(f'background ({priority}): queueing {BUSY_RECORDINGS} transcripts of {BUSY_MINUTES} min')
             busy.start()
             say(f'background ({priority}): the same recorders, the workers busy, {window} s')
 
         try:
-            say(f'background ({priority}): opening {RECORDERS} recorder pages, then {WARM_UP_S} s of warming up')
-            _, idle_load, busy_load = run_windows(
-                server.url, pid_of(server), bare=False, identities=browsers, chunks=noise,
-                durations_s=[WARM_UP_S, window, window], between=between,
+            say(f'background ({priority}): {RECORDERS} recorder pages, {WARM_UP_S} s warming up, then {window} s idle')
+            idle_load, busy_load = with_and_without(
+                server.url, pid_of(server), identities=browsers, chunks=noise, warm_up_s=WARM_UP_S, window_s=window,
+                change=make_busy,
             )  # fmt: skip
             worker_cpu = busy.worker_cpu_s()
             still_queued = busy.unfinished()

@@ -18,7 +18,7 @@ import psutil
 
 from bench import identities, live
 from bench.audio import live_webm, split
-from bench.load import LoadResult, count_lost, run_windows
+from bench.load import LoadResult, count_lost, with_and_without
 from bench.report import Row, median, percentile
 from bench.servers import app_server, cpu_seconds, pid_of
 from services.transcripts.models import BUNDLED_MODELS, DEFAULT_MODEL, load_model, model_folder
@@ -80,18 +80,15 @@ def run(workspace: Path, *, quick: bool, say: Callable[[str], None]) -> list[Row
     server = app_server(workspace, VR_TRANSCRIBE='true').start(timeout=120)
     beside_them = _LiveRecordings(server.url, pid_of(server), recordings)
 
-    def between(window_number: int) -> None:
-        if window_number == 1:
-            say(f'live beside ingest: {RECORDERS} recorders alone for {seconds} s')
-            return
+    def start_live() -> None:
         say(f'live beside ingest: the same with {LIVE_RECORDINGS} live recordings')
         beside_them.start()
 
     try:
-        say(f'live beside ingest: opening {RECORDERS} recorder pages, then {WARM_UP_S} s of warming up')
-        _, alone, beside = run_windows(
-            server.url, pid_of(server), bare=False, identities=browsers, chunks=chunks,
-            durations_s=[WARM_UP_S, seconds, seconds], between=between,
+        say(f'live beside ingest: {RECORDERS} recorder pages, {WARM_UP_S} s warming up, then {seconds} s alone')
+        alone, beside = with_and_without(
+            server.url, pid_of(server), identities=browsers, chunks=chunks, warm_up_s=WARM_UP_S, window_s=seconds,
+            change=start_live,
         )  # fmt: skip
         live_cpu = beside_them.finish(seconds)
     finally:

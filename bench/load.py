@@ -149,6 +149,25 @@ def run_windows(
     return combined
 
 
+def with_and_without(
+    base_url: str,
+    server_pid: int,
+    *,
+    identities: list[str],
+    chunks: list[bytes],
+    warm_up_s: float,
+    window_s: float,
+    change: Callable[[], None],
+) -> tuple[LoadResult, LoadResult]:
+    """The same recorders on the same open pages: a warm-up (not measured), a window as things are, then `change()`
+    while they wait connected, and a window with it; both windows' results."""
+    _, before, after = run_windows(
+        base_url, server_pid, bare=False, identities=identities, chunks=chunks,
+        durations_s=[warm_up_s, window_s, window_s], between=lambda window: change() if window == 2 else None,
+    )  # fmt: skip
+    return before, after
+
+
 def _receive(pipe: Connection, timeout_s: float) -> Any:
     if not pipe.poll(timeout_s):
         raise TimeoutError(f'a load generator sent nothing for {timeout_s} s')
