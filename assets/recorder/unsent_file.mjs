@@ -109,11 +109,10 @@ function blocksBefore(bytes) {
     let at = 0;
     for (let block = element(candidate, at); block && block.end <= candidate.length; block = element(candidate, at)) {
       if (block.id !== SIMPLE_BLOCK) break; // a block group's timing sits deeper: not mended, left out
-      const track = vint(candidate, block.start);
-      if (!track) break;
-      const timeAt = block.start + track.length - block.offset;
+      const time = blockTime(candidate, block);
+      if (!time) break;
       const bytesOf = candidate.slice(block.offset, block.end);
-      blocks.push({ bytes: bytesOf, timeAt, relative: new DataView(bytesOf.buffer).getInt16(timeAt) });
+      blocks.push({ bytes: bytesOf, timeAt: time.at - block.offset, relative: time.relative });
       at = block.end;
     }
     if (blocks.length && at === candidate.length) return blocks;
@@ -125,12 +124,19 @@ function blocksBefore(bytes) {
 function blockSpacing(bytes, at) {
   const times = [];
   for (let block = element(bytes, at); block && times.length < 2; block = element(bytes, block.end)) {
-    if (block.id !== SIMPLE_BLOCK && block.id !== BLOCK_GROUP) break;
-    const track = vint(bytes, block.start);
-    if (block.end > bytes.length) break;
-    if (block.id === SIMPLE_BLOCK && track) times.push(new DataView(bytes.buffer, bytes.byteOffset).getInt16(block.start + track.length));
+    if ((block.id !== SIMPLE_BLOCK && block.id !== BLOCK_GROUP) || block.end > bytes.length) break;
+    const time = block.id === SIMPLE_BLOCK ? blockTime(bytes, block) : null;
+    if (time) times.push(time.relative);
   }
   return times.length === 2 ? Math.max(0, times[1] - times[0]) : 0;
+}
+
+/** A whole SimpleBlock's time relative to its cluster, and where in `bytes` it is written; null on a bad track. */
+function blockTime(bytes, block) {
+  const track = vint(bytes, block.start);
+  if (!track) return null;
+  const at = block.start + track.length;
+  return { at, relative: new DataView(bytes.buffer, bytes.byteOffset).getInt16(at) };
 }
 
 function clusterStart(time) {
